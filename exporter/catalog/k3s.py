@@ -1,0 +1,39 @@
+"""k3s control plane failures. Signals arrive with the Kubernetes probe (issue 4) and the
+vmagent / no-data probes (issue 5)."""
+
+from exporter.catalog.model import FailureMode
+
+ENTRIES = (
+    FailureMode(
+        id="etcd-corruption",
+        heading="etcd corruption on one node",
+        layer="k3s",
+        planned="issue 4: apiserver /readyz etcd check per server node",
+    ),
+    FailureMode(
+        id="coredns-down",
+        heading="CoreDNS down",
+        layer="k3s",
+        planned="issue 4: coredns deployment availability; issue 5: a real lookup of a Service name",
+    ),
+    FailureMode(
+        id="metrics-server-down",
+        heading="metrics-server down",
+        layer="k3s",
+        planned="issue 4: APIService v1beta1.metrics.k8s.io Available, deployment availability",
+    ),
+    FailureMode(
+        id="vmagent-cant-reach-obs",
+        heading="vmagent can't reach obs.88oakapps.com",
+        layer="k3s",
+        planned="issue 5: vmagent remote-write errors, drops and pending bytes; obs ingest /health probe",
+    ),
+    FailureMode(
+        id="grafana-no-data",
+        heading='Grafana dashboard shows "no data"',
+        layer="k3s",
+        signals=("honeydue_probe_success", "honeydue_probe_last_success_timestamp_seconds"),
+        probes=("redis", "postgres"),
+        planned="issue 5: metrics used by shipped dashboards and rules that have no series in the obs TSDB",
+    ),
+)

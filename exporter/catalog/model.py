@@ -1,0 +1,113 @@
+"""The shape of a catalog entry: one failure mode of chapter 16 and everything that watches it."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["critical", "warning", "info"]
+
+CHAPTER16 = "16-failure-modes.md"
+CHAPTER17 = "17-runbook.md"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A subsection of the chapter's catalog; one dashboard row and one rule file each."""
+
+    id: str
+    title: str  # the chapter's subsection heading
+    row: str  # the dashboard row title
+
+
+LAYERS: tuple[Layer, ...] = (
+    Layer("cloudflare", "Cloudflare-level", "Edge and DNS"),
+    Layer("node", "Node-level", "Nodes"),
+    Layer("k3s", "k3s control plane failures", "Control plane"),
+    Layer("network", "Networking failures", "Network"),
+    Layer("app", "Application-level", "Workloads"),
+    Layer("external", "External service failures", "External services"),
+    Layer("combined", "Combined failures", "Everything is slow"),
+    Layer("planned", "Planned outages", "Maintenance"),
+    Layer("dr", "Disaster recovery", "Disaster recovery"),
+)
+LAYER_BY_ID = {layer.id: layer for layer in LAYERS}
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor GitHub and Gitea give a Markdown heading.
+
+    Lower-case; drop every character that is not a letter, digit, space, hyphen or underscore;
+    each space becomes a hyphen (so "a + b" gives "a--b"). Gitea prefixes `user-content-` in the
+    HTML id but resolves the bare fragment, so links use the bare form.
+    """
+    text = unicodedata.normalize("NFC", heading.strip().lower())
+    text = "".join(ch for ch in text if ch in " -_" or unicodedata.category(ch)[0] in "LN")
+    return re.sub(" ", "-", text)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alerting rule. `for_` is never zero; `summary` is a plain sentence ending in a period."""
+
+    name: str
+    severity: Severity
+    expr: str
+    for_: str
+    summary: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str = ""
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    queries: tuple[Query, ...]
+    unit: str = "short"
+    kind: Literal["timeseries", "stat"] = "timeseries"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FailureMode:
+    """A heading of chapter 16 with its signals, alerts, panels and runbook links.
+
+    `status` says how much of it the exporter watches today: "watched" (signals, alerts and a
+    panel ship), "planned" (`planned` names the work that adds them) or "outside" (the cluster
+    cannot see it; `blind_spot` names what can).
+    """
+
+    id: str
+    heading: str
+    layer: str
+    signals: tuple[str, ...] = ()
+    alerts: tuple[Alert, ...] = ()
+    panels: tuple[Panel, ...] = ()
+    probes: tuple[str, ...] = ()
+    chapter17: str | None = None
+    planned: str | None = None
+    blind_spot: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def anchor(self) -> str:
+        return heading_anchor(self.heading)
+
+    @property
+    def status(self) -> str:
+        if self.alerts or self.panels:
+            return "watched" if not self.planned else "partly watched"
+        return "planned" if self.planned else "outside"
+
+    def runbook_url(self, base: str) -> str:
+        return f"{base.rstrip('/')}/{CHAPTER16}#{self.anchor}"
+
+    def recovery_url(self, base: str) -> str | None:
+        return f"{base.rstrip('/')}/{CHAPTER17}" if self.chapter17 else None

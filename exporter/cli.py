@@ -1,0 +1,169 @@
+"""Command line: `run` (default), `check-config`, `render`, `catalog`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, effective_config, load_config
+from exporter.logs import setup_logging
+from exporter.redact import register_secrets
+
+log = logging.getLogger("exporter")
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="honeydue-exporter", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"honeydue-exporter {__version__}")
+    parser.add_argument(
+        "-c", "--config", default=os.environ.get("HONEYDUE_CONFIG"),
+        help="YAML config file (default: $HONEYDUE_CONFIG; none = built-in defaults)",
+    )
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="serve /metrics (the default)")
+    run.add_argument("--log-format", choices=("json", "text"), help="override log.format")
+    sub.add_parser("check-config", help="validate the config and print it with secrets masked")
+    render = sub.add_parser("render", help="write rules/ and dashboards/ from the catalog")
+    render.add_argument("--out", default=".", help="directory holding rules/ and dashboards/ (default: .)")
+    render.add_argument("--base-url", help="runbook base URL (default: runbook.base_url from the config)")
+    render.add_argument("--for-override", help="replace every alert's `for` (end-to-end tests only)")
+    render.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files differ")
+    catalog = sub.add_parser("catalog", help="print the failure-mode coverage table")
+    catalog.add_argument("--format", choices=("text", "json"), default="text")
+    catalog.add_argument("--base-url", help="runbook base URL (default: runbook.base_url from the config)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"honeydue-exporter: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    register_secrets(config.secrets())
+    if command == "check-config":
+        print(yaml.safe_dump(effective_config(config), sort_keys=False), end="")
+        return 0
+    if command == "render":
+        return _render(args, config)
+    if command == "catalog":
+        return _catalog(args, config)
+    fmt = getattr(args, "log_format", None) or config.log.format
+    setup_logging(fmt, config.log.level)
+    try:
+        asyncio.run(serve(config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _render(args: argparse.Namespace, config: Config) -> int:
+    from exporter.render import render_all, write_all
+
+    base = args.base_url or config.runbook.base_url
+    root = Path(args.out)
+    if args.check:
+        stale = [
+            str(path) for path, text in render_all(root, base, args.for_override).items()
+            if not path.exists() or path.read_text(encoding="utf-8") != text
+        ]
+        for path in stale:
+            print(f"out of date: {path} (run `honeydue-exporter render`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write_all(root, base, args.for_override):
+        print(f"wrote {path}")
+    return 0
+
+
+def _catalog(args: argparse.Namespace, config: Config) -> int:
+    from exporter.catalog import CATALOG
+
+    base = args.base_url or config.runbook.base_url
+    rows = [
+        {
+            "id": e.id,
+            "heading": e.heading,
+            "layer": e.layer,
+            "status": e.status,
+            "signals": list(e.signals),
+            "alerts": [f"{a.name} ({a.severity})" for a in e.alerts],
+            "runbook": e.runbook_url(base),
+            "chapter17": e.chapter17 or "",
+            "panels": [p.title for p in e.panels],
+            "planned": e.planned or "",
+            "blind_spot": e.blind_spot or "",
+        }
+        for e in CATALOG
+    ]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['id']}  [{row['layer']}] {row['status']}")
+        print(f"    heading:  {row['heading']}")
+        print(f"    signals:  {', '.join(row['signals']) or '-'}")
+        print(f"    alerts:   {', '.join(row['alerts']) or '-'}")
+        print(f"    panels:   {', '.join(row['panels']) or '-'}")
+        print(f"    runbook:  {row['runbook']}" + (f"  + chapter 17 {row['chapter17']}" if row["chapter17"] else ""))
+        if row["planned"]:
+            print(f"    planned:  {row['planned']}")
+        if row["blind_spot"]:
+            print(f"    blind spot: {row['blind_spot']}")
+    watched = sum(1 for r in rows if r["status"] != "planned" and r["status"] != "outside")
+    print(f"{len(rows)} failure modes; {watched} with shipped signals, "
+          f"{sum(len(e.alerts) for e in CATALOG)} alerts")
+    return 0
+
+
+async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
+    """Run probes and the HTTP server until SIGTERM/SIGINT, then stop within the shutdown budget."""
+    from exporter.engine import Engine
+    from exporter.probes import build_probes
+    from exporter.server import make_app
+
+    engine = Engine(build_probes(config))
+    app = make_app(engine, config.runbook.base_url)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.listen_address, config.server.port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", config.server.listen_address, config.server.port, exc.strerror)
+        await runner.cleanup()
+        raise SystemExit(1) from None
+    engine.start()
+    log.info(
+        "honeydue-exporter %s listening on %s:%s with probes %s", __version__,
+        config.server.listen_address, config.server.port, ", ".join(p.name for p in engine.probes) or "none",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down")
+    budget = config.server.shutdown_timeout
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(engine.stop(), timeout=budget / 2)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(runner.cleanup(), timeout=budget / 2)
+    log.info("stopped")

@@ -1,0 +1,22 @@
+"""One module per probe, each behind the same shape (see exporter.engine.Probe).
+
+`build_probes` is the only place that knows which probes exist; a new probe family adds its
+module here and nothing else in the engine or the server changes.
+"""
+
+from __future__ import annotations
+
+from exporter.config import Config
+from exporter.engine import Probe
+from exporter.probes import postgres, redis
+from exporter.probes.deps import Dependencies
+
+MODULES = (redis, postgres)
+
+
+def build_probes(config: Config, deps: Dependencies | None = None) -> list[Probe]:
+    deps = deps or Dependencies.from_config(config)
+    probes: list[Probe] = []
+    for module in MODULES:
+        probes.extend(module.build(config, deps))
+    return probes

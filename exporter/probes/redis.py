@@ -1,0 +1,111 @@
+"""Redis health: memory against maxmemory, the eviction policy, OOM replies, restarts that lost data.
+
+Feeds "Redis at maxmemory limit" and "redis pod dies + node is different". One pipelined round
+trip per run (INFO + SCARD), so it costs Redis about what one `redis-cli INFO` does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from exporter.config import Config, RedisConfig
+from exporter.engine import Probe
+from exporter.probes.deps import Dependencies
+from exporter.samples import Samples, counter, gauge, info
+
+UP = gauge("honeydue_redis_up", "Whether Redis answered the probe (1) or not (0).")
+UPTIME = gauge("honeydue_redis_uptime_seconds", "Seconds since the Redis server started.")
+MEMORY_USED = gauge("honeydue_redis_memory_used_bytes", "Memory Redis has allocated (used_memory).")
+MEMORY_MAX = gauge("honeydue_redis_memory_max_bytes", "The maxmemory setting (0 = no limit).")
+POLICY = info("honeydue_redis_maxmemory_policy_info", "The maxmemory-policy in effect.", "policy")
+OOM_ERRORS = counter(
+    "honeydue_redis_oom_errors_total",
+    "Commands Redis refused with an OOM error reply since it started (errorstat_OOM).",
+)
+EVICTED = counter("honeydue_redis_evicted_keys_total", "Keys evicted because of maxmemory since Redis started.")
+KEYS = gauge("honeydue_redis_keys", "Keys per database.", "db")
+ASYNQ_QUEUES = gauge(
+    "honeydue_redis_asynq_queues", "Queue names in Asynq's registry set asynq:queues (0 = registry gone)."
+)
+RESTARTED_EMPTY = gauge(
+    "honeydue_redis_restarted_empty",
+    "1 for a hold period after Redis was seen restarting with Asynq's queue registry gone.",
+)
+
+ASYNQ_REGISTRY_KEY = "asynq:queues"
+
+
+class RedisProbe:
+    """Reads INFO and Asynq's queue registry in one pipelined round trip."""
+
+    def __init__(self, cfg: RedisConfig, deps: Dependencies, name: str = "redis") -> None:
+        self.name = name
+        self.interval = cfg.interval
+        self.timeout = cfg.timeout
+        self._cfg = cfg
+        self._deps = deps
+        self._client = aioredis.Redis.from_url(
+            cfg.url,
+            username=cfg.username,
+            password=cfg.password.get_secret_value() if cfg.password else None,
+            socket_timeout=cfg.timeout,
+            socket_connect_timeout=cfg.timeout,
+            retry_on_timeout=False,
+            health_check_interval=0,
+            client_name="honeydue-exporter",
+        )
+        self._last_uptime: float | None = None
+        self._last_queues: int | None = None
+        self._restart_seen_at: float | None = None
+
+    async def collect(self) -> Samples:
+        try:
+            async with self._deps.throttle("redis"):
+                pipe = self._client.pipeline(transaction=False)
+                pipe.info()
+                pipe.scard(ASYNQ_REGISTRY_KEY)
+                info_reply, queues = await pipe.execute()
+        except BaseException:
+            await self._client.connection_pool.disconnect()
+            raise
+        return self._samples(info_reply, int(queues))
+
+    def _samples(self, reply: dict[str, Any], queues: int) -> Samples:
+        uptime = float(reply["uptime_in_seconds"])
+        now = time.time()
+        if self._last_uptime is not None and uptime < self._last_uptime:
+            if (self._last_queues or 0) > 0 and queues == 0:
+                self._restart_seen_at = now
+        self._last_uptime, self._last_queues = uptime, queues
+        restarted_empty = self._restart_seen_at is not None and now - self._restart_seen_at < self._cfg.restart_hold
+
+        s = Samples()
+        s.add(UP, 1)
+        s.add(UPTIME, uptime)
+        s.add(MEMORY_USED, float(reply["used_memory"]))
+        s.add(MEMORY_MAX, float(reply.get("maxmemory", 0)))
+        s.add(POLICY, policy=str(reply.get("maxmemory_policy", "unknown")))
+        oom = reply.get("errorstat_OOM", {})
+        s.add(OOM_ERRORS, float(oom.get("count", 0)) if isinstance(oom, dict) else 0.0)
+        s.add(EVICTED, float(reply.get("evicted_keys", 0)))
+        for key, value in reply.items():
+            if key.startswith("db") and key[2:].isdigit() and isinstance(value, dict):
+                s.add(KEYS, float(value.get("keys", 0)), db=key[2:])
+        s.add(ASYNQ_QUEUES, queues)
+        s.add(RESTARTED_EMPTY, 1 if restarted_empty else 0)
+        return s
+
+    def failed(self, reason: str) -> Samples:
+        s = Samples()
+        s.add(UP, 0)
+        return s
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def build(config: Config, deps: Dependencies) -> list[Probe]:
+    return [RedisProbe(config.redis, deps)] if config.redis.enabled else []

@@ -1,0 +1,28 @@
+"""Generate the committed rules/ and dashboards/ from the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.render.dashboards import render_dashboards
+from exporter.render.rules import render_rules
+
+
+def render_all(root: Path, base_url: str, for_override: str | None = None) -> dict[Path, str]:
+    """Every generated file (path relative to `root`) with its content; nothing is written."""
+    files: dict[Path, str] = {}
+    for name, text in render_rules(base_url, for_override).items():
+        files[root / "rules" / name] = text
+    for name, text in render_dashboards(base_url).items():
+        files[root / "dashboards" / name] = text
+    return files
+
+
+def write_all(root: Path, base_url: str, for_override: str | None = None) -> list[Path]:
+    written = []
+    for path, text in render_all(root, base_url, for_override).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written

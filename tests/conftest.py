@@ -1,0 +1,73 @@
+"""Shared fixtures: private servers on free ports, a fresh PostgreSQL database, the exporter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.helpers.exporter import ExporterProcess
+from tests.helpers.servers import IN_CI, PgBouncer, RedisServer, require_binary
+
+REPO = Path(__file__).resolve().parent.parent
+PG_DSN = os.environ.get("HONEYDUE_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL for this test session; dropped at the end."""
+    name = f"honeydue_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        message = f"the machine's PostgreSQL is not reachable ({PG_DSN}): {exc}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pgbouncer() -> Iterator[PgBouncer]:
+    bouncer = PgBouncer()
+    bouncer.start()
+    yield bouncer
+    bouncer.cleanup()
+
+
+@pytest.fixture
+def exporter_factory(tmp_path: Path) -> Iterator[type[ExporterProcess]]:
+    started: list[ExporterProcess] = []
+
+    class Factory(ExporterProcess):
+        def __init__(self, env: dict[str, str] | None = None, config_path: Path | None = None) -> None:
+            super().__init__(env=env or {}, config_path=config_path, log_path=tmp_path / f"exporter-{len(started)}.log")
+            started.append(self)
+
+    yield Factory
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return require_binary("promtool")
+
+

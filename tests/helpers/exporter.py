@@ -1,0 +1,111 @@
+"""Run the real `honeydue-exporter` as a subprocess and read its /metrics like a scraper does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers.servers import free_port, stop_process, wait_for_port
+
+
+def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Exposition text -> {(sample name, labels): value}."""
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float | None:
+    """The value of the sample with this name whose labels include `labels`."""
+    for (sample_name, sample_labels), sample_value in samples.items():
+        if sample_name == name and set(labels.items()) <= set(sample_labels):
+            return sample_value
+    return None
+
+
+@dataclass
+class ExporterProcess:
+    env: dict[str, str] = field(default_factory=dict)
+    config_path: Path | None = None
+    port: int = field(default_factory=free_port)
+    log_path: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_ready: bool = True, timeout: float = 30.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HONEYDUE_")}
+        env |= {"HONEYDUE_SERVER__PORT": str(self.port), "HONEYDUE_SERVER__LISTEN_ADDRESS": "127.0.0.1"}
+        env |= self.env
+        args = [sys.executable, "-m", "exporter"]
+        if self.config_path is not None:
+            args += ["--config", str(self.config_path)]
+        args.append("run")
+        assert self.log_path is not None
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=self._log)
+        wait_for_port(self.port, timeout)
+        if wait_ready:
+            self.wait_ready(timeout)
+
+    def url(self, path: str = "/metrics") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str = "/metrics", timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.url(path), headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.get("/readyz")[0] == 200:
+                return
+            time.sleep(0.1)
+        raise TimeoutError("exporter never became ready")
+
+    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        status, body = self.get("/metrics")
+        assert status == 200
+        return parse_metrics(body.decode())
+
+    def wait_for(self, name: str, expected: float, timeout: float, **labels: str) -> float:
+        """Poll /metrics until the sample equals `expected`; return the seconds it took."""
+        started = time.monotonic()
+        last = None
+        while time.monotonic() - started < timeout:
+            last = value(self.metrics(), name, **labels)
+            if last == expected:
+                return time.monotonic() - started
+            time.sleep(0.2)
+        raise AssertionError(f"{name}{labels} stayed {last}, expected {expected} within {timeout}s")
+
+    def logs(self) -> str:
+        assert self.log_path is not None
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self) -> float:
+        """SIGTERM and return how long the process took to exit."""
+        assert self.proc is not None
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(15)
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+        if getattr(self, "_log", None):
+            self._log.close()
