@@ -7,7 +7,7 @@ chapter's order and answers the questions the renderers and the server ask.
 from __future__ import annotations
 
 from exporter.catalog import app, cloudflare, combined, dr, external, k3s, network, node, planned
-from exporter.catalog.model import LAYERS, Alert, FailureMode, Layer, heading_anchor
+from exporter.catalog.model import LAYER_BY_ID, LAYERS, ROWS, Alert, FailureMode, Layer, heading_anchor
 
 CATALOG: tuple[FailureMode, ...] = (
     *cloudflare.ENTRIES,
@@ -21,7 +21,7 @@ CATALOG: tuple[FailureMode, ...] = (
     *dr.ENTRIES,
 )
 
-__all__ = ["CATALOG", "LAYERS", "Alert", "FailureMode", "Layer", "alerts", "by_layer", "entries_for_probe",
+__all__ = ["CATALOG", "LAYERS", "LAYER_BY_ID", "ROWS", "Alert", "FailureMode", "Layer", "alerts", "by_layer", "entries_for_probe",
            "heading_anchor"]
 
 

@@ -31,6 +31,7 @@ ENTRIES = (
     ),
     FailureMode(
         id="worker-stops-processing",
+        row="Worker and queues",
         heading="worker stops processing jobs",
         layer="app",
         planned="issue 3: Asynq backlog, oldest-pending latency, live worker servers, stuck tasks, cron",
@@ -82,6 +83,7 @@ ENTRIES = (
     ),
     FailureMode(
         id="stale-residence-ids-cache",
+        row="Worker and queues",
         heading="Stale residence-IDs cache (data freshness bug)",
         layer="app",
         chapter17="§23 Invalidate residence-IDs cache for a user",

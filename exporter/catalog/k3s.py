@@ -24,16 +24,17 @@ ENTRIES = (
     ),
     FailureMode(
         id="vmagent-cant-reach-obs",
+        row="Observability pipeline",
         heading="vmagent can't reach obs.88oakapps.com",
         layer="k3s",
         planned="issue 5: vmagent remote-write errors, drops and pending bytes; obs ingest /health probe",
     ),
     FailureMode(
         id="grafana-no-data",
+        row="Observability pipeline",
         heading='Grafana dashboard shows "no data"',
         layer="k3s",
         signals=("honeydue_probe_success", "honeydue_probe_last_success_timestamp_seconds"),
-        probes=("redis", "postgres"),
         planned="issue 5: metrics used by shipped dashboards and rules that have no series in the obs TSDB",
     ),
 )

@@ -35,6 +35,22 @@ LAYERS: tuple[Layer, ...] = (
 )
 LAYER_BY_ID = {layer.id: layer for layer in LAYERS}
 
+# Dashboard rows in screen order: one per layer, plus rows that group entries of one layer by the
+# system they watch (a FailureMode's `row` names one of these; by default its layer's row).
+ROWS: tuple[str, ...] = (
+    "Edge and DNS",
+    "Nodes",
+    "Control plane",
+    "Observability pipeline",
+    "Network",
+    "Workloads",
+    "Worker and queues",
+    "External services",
+    "Everything is slow",
+    "Maintenance",
+    "Disaster recovery",
+)
+
 
 def heading_anchor(heading: str) -> str:
     """The anchor GitHub and Gitea give a Markdown heading.
@@ -94,7 +110,12 @@ class FailureMode:
     chapter17: str | None = None
     planned: str | None = None
     blind_spot: str | None = None
+    row: str | None = None
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def dashboard_row(self) -> str:
+        return self.row or LAYER_BY_ID[self.layer].row
 
     @property
     def anchor(self) -> str:

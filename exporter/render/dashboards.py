@@ -1,6 +1,6 @@
 """Grafana dashboards built with grafana-foundation-sdk (Grafana 11.6 schema).
 
-One dashboard, one row per catalog layer. Each row opens with a text panel listing the layer's
+One dashboard, one row per catalog layer (some layers split by the system watched). Each row opens with a text panel listing the layer's
 failure modes with their runbook links and coverage, so a failure mode the cluster cannot see
 still has a place on the screen; then each entry's panels, each linked to its runbook section.
 """
@@ -15,18 +15,19 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as gmodel
 from grafana_foundation_sdk.models.text import TextMode
 
-from exporter.catalog import LAYERS, by_layer
-from exporter.catalog.model import FailureMode, Layer, Panel
+from exporter.catalog import CATALOG, LAYER_BY_ID
+from exporter.catalog.model import ROWS, FailureMode, Panel
 
 DASHBOARD_UID = "honeydue-failure-modes"
 DASHBOARD_FILE = "honeydue-failure-modes.json"
 DATASOURCE = gmodel.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 
-def _layer_text(layer: Layer, base_url: str) -> str:
-    lines = [f"**{layer.title}**: the chapter 16 failure modes this row watches.", ""]
-    for entry in by_layer(layer):
-        line = f"- [{entry.heading}]({entry.runbook_url(base_url)}): {entry.status}"
+def _row_text(entries: list[FailureMode], base_url: str) -> str:
+    lines = ["The chapter 16 failure modes this row watches, with their runbook sections:", ""]
+    for entry in entries:
+        layer = LAYER_BY_ID[entry.layer].title
+        line = f"- [{entry.heading}]({entry.runbook_url(base_url)}) ({layer}): {entry.status}"
         if entry.planned:
             line += f" ({entry.planned})"
         if entry.blind_spot:
@@ -71,17 +72,20 @@ def build_dashboard(base_url: str) -> gmodel.Dashboard:
         .readonly()
         .with_variable(gdash.DatasourceVariable("datasource").label("Data source").type("prometheus"))
     )
-    for layer in LAYERS:
-        builder = builder.with_row(gdash.Row(f"{layer.row} ({layer.title})"))
+    for row in ROWS:
+        entries = [entry for entry in CATALOG if entry.dashboard_row == row]
+        if not entries:
+            continue
+        builder = builder.with_row(gdash.Row(row))
         builder = builder.with_panel(
             text.Panel()
-            .title(f"{layer.row}: failure modes and runbooks")
-            .content(_layer_text(layer, base_url))
+            .title(f"{row}: failure modes and runbooks")
+            .content(_row_text(entries, base_url))
             .mode(TextMode.MARKDOWN)
-            .height(max(4, len(by_layer(layer)) + 2))
+            .height(max(4, len(entries) + 3))
             .span(24)
         )
-        for entry in by_layer(layer):
+        for entry in entries:
             for panel in entry.panels:
                 builder = builder.with_panel(_panel(entry, panel, base_url))
     return builder.build()
