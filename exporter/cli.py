@@ -65,10 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return _catalog(args, config)
     fmt = getattr(args, "log_format", None) or config.log.format
     setup_logging(fmt, config.log.level)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -79,11 +77,11 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     root = Path(args.out)
     if args.check:
         stale = [
-            str(path) for path, text in render_all(root, base, args.for_override).items()
-            if not path.exists() or path.read_text(encoding="utf-8") != text
+            str(target) for target, text in render_all(root, base, args.for_override).items()
+            if not target.exists() or target.read_text(encoding="utf-8") != text
         ]
-        for path in stale:
-            print(f"out of date: {path} (run `honeydue-exporter render`)", file=sys.stderr)
+        for name in stale:
+            print(f"out of date: {name} (run `honeydue-exporter render`)", file=sys.stderr)
         return 1 if stale else 0
     for path in write_all(root, base, args.for_override):
         print(f"wrote {path}")

@@ -17,19 +17,33 @@ _AUTH_WORDS = ("password", "authentication", "auth", "noperm", "permission denie
 
 
 def classify(exc: BaseException) -> str:
-    """Map an exception to one of REASONS, looking through the causes chain."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        reason = _classify_one(current)
-        if reason != "error":
+    """Map an exception to one of REASONS.
+
+    The causes chain is read twice: first for the precise OS-level type anywhere in it (a client
+    library's generic ConnectionError often wraps a ConnectionRefusedError), then for words.
+    """
+    chain = _chain(exc)
+    for item in chain:
+        reason = _by_type(item)
+        if reason:
             return reason
-        current = current.__cause__ or current.__context__
+    for item in chain:
+        reason = _by_text(item)
+        if reason:
+            return reason
     return "error"
 
 
-def _classify_one(exc: BaseException) -> str:
+def _chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _by_type(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | socket.timeout):
         return "timeout"
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
@@ -44,6 +58,10 @@ def _classify_one(exc: BaseException) -> str:
         return "refused"
     if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET):
         return "unavailable"
+    return ""
+
+
+def _by_text(exc: BaseException) -> str:
     text = str(exc).lower()
     name = type(exc).__name__.lower()
     if "timeout" in name or "timed out" in text or "timeout expired" in text:
@@ -60,4 +78,4 @@ def _classify_one(exc: BaseException) -> str:
         return "protocol"
     if "connection" in name or "closed" in text or "reset" in text or "server closed" in text:
         return "unavailable"
-    return "error"
+    return ""

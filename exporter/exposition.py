@@ -18,7 +18,9 @@ from prometheus_client.registry import Collector
 from exporter.engine import Engine
 from exporter.samples import merge
 
-TEXT_CONTENT_TYPE = text_format.CONTENT_TYPE_LATEST
+# The classic 0.0.4 text format: every scraper in the path (vmagent 1.79, Prometheus 2.x) reads it,
+# and our names need none of the 1.0.0 format's escaping.
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = openmetrics_format.CONTENT_TYPE_LATEST
 
 
@@ -50,7 +52,7 @@ class Exposition:
             if compress:
                 body = gzip.compress(self.render(openmetrics, False), compresslevel=5)
             elif openmetrics:
-                body = openmetrics_format.generate_latest(self._registry)
+                body = openmetrics_format.generate_latest(self._registry)  # type: ignore[no-untyped-call]
             else:
                 body = text_format.generate_latest(self._registry)
             self._cache[key] = body

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,3 +70,18 @@ def promtool() -> str:
     return require_binary("promtool")
 
 
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI a skipped test is a failure: CI must never go green by not running something."""
+    if IN_CI and _skipped:
+        print(f"\nCI: {len(_skipped)} test(s) skipped, which CI does not allow: {_skipped[:10]}")
+        session.exitstatus = 1

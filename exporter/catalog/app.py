@@ -118,7 +118,7 @@ ENTRIES = (
             Alert(
                 name="RedisNearLimitWithoutEviction",
                 severity="critical",
-                expr=f'({REDIS_RATIO} > 0.95) and on() '
+                expr=f'({REDIS_RATIO} > 0.95) and ignoring (policy) '
                 f'(honeydue_redis_maxmemory_policy_info{{policy="noeviction"}} == 1)',
                 for_="2m",
                 summary="Redis is almost full and will not evict: writes are about to fail with OOM.",

@@ -50,8 +50,9 @@ ENTRIES = (
                 'and ignoring (endpoint) honeydue_postgres_up{endpoint="direct"} == 1',
                 for_="3m",
                 summary="The Neon pooler endpoint is unreachable while the direct endpoint works.",
-                description="The -pooler endpoint failed connect + SELECT 1 for 3 minutes while the direct "
-                "compute endpoint answers. Switch DB_HOST to the direct endpoint and roll api and worker.",
+                description="The -pooler endpoint failed connect + SELECT 1 from {{ $labels.instance }} for 3 "
+                "minutes while the direct compute endpoint answers. Switch DB_HOST to the direct endpoint and "
+                "roll api and worker.",
             ),
             Alert(
                 name="NeonDirectEndpointDown",
@@ -60,8 +61,9 @@ ENTRIES = (
                 'and ignoring (endpoint) honeydue_postgres_up{endpoint="pooler"} == 1',
                 for_="15m",
                 summary="The Neon direct endpoint is unreachable, so the emergency fallback is gone.",
-                description="The direct compute endpoint failed for 15 minutes while the pooler works. "
-                "Nothing is broken now, but the pooler-down switchover would fail.",
+                description="The direct compute endpoint failed connect + SELECT 1 from {{ $labels.instance }} "
+                "for 15 minutes while the pooler works. Nothing is broken now, but the pooler-down switchover "
+                "would fail.",
             ),
         ),
     ),

@@ -10,6 +10,9 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from exporter.config import Config, RedisConfig
 from exporter.engine import Probe
@@ -54,10 +57,14 @@ class RedisProbe:
             socket_timeout=cfg.timeout,
             socket_connect_timeout=cfg.timeout,
             retry_on_timeout=False,
+            # One immediate retry on a dropped connection: an idle socket closed by a Redis restart
+            # is not an outage; a refused reconnect still fails this run.
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
             health_check_interval=0,
             client_name="honeydue-exporter",
         )
-        self._last_uptime: float | None = None
+        self._last_run_id: str | None = None
         self._last_queues: int | None = None
         self._restart_seen_at: float | None = None
 
@@ -76,10 +83,12 @@ class RedisProbe:
     def _samples(self, reply: dict[str, Any], queues: int) -> Samples:
         uptime = float(reply["uptime_in_seconds"])
         now = time.time()
-        if self._last_uptime is not None and uptime < self._last_uptime:
-            if (self._last_queues or 0) > 0 and queues == 0:
-                self._restart_seen_at = now
-        self._last_uptime, self._last_queues = uptime, queues
+        # run_id changes on every start of redis-server: a restart even when uptime looks unchanged.
+        run_id = str(reply.get("run_id", ""))
+        restarted = self._last_run_id is not None and run_id != self._last_run_id
+        if restarted and (self._last_queues or 0) > 0 and queues == 0:
+            self._restart_seen_at = now
+        self._last_run_id, self._last_queues = run_id, queues
         restarted_empty = self._restart_seen_at is not None and now - self._restart_seen_at < self._cfg.restart_hold
 
         s = Samples()
@@ -91,9 +100,14 @@ class RedisProbe:
         oom = reply.get("errorstat_OOM", {})
         s.add(OOM_ERRORS, float(oom.get("count", 0)) if isinstance(oom, dict) else 0.0)
         s.add(EVICTED, float(reply.get("evicted_keys", 0)))
-        for key, value in reply.items():
-            if key.startswith("db") and key[2:].isdigit() and isinstance(value, dict):
-                s.add(KEYS, float(value.get("keys", 0)), db=key[2:])
+        # INFO keyspace lists only non-empty databases; db 0 (the one honeyDue uses) is always reported.
+        keys = {"0": 0.0} | {
+            key[2:]: float(value.get("keys", 0))
+            for key, value in reply.items()
+            if key.startswith("db") and key[2:].isdigit() and isinstance(value, dict)
+        }
+        for db, count in sorted(keys.items()):
+            s.add(KEYS, count, db=db)
         s.add(ASYNQ_QUEUES, queues)
         s.add(RESTARTED_EMPTY, 1 if restarted_empty else 0)
         return s

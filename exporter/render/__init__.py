@@ -1,10 +1,11 @@
-"""Generate the committed rules/ and dashboards/ from the catalog."""
+"""Generate the committed rules/, dashboards/ and README tables from the catalog."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from exporter.render.dashboards import render_dashboards
+from exporter.render.readme import render_readme
 from exporter.render.rules import render_rules
 
 
@@ -15,6 +16,9 @@ def render_all(root: Path, base_url: str, for_override: str | None = None) -> di
         files[root / "rules" / name] = text
     for name, text in render_dashboards(base_url).items():
         files[root / "dashboards" / name] = text
+    readme = root / "README.md"
+    if readme.exists():
+        files[readme] = render_readme(readme.read_text(encoding="utf-8"), base_url)
     return files
 
 

@@ -1,0 +1,113 @@
+"""Redis probe against a private redis-server: memory, policy, OOM replies, restart-empty, outage."""
+
+from __future__ import annotations
+
+import redis as syncredis
+
+from exporter.config import RedisConfig
+from exporter.engine import Engine
+from exporter.probes.deps import Dependencies
+from exporter.probes.redis import RedisProbe
+from tests.helpers.servers import RedisServer, silent_port
+
+
+def make_probe(url: str, **kw: object) -> tuple[RedisProbe, Engine]:
+    probe = RedisProbe(RedisConfig(url=url, interval=2, timeout=1, **kw), Dependencies())  # type: ignore[arg-type]
+    return probe, Engine([probe])
+
+
+async def test_healthy_redis_reports_memory_and_policy(redis_server: RedisServer) -> None:
+    redis_server.cli("CONFIG", "SET", "maxmemory", str(64 * 1024 * 1024))
+    redis_server.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+    probe, engine = make_probe(redis_server.url)
+    state = await engine.run_once(probe)
+    s = state.snapshot
+    assert state.status == "ok"
+    assert s.value("honeydue_redis_up") == 1
+    assert s.value("honeydue_redis_memory_max_bytes") == 64 * 1024 * 1024
+    assert 0 < (s.value("honeydue_redis_memory_used_bytes") or 0) < 64 * 1024 * 1024
+    assert s.value("honeydue_redis_maxmemory_policy_info", policy="allkeys-lru") == 1
+    assert s.value("honeydue_redis_oom_errors_total") == 0
+    assert s.value("honeydue_redis_restarted_empty") == 0
+    await engine.stop()
+
+
+async def test_noeviction_near_maxmemory_shows_policy_ratio_and_oom(redis_server: RedisServer) -> None:
+    limit = 4 * 1024 * 1024
+    client = syncredis.Redis(port=redis_server.port)
+    base = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", base + limit)
+    client.config_set("maxmemory-policy", "noeviction")
+    blob = b"x" * 16 * 1024
+    refused = 0
+    for i in range(400):  # 6.4 MB of writes against a 4 MB budget: the tail is refused
+        try:
+            client.set(f"fill:{i}", blob)
+        except syncredis.exceptions.OutOfMemoryError:
+            refused += 1
+    assert refused > 0
+    probe, engine = make_probe(redis_server.url)
+    state = await engine.run_once(probe)
+    s = state.snapshot
+    used, maximum = s.value("honeydue_redis_memory_used_bytes"), s.value("honeydue_redis_memory_max_bytes")
+    assert used is not None and maximum is not None
+    assert used / maximum > 0.95
+    assert s.value("honeydue_redis_maxmemory_policy_info", policy="noeviction") == 1
+    assert s.value("honeydue_redis_oom_errors_total") == refused
+    await engine.stop()
+
+
+async def test_restart_with_asynq_registry_gone_is_flagged(redis_server: RedisServer) -> None:
+    redis_server.cli("SADD", "asynq:queues", "default", "email")
+    probe, engine = make_probe(redis_server.url)
+    first = await engine.run_once(probe)
+    assert first.snapshot.value("honeydue_redis_asynq_queues") == 2
+    assert first.snapshot.value("honeydue_redis_restarted_empty") == 0
+    redis_server.stop()
+    down = await engine.run_once(probe)
+    assert down.status == "failing" and down.reason == "refused"
+    assert down.snapshot.value("honeydue_redis_up") == 0
+    assert down.snapshot.value("honeydue_redis_memory_used_bytes") is None  # nothing half-left
+    redis_server.start()  # --save "": it comes back empty, like a pod on a node without its PVC
+    back = await engine.run_once(probe)
+    assert back.status == "ok"
+    assert back.snapshot.value("honeydue_redis_asynq_queues") == 0
+    assert back.snapshot.value("honeydue_redis_restarted_empty") == 1
+    await engine.stop()
+
+
+async def test_restart_that_keeps_the_registry_is_not_flagged(redis_server: RedisServer) -> None:
+    redis_server.cli("SADD", "asynq:queues", "default")
+    probe, engine = make_probe(redis_server.url)
+    await engine.run_once(probe)
+    redis_server.stop()
+    redis_server.start()
+    redis_server.cli("SADD", "asynq:queues", "default")  # e.g. data survived on the PVC
+    back = await engine.run_once(probe)
+    assert back.snapshot.value("honeydue_redis_restarted_empty") == 0
+    await engine.stop()
+
+
+async def test_silent_redis_times_out() -> None:
+    with silent_port() as silent:
+        probe, engine = make_probe(f"redis://127.0.0.1:{silent.port}/0")
+        state = await engine.run_once(probe)
+    assert state.status == "failing" and state.reason == "timeout"
+    assert state.duration < 1.5
+    await engine.stop()
+
+
+async def test_wrong_password_is_an_auth_failure() -> None:
+    server = RedisServer(args=("--requirepass", "s3cret-redis-pw"))
+    server.start()
+    try:
+        probe, engine = make_probe(server.url, password="wrong-password")
+        state = await engine.run_once(probe)
+        assert state.status == "failing" and state.reason == "auth"
+        assert "wrong-password" not in state.detail
+        probe2, engine2 = make_probe(server.url, password="s3cret-redis-pw")
+        assert (await engine2.run_once(probe2)).status == "ok"
+        await engine.stop()
+        await engine2.stop()
+    finally:
+        server.stop()

@@ -1,0 +1,109 @@
+"""The shipped rules: valid for promtool, unit-tested both ways, and within the team's rule standards."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+import exporter.probes  # noqa: F401 - registers every probe's metric declarations
+from exporter.catalog import CATALOG, alerts
+from exporter.samples import declared_metrics
+
+REPO = Path(__file__).resolve().parent.parent
+RULE_FILES = sorted((REPO / "rules").glob("*.rules.yml"))
+TEST_FILES = sorted((REPO / "rules" / "tests").glob("*.test.yml"))
+OUR_METRIC = re.compile(r"\b((?:honeydue|asynq)_[a-zA-Z0-9_]+)\b")
+DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+
+
+def test_rule_files_exist() -> None:
+    assert RULE_FILES, "no rules rendered"
+    assert TEST_FILES, "no rule unit tests"
+
+
+def test_promtool_check_rules(promtool: str) -> None:
+    out = subprocess.run([promtool, "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_promtool_unit_tests_pass(promtool: str) -> None:
+    out = subprocess.run([promtool, "test", "rules", *map(str, TEST_FILES)], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def _tested() -> tuple[set[str], set[str]]:
+    firing, quiet = set(), set()
+    for path in TEST_FILES:
+        doc = yaml.safe_load(path.read_text())
+        for group in doc.get("tests", []):
+            assert "interval" in group, f"{path.name}: every test group needs interval: (promtool 2.42)"
+            for case in group.get("alert_rule_test", []):
+                (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    return firing, quiet
+
+
+@pytest.mark.parametrize("alert", [a for _, a in alerts()], ids=lambda a: a.name)
+def test_every_alert_has_a_firing_and_a_quiet_test(alert) -> None:  # type: ignore[no-untyped-def]
+    firing, quiet = _tested()
+    assert alert.name in firing, f"{alert.name}: no promtool case where it fires"
+    assert alert.name in quiet, f"{alert.name}: no promtool case where it stays quiet"
+
+
+def _shipped_rules() -> list[dict[str, object]]:
+    rules = []
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            rules.extend(group["rules"])
+    return rules
+
+
+def test_rule_standards() -> None:
+    names = [r["alert"] for r in _shipped_rules()]
+    assert len(names) == len(set(names)), "alert names must be unique"
+    assert len(names) == len(alerts())
+    for rule in _shipped_rules():
+        name = str(rule["alert"])
+        assert re.fullmatch(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*", name), f"{name}: not CamelCase"
+        labels, ann = rule["labels"], rule["annotations"]
+        assert isinstance(labels, dict) and isinstance(ann, dict)
+        assert labels["severity"] in ("critical", "warning", "info"), name
+        summary = ann["summary"]
+        assert summary.endswith(".") and "{{" not in summary and summary[0].isupper(), f"{name}: summary"
+        assert "{{" in ann["description"], f"{name}: description must be templated"
+        assert ann["runbook_url"].startswith("http") and "#" in ann["runbook_url"], name
+        match = DURATION.match(str(rule["for"]))
+        assert match and int(match.group(1)) > 0, f"{name}: for must be a positive duration"
+
+
+def test_runbook_links_point_at_catalog_headings() -> None:
+    anchors = {entry.anchor for entry in CATALOG}
+    for rule in _shipped_rules():
+        anchor = str(rule["annotations"]["runbook_url"]).split("#", 1)[1]  # type: ignore[index]
+        assert anchor in anchors
+
+
+def _used_metrics() -> dict[str, str]:
+    used: dict[str, str] = {}
+    for entry in CATALOG:
+        for alert in entry.alerts:
+            for name in OUR_METRIC.findall(alert.expr):
+                used[name] = f"alert {alert.name}"
+        for panel in entry.panels:
+            for query in panel.queries:
+                for name in OUR_METRIC.findall(query.expr):
+                    used[name] = f"panel {panel.title}"
+        for name in entry.signals:
+            used[name] = f"signal of {entry.id}"
+    return used
+
+
+def test_every_metric_used_is_emitted() -> None:
+    declared = declared_metrics()
+    missing = {name: where for name, where in _used_metrics().items() if name not in declared}
+    assert not missing, f"rules/panels use metrics the exporter does not declare: {missing}"
