@@ -144,7 +144,9 @@ async def test_registry_401_counts_as_reachable() -> None:
     assert val(state.snapshot, "honeydue_http_status_code") == 401
 
 
-async def test_obs_ingest_bearer_token_from_file_never_appears(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_obs_ingest_bearer_token_from_file_never_appears(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     token = "tok-7f3a9c0e2b5d41e8a6c4"
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")

@@ -24,7 +24,7 @@ from exporter.engine import Probe
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, gauge
 
-LABELS = ("name", "resolver", "role")
+LABELS = ("domain", "resolver", "role")
 # noerror = NOERROR with at least one address; nodata = NOERROR without one.
 RESULTS = ("noerror", "nodata", "nxdomain", "servfail", "refused", "other_rcode", "timeout", "error")
 
@@ -61,7 +61,7 @@ class DnsProbe:
         self._lookup = lookup
         self._resolver = resolver
         self._deps = deps
-        self._labels = {"name": lookup.name, "resolver": resolver_name, "role": lookup.role}
+        self._labels = {"domain": lookup.name, "resolver": resolver_name, "role": lookup.role}
         self._networks = [ipaddress.ip_network(c, strict=False) for c in lookup.expected_cidrs]
 
     async def collect(self) -> Samples:

@@ -22,13 +22,14 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.rcode
 from aiohttp import web
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope, Session
 from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import Envelope, Session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -99,9 +100,8 @@ def _app(token: str, hold: asyncio.Event) -> web.Application:
         return web.Response(text="maintenance page")
 
     async def registry(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"errors": [{"code": "UNAUTHORIZED"}]}, status=401, headers={"Docker-Distribution-API-Version": "registry/2.0"}
-        )
+        headers = {"Docker-Distribution-API-Version": "registry/2.0"}
+        return web.json_response({"errors": [{"code": "UNAUTHORIZED"}]}, status=401, headers=headers)
 
     async def health(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {token}":
@@ -172,8 +172,8 @@ class Dnsmasq:
 
 
 def _user() -> str:
-    import pwd
     import os
+    import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
 
@@ -191,10 +191,9 @@ def dnsmasq(*options: str) -> Iterator[Dnsmasq]:
 class _FixedRcode(asyncio.DatagramProtocol):
     def __init__(self, rcode: dns.rcode.Rcode) -> None:
         self.rcode = rcode
-        self.transport: asyncio.DatagramTransport | None = None
+        self.transport: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -228,7 +227,7 @@ def silent_udp() -> Iterator[int]:
 
 
 class _Sink:
-    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         return "250 OK"
 
 
