@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.blackholed_cycle import run as blackholed_cycle
 from tests.helpers.edge import dnsmasq, http_target, silent_udp, smtp_server
 from tests.helpers.exporter import ExporterProcess, value
 from tests.helpers.servers import silent_port
@@ -109,3 +110,11 @@ def test_promtool_rule_tests(promtool: str, name: str) -> None:
     result = subprocess.run([promtool, "test", "rules", name], cwd=REPO / "rules" / "tests",
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_blackholed_cycle_ends_near_the_largest_timeout() -> None:
+    # The 1.2x goal is measured by bench/blackholed_cycle.py; here only a generous bound.
+    result = await blackholed_cycle(targets=2, timeout=1.0)
+    assert result.probes == 6
+    assert result.largest_timeout == 1.0
+    assert result.cycle_seconds < 3 * result.largest_timeout
