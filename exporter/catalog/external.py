@@ -160,6 +160,7 @@ ENTRIES = (
     ),
     FailureMode(
         id="cloudflare-dns-failure",
+        row="Edge and DNS",
         heading="Cloudflare DNS failure",
         layer="external",
         signals=("honeydue_dns_up", "honeydue_dns_result", "honeydue_dns_lookup_duration_seconds"),
