@@ -7,7 +7,9 @@ read at load time so an unreadable secret is a config error, not a failure at 3 
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -125,6 +127,177 @@ class PostgresEndpoints(_Strict):
     direct: PostgresEndpoint = PostgresEndpoint()
 
 
+# --- edge and external-service probes (HTTP, DNS, SMTP) -------------------------------------------
+_LABEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+HttpRole = Literal["public", "origin", "api_shallow", "api_deep", "admin", "b2", "registry", "obs_ingest", "other"]
+
+
+def _check_label_name(value: str) -> str:
+    if not _LABEL_NAME.match(value):
+        raise ValueError(f"{value!r} must be lower-case letters, digits and underscores, starting with a letter")
+    return value
+
+
+class HttpTarget(Schedule):
+    """One URL probed over a fresh connection each run; `name` and `role` become labels."""
+
+    interval: float = Field(30.0, gt=0)
+    name: str
+    role: HttpRole
+    url: str
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expected_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
+    body_contains: str | None = Field(None, description="the response body (first 64 KiB) must contain this text")
+    headers: dict[str, str] = Field(default_factory=dict)
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    tls_verify: bool = True
+    follow_redirects: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _check_label_name(value)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host")
+        if parts.password or parts.username:
+            raise ValueError("URL contains credentials: use headers or bearer_token_file")
+        return value
+
+    @field_validator("expected_status")
+    @classmethod
+    def _check_statuses(cls, value: list[int]) -> list[int]:
+        bad = [code for code in value if not 100 <= code <= 599]
+        if bad:
+            raise ValueError(f"not HTTP status codes: {bad}")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(k.lower() == "authorization" for k in value):
+            raise ValueError("put credentials in bearer_token_file, not in headers")
+        return value
+
+    @model_validator(mode="after")
+    def _load_token_file(self) -> HttpTarget:
+        if self.bearer_token_file is not None and self.bearer_token is None:
+            token = _read_secret_file(self.bearer_token_file, f"http target {self.name} bearer_token_file")
+            object.__setattr__(self, "bearer_token", token)
+        return self
+
+
+class HttpConfig(_Strict):
+    targets: list[HttpTarget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> HttpConfig:
+        names = [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate target names: {dupes}")
+        return self
+
+
+class DnsResolver(_Strict):
+    """A DNS server queried directly (no system resolver, no cache in between)."""
+
+    address: str
+    port: int = Field(53, ge=1, le=65535)
+    protocol: Literal["udp", "tcp"] = "udp"
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+        return value
+
+
+class DnsLookup(Schedule):
+    """One name asked of each listed resolver; answers outside `expected_cidrs` count as unexpected."""
+
+    interval: float = Field(30.0, gt=0)
+    name: str
+    role: Literal["cluster", "public"] = "public"
+    record_type: Literal["A", "AAAA"] = "A"
+    resolvers: list[str] = Field(min_length=1)
+    expected_cidrs: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _check_dns_name(cls, value: str) -> str:
+        value = value.rstrip(".").lower()
+        if not value or len(value) > 253 or not re.fullmatch(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9])?", value):
+            raise ValueError(f"{value!r} is not a DNS name")
+        return value
+
+    @field_validator("expected_cidrs")
+    @classmethod
+    def _check_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR") from None
+        return value
+
+
+class DnsConfig(_Strict):
+    resolvers: dict[str, DnsResolver] = Field(default_factory=dict)
+    lookups: list[DnsLookup] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_resolvers(self) -> DnsConfig:
+        for name in self.resolvers:
+            _check_label_name(name)
+        for lookup in self.lookups:
+            unknown = [r for r in lookup.resolvers if r not in self.resolvers]
+            if unknown:
+                raise ValueError(f"lookup {lookup.name}: unknown resolvers {unknown}")
+        pairs = [(lookup.name, lookup.record_type, r) for lookup in self.lookups for r in lookup.resolvers]
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("the same name, record type and resolver are listed twice")
+        return self
+
+
+class SmtpTarget(Schedule):
+    """An SMTP server: banner 220, EHLO, STARTTLS advertised and (optionally) the TLS handshake."""
+
+    interval: float = Field(60.0, gt=0)
+    timeout: float = Field(10.0, gt=0)
+    name: str
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    require_starttls: bool = Field(True, description="STARTTLS must be advertised after EHLO")
+    tls_handshake: bool = Field(True, description="also run STARTTLS and complete the TLS handshake")
+    tls_verify: bool = True
+    ehlo_hostname: str = "honeydue-exporter.invalid"
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _check_label_name(value)
+
+
+class SmtpConfig(_Strict):
+    targets: list[SmtpTarget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SmtpConfig:
+        names = [t.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate target names: {names}")
+        return self
+
+
 class RateLimits(_Strict):
     """Per-dependency ceilings shared by every probe, so the exporter can never hammer production."""
 
@@ -172,6 +345,9 @@ class Config(BaseSettings):
     runbook: RunbookConfig = RunbookConfig()
     redis: RedisConfig = RedisConfig()
     postgres: PostgresEndpoints = PostgresEndpoints()
+    http: HttpConfig = HttpConfig()
+    dns: DnsConfig = DnsConfig()
+    smtp: SmtpConfig = SmtpConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -188,6 +364,7 @@ class Config(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value in effect, for redaction."""
         found = [self.redis.password] + [e.password for e in (self.postgres.pooler, self.postgres.direct)]
+        found += [t.bearer_token for t in self.http.targets]
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
 
@@ -237,7 +414,9 @@ def effective_config(config: Config) -> dict[str, Any]:
 
     def mask(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: ("********" if k == "password" and v else mask(v)) for k, v in node.items()}
+            return {k: ("********" if k in ("password", "bearer_token") and v else mask(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [mask(item) for item in node]
         return node
 
     return mask(dumped)  # type: ignore[no-any-return]

@@ -21,13 +21,62 @@ ENTRIES = (
         id="api-deadlocks",
         heading="api deadlocks",
         layer="app",
-        planned="issue 5: shallow /api/health/ passes while a deep request times out",
+        signals=("honeydue_http_up", "honeydue_http_phase_duration_seconds"),
+        probes=("http",),
+        alerts=(
+            Alert(
+                name="ApiDeepRequestFailingShallowHealthy",
+                severity="critical",
+                expr='honeydue_http_up{role="api_deep"} == 0 '
+                'and on (instance) (max by (instance) (honeydue_http_up{role="api_shallow"}) == 1)',
+                for_="3m",
+                summary="The api's shallow health check passes while a real request fails or hangs.",
+                description="The deep request {{ $labels.target }} has failed or timed out for 3 minutes while "
+                "/api/health/ answers, so readiness and liveness see nothing. Likely a deadlock: "
+                "kubectl rollout restart deployment/api -n honeydue.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="api shallow health vs deep request",
+                queries=(Query('honeydue_http_up{role=~"api_shallow|api_deep"}', "{{role}} {{target}}"),),
+                description="Shallow up while deep down = deadlock.",
+            ),
+            Panel(
+                title="api shallow vs deep request time",
+                queries=(
+                    Query('honeydue_http_phase_duration_seconds{role=~"api_shallow|api_deep",phase="total"}',
+                          "{{role}} {{target}}"),
+                ),
+                unit="s",
+            ),
+        ),
     ),
     FailureMode(
         id="admin-pod-crashes",
         heading="admin pod crashes",
         layer="app",
-        planned="issue 4: admin replicas available, CrashLoopBackOff; issue 5: admin HTTP probe",
+        signals=("honeydue_http_up", "honeydue_http_status_code"),
+        probes=("http",),
+        planned="issue 4: admin replicas available, CrashLoopBackOff",
+        alerts=(
+            Alert(
+                name="AdminUnreachable",
+                severity="warning",
+                expr='honeydue_http_up{role="admin"} == 0',
+                for_="5m",
+                summary="The admin site does not answer as expected.",
+                description="The admin target {{ $labels.target }} has failed for 5 minutes (502 at Cloudflare "
+                "when the admin pod is down). Only admins are affected; check the admin pod's restarts and logs.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="admin HTTP status",
+                queries=(Query('honeydue_http_status_code{role="admin"}', "{{target}}"),),
+                description="0 means no answer.",
+            ),
+        ),
     ),
     FailureMode(
         id="worker-stops-processing",

@@ -71,24 +71,135 @@ ENTRIES = (
         id="b2-outage",
         heading="Backblaze B2 outage",
         layer="external",
-        planned="issue 5: HTTP probe of the B2 endpoint",
+        signals=("honeydue_http_up", "honeydue_http_status_code", "honeydue_http_phase_duration_seconds"),
+        probes=("http",),
+        alerts=(
+            Alert(
+                name="BackblazeB2Unreachable",
+                severity="warning",
+                expr='honeydue_http_up{role="b2"} == 0',
+                for_="5m",
+                summary="Backblaze B2 does not answer the probe as expected.",
+                description="The B2 target {{ $labels.target }} has failed for 5 minutes. Image uploads fail and "
+                "downloads not cached by Cloudflare fail. Check status.backblaze.com; recovery is to wait.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="External HTTP endpoints up (B2, registry)",
+                queries=(Query('honeydue_http_up{role=~"b2|registry"}', "{{role}} {{target}}"),),
+            ),
+            Panel(
+                title="External HTTP endpoint latency",
+                queries=(
+                    Query('honeydue_http_phase_duration_seconds{role=~"b2|registry",phase="total"}', "{{target}}"),
+                ),
+                unit="s",
+            ),
+        ),
     ),
     FailureMode(
         id="fastmail-smtp-unreachable",
         heading="Fastmail SMTP unreachable",
         layer="external",
-        planned="issue 5: SMTP banner, EHLO and STARTTLS probe; issue 3: email tasks piling up in retry",
+        signals=("honeydue_smtp_up", "honeydue_smtp_banner_code", "honeydue_smtp_starttls_advertised",
+                 "honeydue_smtp_tls_handshake_success", "honeydue_smtp_phase_duration_seconds"),
+        probes=("smtp",),
+        planned="issue 3: email tasks piling up in retry",
+        alerts=(
+            Alert(
+                name="FastmailSmtpUnreachable",
+                severity="warning",
+                expr="honeydue_smtp_up == 0",
+                for_="10m",
+                summary="The outbound SMTP relay fails its banner, EHLO or STARTTLS check.",
+                description="The SMTP target {{ $labels.target }} has failed the banner 220 / EHLO / STARTTLS check "
+                "for 10 minutes. Transactional email is not sent; Asynq retries the jobs. Check Fastmail's status "
+                "page and honeydue_smtp_banner_code.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="SMTP relay: up, STARTTLS, TLS handshake",
+                queries=(
+                    Query("honeydue_smtp_up", "up {{target}}"),
+                    Query("honeydue_smtp_starttls_advertised", "STARTTLS offered {{target}}"),
+                    Query("honeydue_smtp_tls_handshake_success", "TLS ok {{target}}"),
+                ),
+            ),
+            Panel(
+                title="SMTP session timings",
+                queries=(Query("honeydue_smtp_phase_duration_seconds", "{{target}} {{phase}}"),),
+                unit="s",
+            ),
+        ),
     ),
     FailureMode(
         id="gitea-registry-unreachable",
         heading="Gitea registry unreachable",
         layer="external",
-        planned="issue 5: registry /v2/ probe; issue 4: pods in ImagePullBackOff",
+        signals=("honeydue_http_up", "honeydue_http_status_code"),
+        probes=("http",),
+        planned="issue 4: pods in ImagePullBackOff",
+        alerts=(
+            Alert(
+                name="GiteaRegistryUnreachable",
+                severity="warning",
+                expr='honeydue_http_up{role="registry"} == 0',
+                for_="10m",
+                summary="The Gitea container registry does not answer on /v2/.",
+                description="The registry target {{ $labels.target }} has failed for 10 minutes. Running pods are "
+                "fine, but new pods (rollouts, rescheduling) stick at pulling their image until it is back.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Gitea registry /v2/ status code",
+                queries=(Query('honeydue_http_status_code{role="registry"}', "{{target}}"),),
+                description="200 or 401 means the registry answers; 0 means no answer.",
+            ),
+        ),
     ),
     FailureMode(
         id="cloudflare-dns-failure",
+        row="Edge and DNS",
         heading="Cloudflare DNS failure",
         layer="external",
-        planned="issue 5: public names via configured resolvers, SERVFAIL / timeout",
+        signals=("honeydue_dns_up", "honeydue_dns_result", "honeydue_dns_lookup_duration_seconds"),
+        probes=("dns",),
+        alerts=(
+            Alert(
+                name="PublicDnsResolutionDown",
+                severity="critical",
+                expr='max by (instance, domain) (honeydue_dns_up{role="public"}) == 0',
+                for_="5m",
+                summary="No configured resolver resolves a public name.",
+                description="{{ $labels.domain }} has not resolved through any configured resolver for 5 minutes "
+                "(SERVFAIL, NXDOMAIN or timeout: see honeydue_dns_result). Users cannot reach the site; check "
+                "cloudflarestatus.com and the zone in the Cloudflare dashboard.",
+            ),
+            Alert(
+                name="PublicDnsLookupFailing",
+                severity="warning",
+                expr='honeydue_dns_up{role="public"} == 0',
+                for_="10m",
+                summary="A resolver fails to resolve a public name.",
+                description="{{ $labels.resolver }} has not resolved {{ $labels.domain }} for 10 minutes "
+                "(see honeydue_dns_result for SERVFAIL, NXDOMAIN or timeout). Users of that resolver cannot "
+                "reach the site.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Public DNS lookups by result",
+                queries=(Query('honeydue_dns_result{role="public"} == 1', "{{domain}} via {{resolver}}: {{result}}"),),
+            ),
+            Panel(
+                title="Public DNS lookup latency",
+                queries=(Query('honeydue_dns_lookup_duration_seconds{role="public"}', "{{domain}} via {{resolver}}"),),
+                unit="s",
+            ),
+        ),
+        blind_spot="Only the resolvers we query are checked; a user's ISP resolver failing is invisible here.",
     ),
 )

@@ -1,7 +1,7 @@
 """k3s control plane failures. Signals arrive with the Kubernetes probe (issue 4) and the
 vmagent / no-data probes (issue 5)."""
 
-from exporter.catalog.model import FailureMode
+from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 ENTRIES = (
     FailureMode(
@@ -14,7 +14,30 @@ ENTRIES = (
         id="coredns-down",
         heading="CoreDNS down",
         layer="k3s",
-        planned="issue 4: coredns deployment availability; issue 5: a real lookup of a Service name",
+        signals=("honeydue_dns_up", "honeydue_dns_result", "honeydue_dns_lookup_duration_seconds"),
+        probes=("dns",),
+        planned="issue 4: coredns deployment availability",
+        alerts=(
+            Alert(
+                name="ClusterDnsLookupFailing",
+                severity="critical",
+                expr='honeydue_dns_up{role="cluster"} == 0',
+                for_="3m",
+                summary="A Service name does not resolve through the cluster DNS server.",
+                description="{{ $labels.domain }} has not resolved through {{ $labels.resolver }} for 3 minutes "
+                "(see honeydue_dns_result). New connections inside the cluster fail with no such host. "
+                "kubectl logs -n kube-system deploy/coredns --previous.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Cluster DNS: Service name lookup",
+                queries=(
+                    Query('honeydue_dns_up{role="cluster"}', "up {{domain}}"),
+                    Query('honeydue_dns_lookup_duration_seconds{role="cluster"}', "seconds {{domain}}"),
+                ),
+            ),
+        ),
     ),
     FailureMode(
         id="metrics-server-down",

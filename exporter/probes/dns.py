@@ -1,0 +1,118 @@
+"""DNS probes: one configured name asked of one configured resolver per probe.
+
+Feeds "CoreDNS down" (a Service name through the cluster DNS server), "Cloudflare DNS failure"
+(public names through chosen resolvers: SERVFAIL, NXDOMAIN, timeout) and "DNS hijacking" (answers
+outside the expected CIDRs). The query goes straight to the resolver's address with dnspython
+(no system resolver or cache in between), with recursion desired, falling back to TCP when the UDP
+answer is truncated. The outcome is a bounded state set, `honeydue_dns_result{result}`: an answer
+with an error code is a value, only silence (timeout) or a transport error fails the run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+import dns.asyncquery
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from exporter.config import Config, DnsLookup, DnsResolver
+from exporter.engine import Probe
+from exporter.probes.deps import Dependencies
+from exporter.samples import Samples, gauge
+
+LABELS = ("domain", "resolver", "role")
+# noerror = NOERROR with at least one address; nodata = NOERROR without one.
+RESULTS = ("noerror", "nodata", "nxdomain", "servfail", "refused", "other_rcode", "timeout", "error")
+
+UP = gauge("honeydue_dns_up", "Whether the resolver answered NOERROR with at least one address.", *LABELS)
+RESULT = gauge(
+    "honeydue_dns_result",
+    "Outcome of the last lookup, one series per result (1 = this one): noerror, nodata, nxdomain, servfail, "
+    "refused, other_rcode, timeout, error.",
+    *LABELS,
+    "result",
+)
+SECONDS = gauge("honeydue_dns_lookup_duration_seconds", "Seconds the resolver took to answer.", *LABELS)
+ANSWERS = gauge("honeydue_dns_answers", "Addresses in the last answer.", *LABELS)
+UNEXPECTED = gauge(
+    "honeydue_dns_unexpected_answers",
+    "Addresses in the last answer outside the expected CIDRs (0 when no CIDRs are configured).",
+    *LABELS,
+)
+
+_RCODE_RESULT = {
+    dns.rcode.NXDOMAIN: "nxdomain",
+    dns.rcode.SERVFAIL: "servfail",
+    dns.rcode.REFUSED: "refused",
+}
+
+
+class DnsProbe:
+    """One (name, resolver) pair."""
+
+    def __init__(self, lookup: DnsLookup, resolver_name: str, resolver: DnsResolver, deps: Dependencies) -> None:
+        self.name = f"dns_{resolver_name}_{lookup.name}_{lookup.record_type.lower()}"
+        self.interval = lookup.interval
+        self.timeout = lookup.timeout
+        self._lookup = lookup
+        self._resolver = resolver
+        self._deps = deps
+        self._labels = {"domain": lookup.name, "resolver": resolver_name, "role": lookup.role}
+        self._networks = [ipaddress.ip_network(c, strict=False) for c in lookup.expected_cidrs]
+
+    async def collect(self) -> Samples:
+        lookup, resolver = self._lookup, self._resolver
+        query = dns.message.make_query(lookup.name, dns.rdatatype.from_text(lookup.record_type))
+        query.flags |= dns.flags.RD
+        started = time.monotonic()
+        async with self._deps.throttle("dns"):
+            if resolver.protocol == "tcp":
+                answer = await dns.asyncquery.tcp(query, resolver.address, timeout=self.timeout, port=resolver.port)
+            else:
+                answer, _ = await dns.asyncquery.udp_with_fallback(
+                    query, resolver.address, timeout=self.timeout, port=resolver.port
+                )
+        elapsed = time.monotonic() - started
+        wanted = dns.rdatatype.from_text(lookup.record_type)
+        addresses = [
+            ipaddress.ip_address(rdata.address)
+            for rrset in answer.answer
+            if rrset.rdtype == wanted
+            for rdata in rrset
+        ]
+        rcode = answer.rcode()
+        if rcode == dns.rcode.NOERROR:
+            result = "noerror" if addresses else "nodata"
+        else:
+            result = _RCODE_RESULT.get(rcode, "other_rcode")
+        unexpected = [a for a in addresses if self._networks and not any(a in net for net in self._networks)]
+        s = self._result(result)
+        s.add(SECONDS, elapsed, **self._labels)
+        s.add(ANSWERS, len(addresses), **self._labels)
+        s.add(UNEXPECTED, len(unexpected), **self._labels)
+        return s
+
+    def _result(self, result: str) -> Samples:
+        s = Samples()
+        s.add(UP, 1.0 if result == "noerror" else 0.0, **self._labels)
+        for each in RESULTS:
+            s.add(RESULT, 1.0 if each == result else 0.0, result=each, **self._labels)
+        return s
+
+    def failed(self, reason: str) -> Samples:
+        return self._result("timeout" if reason == "timeout" else "error")
+
+    async def close(self) -> None:
+        """Nothing is kept open between runs."""
+
+
+def build(config: Config, deps: Dependencies) -> list[Probe]:
+    return [
+        DnsProbe(lookup, name, config.dns.resolvers[name], deps)
+        for lookup in config.dns.lookups
+        for name in lookup.resolvers
+    ]
