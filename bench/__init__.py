@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed as tables, never asserted. Run with `make bench`."""

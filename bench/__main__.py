@@ -1,0 +1,29 @@
+"""Run every benchmark module in bench/ that has a `main()`, in name order."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    only = set(sys.argv[1:])
+    failed = 0
+    for module in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        if module.name.startswith("_") or (only and module.name not in only):
+            continue
+        bench = importlib.import_module(f"bench.{module.name}")
+        if not hasattr(bench, "main"):
+            continue
+        print(f"\n== {module.name} ==", flush=True)
+        try:
+            bench.main([])
+        except Exception as exc:  # noqa: BLE001 - one broken bench must not hide the others' figures
+            failed += 1
+            print(f"{module.name}: failed: {type(exc).__name__}: {exc}")
+    return 1 if failed else 0
+
+
+raise SystemExit(main())
