@@ -75,7 +75,36 @@ ENTRIES = (
         id="fastmail-smtp-unreachable",
         heading="Fastmail SMTP unreachable",
         layer="external",
-        planned="issue 5: SMTP banner, EHLO and STARTTLS probe; issue 3: email tasks piling up in retry",
+        signals=("asynq_tasks", "asynq_tasks_failed_total"),
+        probes=("asynq",),
+        planned="issue 5: SMTP banner, EHLO and STARTTLS probe",
+        alerts=(
+            Alert(
+                name="AsynqTasksPilingUpInRetry",
+                severity="warning",
+                expr='(asynq_tasks{state="retry"} > 10) and (delta(asynq_tasks{state="retry"}[30m]) > 0)',
+                for_="15m",
+                summary="Asynq tasks are piling up in retry (often emails Fastmail will not take).",
+                description="Queue {{ $labels.queue }} holds {{ $value }} tasks waiting to retry and the number "
+                "keeps rising. Email tasks retry while Fastmail SMTP is unreachable; check the SMTP probe.",
+            ),
+            Alert(
+                name="AsynqTasksArchived",
+                severity="warning",
+                expr='asynq_tasks{state="archived"} - asynq_tasks{state="archived"} offset 1h > 0',
+                for_="5m",
+                summary="Asynq gave up on tasks and archived them after their last retry.",
+                description="Queue {{ $labels.queue }} archived {{ $value | humanize }} tasks in the last hour: "
+                "they will not run again (for email: not sent). Re-enqueue them once the cause is fixed.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Asynq tasks in retry and archived",
+                queries=(Query('asynq_tasks{state=~"retry|archived"}', "{{queue}} {{state}}"),),
+                description="Email tasks retry while Fastmail is unreachable and are archived when they give up.",
+            ),
+        ),
     ),
     FailureMode(
         id="gitea-registry-unreachable",
