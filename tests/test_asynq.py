@@ -265,3 +265,28 @@ def test_asynq_follows_redis_enabled_unless_set() -> None:
     assert asynq.build(Config(redis={"enabled": False}), deps) == []  # type: ignore[arg-type]
     cfg = Config(redis={"enabled": False}, asynq={"enabled": True})  # type: ignore[arg-type]
     assert [p.name for p in asynq.build(cfg, deps)] == ["asynq"]
+
+
+@pytest.mark.slow
+def test_exporter_reports_the_worker_dying_within_one_interval(exporter_factory, redis_server: RedisServer,
+                                                               state: AsynqState) -> None:
+    """The real `python -m exporter run`: a live worker, then its heartbeats stop while tasks arrive."""
+    now = time.time()
+    state.enqueue("email", now - 3)
+    state.heartbeat("w", 1, "e2e", at=now - 4, ttl=10, concurrency=5, queues={"email": 1})
+    exporter = exporter_factory(env={
+        "HONEYDUE_REDIS__URL": redis_server.url,
+        "HONEYDUE_POSTGRES__POOLER__ENABLED": "false",
+        "HONEYDUE_POSTGRES__DIRECT__ENABLED": "false",
+        "HONEYDUE_ASYNQ__INTERVAL": "1",
+        "HONEYDUE_ASYNQ__TIMEOUT": "0.8",
+    })
+    exporter.start()
+    exporter.wait_for("honeydue_asynq_servers_live", 1, 5, status="active")
+    # No further heartbeat: the score (now + 6 s) passes; meanwhile the backlog grows.
+    for i in range(3):
+        state.enqueue("email", time.time() + i * 0.001)
+    exporter.wait_for("asynq_tasks", 4, 5, queue="email", state="pending")
+    exporter.wait_for("honeydue_asynq_servers_live", 0, 20, status="active")
+    from tests.helpers.exporter import value
+    assert value(exporter.metrics(), "honeydue_asynq_servers_registered") == 1
