@@ -83,8 +83,8 @@ def _render(args: argparse.Namespace, config: Config) -> int:
         for name in stale:
             print(f"out of date: {name} (run `honeydue-exporter render`)", file=sys.stderr)
         return 1 if stale else 0
-    for path in write_all(root, base, args.for_override):
-        print(f"wrote {path}")
+    for written in write_all(root, base, args.for_override):
+        print(f"wrote {written}")
     return 0
 
 

@@ -296,6 +296,53 @@ class SmtpConfig(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate target names: {names}")
         return self
+class AsynqConfig(Schedule):
+    """Asynq's state read straight from Redis (the Redis of `redis`; `db` may differ from redis.url's).
+
+    Enabled by default: it is read-only and with no Asynq state it reports zero queues.
+    `enabled: null` follows `redis.enabled`.
+    """
+
+    enabled: bool | None = None
+    db: int | None = Field(None, ge=0, description="Redis database Asynq uses (default: the one in redis.url)")
+    max_active_checked: int = Field(
+        1000, ge=1, le=100_000, description="active task ids per queue checked for a missing lease"
+    )
+    max_scheduler_entries: int = Field(200, ge=1, le=10_000, description="cron entries read per cycle")
+
+
+class ResidenceCacheConfig(Schedule):
+    """The residence-IDs cache staleness probe: sampled cache entries against the database's truth.
+
+    Disabled by default: it needs honeyDue's schema (residence_residence, residence_residence_users)
+    and its cache keys, which a developer machine does not have. Reads Redis with the `redis`
+    connection settings and Postgres through the `postgres.<database>` endpoint.
+    """
+
+    interval: float = Field(60.0, gt=0)
+    timeout: float = Field(10.0, gt=0)
+    enabled: bool = False
+    key_pattern: str = Field(
+        "residence_ids:{user_id}", description="cache key with {user_id} where the user's numeric id sits"
+    )
+    encoding: Literal["json", "set", "csv"] = Field(
+        "json", description="json: a JSON array of ids; set: a Redis set of ids; csv: '1,2,3'"
+    )
+    db: int | None = Field(None, ge=0, description="Redis database of the cache (default: the one in redis.url)")
+    sample_size: int = Field(50, ge=1, le=1000, description="cache entries compared per cycle (K)")
+    scan_count: int = Field(200, ge=1, le=10_000, description="COUNT hint of each SCAN call")
+    max_scan_calls: int = Field(20, ge=1, le=1000, description="SCAN calls per cycle at most")
+    cache_ttl: float = Field(300.0, gt=0, description="the TTL the service sets on an entry, for entry age")
+    database: Literal["pooler", "direct"] = "pooler"
+
+    @field_validator("key_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        if value.count("{user_id}") != 1:
+            raise ValueError("must contain {user_id} exactly once")
+        if any(ch in value.replace("{user_id}", "") for ch in "*?[]\\"):
+            raise ValueError("must not contain glob characters (* ? [ ] \\)")
+        return value
 
 
 class RateLimits(_Strict):
@@ -348,6 +395,8 @@ class Config(BaseSettings):
     http: HttpConfig = HttpConfig()
     dns: DnsConfig = DnsConfig()
     smtp: SmtpConfig = SmtpConfig()
+    asynq: AsynqConfig = AsynqConfig()
+    residence_cache: ResidenceCacheConfig = ResidenceCacheConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -3,6 +3,7 @@
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 REDIS_RATIO = "honeydue_redis_memory_used_bytes / (honeydue_redis_memory_max_bytes > 0)"
+PENDING_GROWING = 'delta(asynq_tasks{state="pending"}[10m]) > 0'
 
 ENTRIES = (
     FailureMode(
@@ -83,15 +84,154 @@ ENTRIES = (
         row="Worker and queues",
         heading="worker stops processing jobs",
         layer="app",
-        planned="issue 3: Asynq backlog, oldest-pending latency, live worker servers, stuck tasks, cron",
+        signals=("asynq_tasks", "asynq_queue_latency_seconds", "asynq_tasks_processed_total",
+                 "asynq_queue_paused", "honeydue_asynq_servers_live", "honeydue_asynq_server_queue_priority",
+                 "honeydue_asynq_stuck_active_tasks", "honeydue_asynq_schedulers_live",
+                 "honeydue_asynq_cron_last_enqueue_timestamp_seconds", "honeydue_asynq_cron_interval_seconds",
+                 "honeydue_asynq_queue_read_ok"),
+        probes=("asynq",),
+        alerts=(
+            Alert(
+                name="AsynqBacklogGrowingNothingProcessed",
+                severity="critical",
+                expr=f"({PENDING_GROWING}) and on(instance, queue) "
+                "(increase(asynq_tasks_processed_total[10m]) == 0) "
+                "unless on(instance, queue) (asynq_queue_paused == 1)",
+                for_="5m",
+                summary="An Asynq queue keeps growing while the worker processes nothing.",
+                description="Queue {{ $labels.queue }} gained {{ $value | humanize }} pending tasks in 10 minutes "
+                "and no task was processed. Restart the worker (kubectl rollout restart deployment/worker "
+                "-n honeydue) and read its logs.",
+            ),
+            Alert(
+                name="AsynqNoLiveWorker",
+                severity="critical",
+                expr='(sum by (instance) (asynq_tasks{state="pending"}) > 0) '
+                'and on(instance) (sum by (instance) (honeydue_asynq_servers_live{status="active"}) == 0)',
+                for_="2m",
+                summary="No Asynq worker server is alive while tasks are waiting.",
+                description="No worker server has sent a heartbeat for 2 minutes and {{ $value }} tasks are "
+                "pending. Emails and cron jobs are not running: check deployment/worker in namespace honeydue.",
+            ),
+            Alert(
+                name="AsynqQueueNotServed",
+                severity="warning",
+                expr='(asynq_tasks{state="pending"} > 0) '
+                "unless on(instance, queue) honeydue_asynq_server_queue_priority "
+                'and on(instance) (sum by (instance) (honeydue_asynq_servers_live{status="active"}) > 0)',
+                for_="10m",
+                summary="Tasks wait in an Asynq queue that no live worker server serves.",
+                description="Queue {{ $labels.queue }} holds {{ $value }} pending tasks but none of the live "
+                "worker servers lists it in its queues. Check the worker's queue configuration.",
+            ),
+            Alert(
+                name="AsynqQueueLatencyHigh",
+                severity="warning",
+                expr="asynq_queue_latency_seconds > 300 unless on(instance, queue) (asynq_queue_paused == 1)",
+                for_="5m",
+                summary="The oldest pending Asynq task has waited more than 5 minutes.",
+                description="The oldest pending task of queue {{ $labels.queue }} has waited "
+                "{{ $value | humanizeDuration }}. The worker is too slow or stuck.",
+            ),
+            Alert(
+                name="AsynqStuckActiveTasks",
+                severity="warning",
+                expr="sum without (reason) (honeydue_asynq_stuck_active_tasks) > 0",
+                for_="10m",
+                summary="Asynq tasks are marked active but no worker holds a valid lease on them.",
+                description="{{ $value }} active tasks of queue {{ $labels.queue }} have an expired lease (their "
+                "worker died) or no lease at all; Asynq's recoverer only re-queues expired leases. Restart the "
+                "worker; leaseless tasks need re-enqueueing by hand.",
+            ),
+            Alert(
+                name="AsynqCronEntryStopped",
+                severity="warning",
+                expr="(time() - honeydue_asynq_cron_last_enqueue_timestamp_seconds "
+                "> 2 * honeydue_asynq_cron_interval_seconds + 300) "
+                "and (honeydue_asynq_cron_interval_seconds > 0)",
+                for_="5m",
+                summary="An Asynq cron entry stopped enqueuing its task.",
+                description="Cron entry {{ $labels.task_type }} ({{ $labels.schedule }}) last enqueued "
+                "{{ $value | humanizeDuration }} ago, more than twice its interval. Read the worker logs for "
+                "enqueue errors.",
+            ),
+            Alert(
+                name="AsynqNoLiveScheduler",
+                severity="warning",
+                expr="(honeydue_asynq_schedulers_live == 0) and on(instance) (honeydue_asynq_up == 1)",
+                for_="10m",
+                summary="No Asynq scheduler is alive, so no cron job fires.",
+                description="asynq:schedulers has no member with a live heartbeat on {{ $labels.instance }}. "
+                "The worker's scheduler is not running: restart deployment/worker in namespace honeydue.",
+            ),
+            Alert(
+                name="AsynqQueuePaused",
+                severity="info",
+                expr="asynq_queue_paused == 1",
+                for_="30m",
+                summary="An Asynq queue has been paused for 30 minutes.",
+                description="Queue {{ $labels.queue }} is paused (its Asynq paused key exists); its tasks are "
+                "not processed until someone unpauses it (asynq queue unpause).",
+            ),
+            Alert(
+                name="AsynqQueueUnreadable",
+                severity="warning",
+                expr="honeydue_asynq_queue_read_ok == 0",
+                for_="10m",
+                summary="An Asynq queue has malformed keys in Redis.",
+                description="Some keys of queue {{ $labels.queue }} have the wrong type or undecodable values "
+                "(see honeydue_asynq_queue_error_info); the worker may fail on this queue too.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Asynq pending backlog by queue",
+                queries=(Query('asynq_tasks{state="pending"}', "{{queue}}"),),
+                description="Pending only: retained completed tasks are not backlog.",
+            ),
+            Panel(
+                title="Asynq oldest pending task age",
+                queries=(Query("asynq_queue_latency_seconds", "{{queue}}"),),
+                unit="s",
+            ),
+            Panel(
+                title="Asynq tasks processed and failed per minute",
+                queries=(
+                    Query("sum by (queue) (rate(asynq_tasks_processed_total[5m])) * 60", "processed {{queue}}"),
+                    Query("sum by (queue) (rate(asynq_tasks_failed_total[5m])) * 60", "failed {{queue}}"),
+                ),
+            ),
+            Panel(
+                title="Asynq live worker servers and busy workers",
+                queries=(
+                    Query('sum(honeydue_asynq_servers_live{status="active"})', "live servers"),
+                    Query("sum(honeydue_asynq_server_active_workers)", "busy workers"),
+                    Query("sum(honeydue_asynq_server_concurrency)", "concurrency"),
+                ),
+            ),
+            Panel(
+                title="Asynq stuck active tasks",
+                queries=(Query("honeydue_asynq_stuck_active_tasks", "{{queue}} {{reason}}"),),
+                description="Active tasks with an expired lease (worker died) or no lease (never recovered).",
+            ),
+            Panel(
+                title="Asynq cron: time since last enqueue",
+                queries=(
+                    Query("time() - honeydue_asynq_cron_last_enqueue_timestamp_seconds", "{{task_type}}"),
+                    Query("honeydue_asynq_schedulers_live", "live schedulers"),
+                ),
+                unit="s",
+            ),
+        ),
     ),
     FailureMode(
         id="redis-pod-dies",
         heading="redis pod dies + node is different",
         layer="app",
         signals=("honeydue_redis_up", "honeydue_redis_uptime_seconds", "honeydue_redis_asynq_queues",
-                 "honeydue_redis_restarted_empty"),
-        probes=("redis",),
+                 "honeydue_redis_restarted_empty", "honeydue_asynq_queues", "asynq_queue_size",
+                 "honeydue_asynq_servers_live", "honeydue_asynq_schedulers_live"),
+        probes=("redis", "asynq"),
         planned="issue 4: the honeydue/redis=true node exists, is unique and Ready",
         alerts=(
             Alert(
@@ -128,6 +268,17 @@ ENTRIES = (
                     Query("honeydue_redis_restarted_empty", "restarted empty"),
                 ),
             ),
+            Panel(
+                title="Asynq state after a Redis restart",
+                queries=(
+                    Query("honeydue_asynq_queues", "queues"),
+                    Query("sum(asynq_queue_size)", "tasks"),
+                    Query('sum(honeydue_asynq_servers_live{status="active"})', "live servers"),
+                    Query("honeydue_asynq_schedulers_live", "live schedulers"),
+                ),
+                description="After an empty restart the queues come back as the worker re-registers; "
+                "in-flight tasks are gone, cron fires again on its next tick.",
+            ),
         ),
     ),
     FailureMode(
@@ -136,7 +287,52 @@ ENTRIES = (
         heading="Stale residence-IDs cache (data freshness bug)",
         layer="app",
         chapter17="§23 Invalidate residence-IDs cache for a user",
-        planned="issue 3: sampled cache entries compared with the database's membership truth",
+        signals=("honeydue_residence_ids_cache_entries_checked", "honeydue_residence_ids_cache_entries_stale",
+                 "honeydue_residence_ids_cache_oldest_stale_age_seconds",
+                 "honeydue_residence_ids_cache_entries_without_ttl", "honeydue_residence_ids_cache_up"),
+        probes=("residence_cache",),
+        alerts=(
+            Alert(
+                name="ResidenceIdsCacheStale",
+                severity="warning",
+                expr="max_over_time(honeydue_residence_ids_cache_entries_stale[15m]) > 0",
+                for_="1m",
+                summary="Residence-IDs cache entries disagree with the database: a mutation skipped invalidation.",
+                description="{{ $value }} sampled residence-IDs cache entries held memberships the database no "
+                "longer has (confirmed by a second read). A membership-changing code path does not call "
+                "cache.InvalidateResidenceIDsForUsers; flush the affected users' keys.",
+            ),
+            Alert(
+                name="ResidenceIdsCacheEntryWithoutTtl",
+                severity="warning",
+                expr="honeydue_residence_ids_cache_entries_without_ttl > 0",
+                for_="15m",
+                summary="Residence-IDs cache entries have no expiry, so a stale one never heals.",
+                description="{{ $value }} sampled residence-IDs cache entries have no TTL (the service sets "
+                "5 minutes). Find the code path that writes them without expiry.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Residence-IDs cache: entries checked and stale",
+                queries=(
+                    Query("honeydue_residence_ids_cache_entries_checked", "checked"),
+                    Query("honeydue_residence_ids_cache_entries_stale", "stale"),
+                    Query("honeydue_residence_ids_cache_entries_without_ttl", "without TTL"),
+                    Query("honeydue_residence_ids_cache_entries_undecodable", "undecodable"),
+                ),
+                description="Each run samples up to K cached users and compares with residence_residence "
+                "(owner) and residence_residence_users (member).",
+            ),
+            Panel(
+                title="Residence-IDs cache: oldest stale entry",
+                queries=(
+                    Query("honeydue_residence_ids_cache_oldest_stale_age_seconds", "age"),
+                    Query("honeydue_residence_ids_cache_oldest_stale_ttl_seconds", "remaining TTL"),
+                ),
+                unit="s",
+            ),
+        ),
     ),
     FailureMode(
         id="redis-at-maxmemory",

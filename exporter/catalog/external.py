@@ -103,9 +103,9 @@ ENTRIES = (
         heading="Fastmail SMTP unreachable",
         layer="external",
         signals=("honeydue_smtp_up", "honeydue_smtp_banner_code", "honeydue_smtp_starttls_advertised",
-                 "honeydue_smtp_tls_handshake_success", "honeydue_smtp_phase_duration_seconds"),
-        probes=("smtp",),
-        planned="issue 3: email tasks piling up in retry",
+                 "honeydue_smtp_tls_handshake_success", "honeydue_smtp_phase_duration_seconds",
+                 "asynq_tasks", "asynq_tasks_failed_total"),
+        probes=("smtp", "asynq"),
         alerts=(
             Alert(
                 name="FastmailSmtpUnreachable",
@@ -116,6 +116,24 @@ ENTRIES = (
                 description="The SMTP target {{ $labels.target }} has failed the banner 220 / EHLO / STARTTLS check "
                 "for 10 minutes. Transactional email is not sent; Asynq retries the jobs. Check Fastmail's status "
                 "page and honeydue_smtp_banner_code.",
+            ),
+            Alert(
+                name="AsynqTasksPilingUpInRetry",
+                severity="warning",
+                expr='(asynq_tasks{state="retry"} > 10) and (delta(asynq_tasks{state="retry"}[30m]) > 0)',
+                for_="15m",
+                summary="Asynq tasks are piling up in retry (often emails Fastmail will not take).",
+                description="Queue {{ $labels.queue }} holds {{ $value }} tasks waiting to retry and the number "
+                "keeps rising. Email tasks retry while Fastmail SMTP is unreachable; check the SMTP probe.",
+            ),
+            Alert(
+                name="AsynqTasksArchived",
+                severity="warning",
+                expr='asynq_tasks{state="archived"} - asynq_tasks{state="archived"} offset 1h > 0',
+                for_="5m",
+                summary="Asynq gave up on tasks and archived them after their last retry.",
+                description="Queue {{ $labels.queue }} archived {{ $value | humanize }} tasks in the last hour: "
+                "they will not run again (for email: not sent). Re-enqueue them once the cause is fixed.",
             ),
         ),
         panels=(
@@ -131,6 +149,11 @@ ENTRIES = (
                 title="SMTP session timings",
                 queries=(Query("honeydue_smtp_phase_duration_seconds", "{{target}} {{phase}}"),),
                 unit="s",
+            ),
+            Panel(
+                title="Asynq tasks in retry and archived",
+                queries=(Query('asynq_tasks{state=~"retry|archived"}', "{{queue}} {{state}}"),),
+                description="Email tasks retry while Fastmail is unreachable and are archived when they give up.",
             ),
         ),
     ),
