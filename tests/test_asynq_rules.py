@@ -1,4 +1,7 @@
-"""The Asynq and cache alerts pass their promtool tests; the probes' exposition passes `promtool check metrics`."""
+"""The Asynq and cache probes' exposition passes `promtool check metrics`.
+
+That every alert has promtool cases both ways and uses declared metrics is checked for all
+families in tests/test_rules.py."""
 
 from __future__ import annotations
 
@@ -9,51 +12,17 @@ from pathlib import Path
 
 import psycopg
 import redis
-import yaml
 
-from exporter.catalog import CATALOG
 from exporter.config import Config
 from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.cache import ResidenceCacheProbe
 from exporter.probes.deps import Dependencies
-from exporter.samples import declared_metrics
 from tests.helpers.asynq import AsynqState, CronEntry
 from tests.helpers.servers import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
-MINE = ("worker-stops-processing", "stale-residence-ids-cache", "fastmail-smtp-unreachable", "redis-pod-dies")
-
-
-def test_promtool_unit_tests(promtool: str) -> None:
-    for name in ("asynq", "cache"):
-        out = subprocess.run([promtool, "test", "rules", f"rules/tests/{name}.test.yml"], cwd=REPO,
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stdout + out.stderr
-
-
-def test_every_alert_of_these_entries_has_a_firing_and_a_quiet_case() -> None:
-    cases: dict[str, set[bool]] = {}
-    for doc in (yaml.safe_load((REPO / f"rules/tests/{n}.test.yml").read_text()) for n in ("asynq", "cache")):
-        for group in doc["tests"]:
-            for case in group["alert_rule_test"]:
-                cases.setdefault(case["alertname"], set()).add(bool(case["exp_alerts"]))
-    for entry in CATALOG:
-        if entry.id in MINE:
-            for alert in entry.alerts:
-                if alert.name in ("RedisDown",):
-                    continue  # the foundation's alert, tested with the Redis family
-                assert cases.get(alert.name) == {True, False}, alert.name
-
-
-def test_signals_of_these_entries_are_declared_metrics() -> None:
-    import exporter.probes  # noqa: F401 - declares every metric
-    declared = declared_metrics()
-    for entry in CATALOG:
-        if entry.id in MINE:
-            for signal in entry.signals:
-                assert signal in declared, (entry.id, signal)
 
 
 async def test_exposition_passes_promtool_check_metrics(
