@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from exporter.config import Config
 from exporter.engine import Probe
-from exporter.probes import postgres, redis
+from exporter.probes import kubernetes, postgres, redis
 from exporter.probes.deps import Dependencies
 
-MODULES = (redis, postgres)
+MODULES = (redis, postgres, kubernetes)
 
 
 def build_probes(config: Config, deps: Dependencies | None = None) -> list[Probe]:
