@@ -67,7 +67,7 @@ NODE_INFO = info(
     "Node versions and address (kube-state-metrics shape).",
     "node", "kubelet_version", "container_runtime_version", "kernel_version", "os_image", "internal_ip",
 )
-NODE_ROLE = info("honeydue_kube_node_role", "Node roles from node-role.kubernetes.io/* labels.", "node", "role")
+NODE_ROLE = gauge("honeydue_kube_node_role", "1 per node role from node-role.kubernetes.io/* labels.", "node", "role")
 CP_NODES = gauge("honeydue_kube_control_plane_nodes", "Nodes carrying the control-plane label (k3s servers).")
 CP_READY = gauge("honeydue_kube_control_plane_nodes_ready", "Control-plane nodes whose Ready condition is True.")
 ETCD_QUORUM = gauge("honeydue_kube_etcd_quorum", "Server nodes etcd needs for quorum (a majority, or configured).")
@@ -372,7 +372,7 @@ class NodesProbe(_KubeProbe):
                   os_image=str(node_info.get("osImage", "")), internal_ip=internal_ip)
             for key in sorted(labels):
                 if key.startswith("node-role.kubernetes.io/"):
-                    s.add(NODE_ROLE, node=name, role=key.removeprefix("node-role.kubernetes.io/"))
+                    s.add(NODE_ROLE, 1, node=name, role=key.removeprefix("node-role.kubernetes.io/"))
             if cfg.control_plane_label in labels:
                 cp_total += 1
                 cp_ready += int(ready)
