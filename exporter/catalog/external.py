@@ -81,7 +81,30 @@ ENTRIES = (
         id="gitea-registry-unreachable",
         heading="Gitea registry unreachable",
         layer="external",
-        planned="issue 5: registry /v2/ probe; issue 4: pods in ImagePullBackOff",
+        signals=("honeydue_kube_pod_container_status_waiting_reason",),
+        probes=("kubernetes_pods",),
+        planned="issue 5: registry /v2/ probe",
+        alerts=(
+            Alert(
+                name="KubePodImagePullBackOff",
+                severity="warning",
+                expr='max_over_time(honeydue_kube_pod_container_status_waiting_reason{'
+                'reason=~"ImagePullBackOff|ErrImagePull"}[5m]) >= 1',
+                for_="10m",
+                summary="A pod cannot pull its image, so its rollout is stuck.",
+                description="{{ $labels.namespace }}/{{ $labels.pod }} has been waiting with {{ $labels.reason }} "
+                "for 10 minutes. Existing pods keep running; check that the Gitea registry answers.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Containers waiting on an image pull",
+                queries=(
+                    Query('max_over_time(honeydue_kube_pod_container_status_waiting_reason{'
+                          'reason=~"ImagePullBackOff|ErrImagePull"}[5m])', "{{namespace}}/{{pod}} {{reason}}"),
+                ),
+            ),
+        ),
     ),
     FailureMode(
         id="cloudflare-dns-failure",
