@@ -68,7 +68,7 @@ ENTRIES = (
                 expr='honeydue_kube_resource_error_info{reason=~"forbidden|unauthorized"} == 1',
                 for_="10m",
                 summary="The exporter may not read a Kubernetes resource, so its signals are missing.",
-                description="Reading {{ $labels.resource }} {{ $labels.namespace }} fails with {{ $labels.reason }}: "
+                description="The exporter's requests for {{ $labels.resource }} fail with {{ $labels.reason }}: "
                 "apply deploy/base/rbac.yaml or fix the service-account token. This is not a healthy cluster.",
             ),
         ),
