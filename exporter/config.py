@@ -344,12 +344,72 @@ class ResidenceCacheConfig(Schedule):
             raise ValueError("must not contain glob characters (* ? [ ] \\)")
         return value
 
+class KubernetesConfig(Schedule):
+    """Where the Kubernetes API is and which of honeyDue's objects to watch (chapter 16 defaults).
+
+    `source: auto` uses the pod's service account when running in a pod, else the kubeconfig; when
+    neither exists the probes are off and `honeydue_kube_config_info{source="none"}` says so.
+    """
+
+    interval: float = Field(30.0, gt=0)
+    timeout: float = Field(10.0, gt=0)
+    source: Literal["auto", "in-cluster", "kubeconfig", "off"] = "auto"
+    kubeconfig: Path | None = Field(None, description="default: $KUBECONFIG, then ~/.kube/config")
+    context: str | None = None
+    connect_timeout: float = Field(2.0, gt=0, description="TCP/TLS connect timeout of one API request")
+    read_timeout: float = Field(5.0, gt=0, description="read timeout of one API request")
+    deployments: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: {
+            "honeydue": ("api", "admin", "worker", "redis", "vmagent"),
+            "kube-system": ("coredns", "metrics-server", "traefik"),
+        },
+        description="namespace -> deployments to watch; pods are watched in the same namespaces",
+    )
+    node_workloads: tuple[str, ...] = Field(
+        ("honeydue/api", "kube-system/traefik"),
+        description="namespace/name of workloads whose ready pods are counted per node",
+    )
+    workload_label: str = "app.kubernetes.io/name"
+    redis_node_label: str = "honeydue/redis=true"
+    control_plane_label: str = "node-role.kubernetes.io/control-plane"
+    apiservices: tuple[str, ...] = ("v1beta1.metrics.k8s.io",)
+    apiserver_port: int = Field(6443, ge=1, le=65535, description="each server node's API port for /readyz/etcd")
+    readyz_timeout: float = Field(2.0, gt=0, description="connect and read timeout of one /readyz/etcd check")
+    etcd_quorum: int | None = Field(None, ge=1, description="default: a majority of the control-plane nodes")
+
+    @field_validator("redis_node_label")
+    @classmethod
+    def _check_label(cls, value: str) -> str:
+        key, sep, _ = value.partition("=")
+        if not sep or not key:
+            raise ValueError("must be key=value")
+        return value
+
+    @field_validator("node_workloads")
+    @classmethod
+    def _check_workloads(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            namespace, sep, name = item.partition("/")
+            if not sep or not namespace or not name:
+                raise ValueError(f"{item!r} must be namespace/name")
+        return value
+
+    @model_validator(mode="after")
+    def _timeouts_fit(self) -> KubernetesConfig:
+        if self.connect_timeout + self.read_timeout >= self.timeout:
+            raise ValueError(
+                f"connect_timeout + read_timeout ({self.connect_timeout + self.read_timeout:g}s) "
+                f"must be less than timeout ({self.timeout:g}s)"
+            )
+        return self
+
 
 class RateLimits(_Strict):
     """Per-dependency ceilings shared by every probe, so the exporter can never hammer production."""
 
     postgres_per_second: float | None = Field(5.0, gt=0)
     redis_per_second: float | None = Field(None, gt=0)
+    kubernetes_per_second: float | None = Field(20.0, gt=0)
 
 
 class ServerConfig(_Strict):
@@ -397,6 +457,7 @@ class Config(BaseSettings):
     smtp: SmtpConfig = SmtpConfig()
     asynq: AsynqConfig = AsynqConfig()
     residence_cache: ResidenceCacheConfig = ResidenceCacheConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
 
     @classmethod
     def settings_customise_sources(

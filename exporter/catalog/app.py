@@ -4,19 +4,90 @@ from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 REDIS_RATIO = "honeydue_redis_memory_used_bytes / (honeydue_redis_memory_max_bytes > 0)"
 PENDING_GROWING = 'delta(asynq_tasks{state="pending"}[10m]) > 0'
+WAITING = "honeydue_kube_pod_container_status_waiting_reason"
+# A container in CrashLoopBackOff flips to Running between back-offs; looking at the worst state
+# over 5 minutes keeps the alert from flapping (the kube-prometheus KubePodCrashLooping fix).
+CRASHLOOPING = f'max_over_time({WAITING}{{reason="CrashLoopBackOff"}}[5m])'
+API_CRASHLOOPING_PODS = (
+    f'max by (namespace, pod) (max_over_time({WAITING}{{namespace="honeydue",reason="CrashLoopBackOff"}}[5m])) '
+    'and on (namespace, pod) honeydue_kube_pod_info{workload="api"}'
+)
 
 ENTRIES = (
     FailureMode(
         id="api-pod-oom",
         heading="api pod OOM",
         layer="app",
-        planned="issue 4: last terminated reason OOMKilled, container restarts",
+        signals=("honeydue_kube_pod_container_status_last_terminated_reason",
+                 "honeydue_kube_pod_container_status_restarts_total"),
+        probes=("kubernetes_pods",),
+        alerts=(
+            Alert(
+                name="ContainerOOMKilled",
+                severity="warning",
+                expr='(honeydue_kube_pod_container_status_last_terminated_reason{namespace="honeydue",'
+                'reason="OOMKilled"} == 1) and on (namespace, pod, container) '
+                "(increase(honeydue_kube_pod_container_status_restarts_total[15m]) > 0)",
+                for_="1m",
+                summary="A honeyDue container was OOM-killed and restarted.",
+                description="{{ $labels.container }} in {{ $labels.pod }} was killed for exceeding its memory "
+                "limit and restarted in the last 15 minutes. If it keeps happening raise "
+                "resources.limits.memory or debug the leak (kubectl logs --previous).",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Container restarts (15m) and last termination reason",
+                queries=(
+                    Query('increase(honeydue_kube_pod_container_status_restarts_total{namespace="honeydue"}[15m])',
+                          "{{pod}}"),
+                    Query("honeydue_kube_pod_container_status_last_terminated_reason", "{{pod}} {{reason}}"),
+                ),
+            ),
+        ),
     ),
     FailureMode(
         id="api-pod-panics",
         heading="api pod panics",
         layer="app",
-        planned="issue 4: restarts, CrashLoopBackOff; all api replicas crash-looping is its own critical alert",
+        signals=("honeydue_kube_pod_container_status_waiting_reason", "honeydue_kube_pod_info",
+                 "honeydue_kube_deployment_spec_replicas"),
+        probes=("kubernetes_pods", "kubernetes_deployments"),
+        alerts=(
+            Alert(
+                name="KubePodCrashLooping",
+                severity="warning",
+                expr=f"{CRASHLOOPING} >= 1",
+                for_="15m",
+                summary="A container keeps crashing and is in CrashLoopBackOff.",
+                description="{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) has been "
+                "crash-looping for 15 minutes. Read the panic in `kubectl logs --previous`, fix and deploy.",
+            ),
+            Alert(
+                name="ApiAllReplicasCrashLooping",
+                severity="critical",
+                expr=f"count by (namespace) ({API_CRASHLOOPING_PODS}) >= on (namespace) "
+                'honeydue_kube_deployment_spec_replicas{namespace="honeydue",deployment="api"}',
+                for_="5m",
+                summary="Every api replica is crash-looping: roll back to the previous revision.",
+                description="{{ $value }} api pods are in CrashLoopBackOff, all the desired replicas: bad code "
+                "is crashing on startup. Run `kubectl rollout undo deployment/api -n honeydue` now.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Containers crash-looping",
+                queries=(Query(f"sum by (namespace, pod) ({CRASHLOOPING})", "{{namespace}}/{{pod}}"),),
+            ),
+            Panel(
+                title="api replicas desired vs available",
+                queries=(
+                    Query('honeydue_kube_deployment_spec_replicas{deployment="api"}', "desired"),
+                    Query('honeydue_kube_deployment_status_replicas_available{deployment="api"}', "available"),
+                    Query(f"count({API_CRASHLOOPING_PODS})", "crash-looping"),
+                ),
+            ),
+        ),
     ),
     FailureMode(
         id="api-deadlocks",
@@ -57,9 +128,9 @@ ENTRIES = (
         id="admin-pod-crashes",
         heading="admin pod crashes",
         layer="app",
-        signals=("honeydue_http_up", "honeydue_http_status_code"),
-        probes=("http",),
-        planned="issue 4: admin replicas available, CrashLoopBackOff",
+        signals=("honeydue_http_up", "honeydue_http_status_code",
+                 "honeydue_kube_deployment_status_replicas_available"),
+        probes=("http", "kubernetes_deployments"),
         alerts=(
             Alert(
                 name="AdminUnreachable",
@@ -70,12 +141,30 @@ ENTRIES = (
                 description="The admin target {{ $labels.target }} has failed for 5 minutes (502 at Cloudflare "
                 "when the admin pod is down). Only admins are affected; check the admin pod's restarts and logs.",
             ),
+            Alert(
+                name="AdminUnavailable",
+                severity="warning",
+                expr='honeydue_kube_deployment_status_replicas_available{namespace="honeydue",deployment="admin"}'
+                " == 0",
+                for_="2m",
+                summary="No admin replica is available: admins get 502 at admin.myhoneydue.com.",
+                description="admin has had {{ $value }} available replicas for 2 minutes. The user-facing api is "
+                "unaffected; check the admin pod's events and logs.",
+            ),
         ),
         panels=(
             Panel(
                 title="admin HTTP status",
                 queries=(Query('honeydue_http_status_code{role="admin"}', "{{target}}"),),
                 description="0 means no answer.",
+            ),
+            Panel(
+                title="honeyDue deployments available / desired",
+                queries=(
+                    Query('honeydue_kube_deployment_status_replicas_available{namespace="honeydue"} '
+                          '/ honeydue_kube_deployment_spec_replicas{namespace="honeydue"}', "{{deployment}}"),
+                ),
+                unit="percentunit",
             ),
         ),
     ),
@@ -230,10 +319,28 @@ ENTRIES = (
         layer="app",
         signals=("honeydue_redis_up", "honeydue_redis_uptime_seconds", "honeydue_redis_asynq_queues",
                  "honeydue_redis_restarted_empty", "honeydue_asynq_queues", "asynq_queue_size",
-                 "honeydue_asynq_servers_live", "honeydue_asynq_schedulers_live"),
-        probes=("redis", "asynq"),
-        planned="issue 4: the honeydue/redis=true node exists, is unique and Ready",
+                 "honeydue_asynq_servers_live", "honeydue_asynq_schedulers_live", "honeydue_kube_redis_nodes",
+                 "honeydue_kube_redis_node_ready"),
+        probes=("redis", "asynq", "kubernetes_nodes"),
         alerts=(
+            Alert(
+                name="RedisNodeNotReady",
+                severity="warning",
+                expr="honeydue_kube_redis_node_ready == 0",
+                for_="2m",
+                summary="The node labelled honeydue/redis=true is not Ready, so Redis cannot run with its data.",
+                description="Node {{ $labels.node }} holds Redis' local-path volume and has not been Ready for "
+                "2 minutes. If it is gone, move the label to a healthy node (Redis restarts empty).",
+            ),
+            Alert(
+                name="RedisNodeLabelNotUnique",
+                severity="warning",
+                expr="honeydue_kube_redis_nodes != 1",
+                for_="10m",
+                summary="Not exactly one node carries the honeydue/redis=true label.",
+                description="{{ $value }} nodes carry honeydue/redis=true (must be 1). Redis may schedule away from "
+                "its data: label one healthy node and remove the label elsewhere.",
+            ),
             Alert(
                 name="RedisDown",
                 severity="critical",
@@ -259,6 +366,13 @@ ENTRIES = (
                 title="Redis up and uptime",
                 queries=(Query("honeydue_redis_up", "up"), Query("honeydue_redis_uptime_seconds", "uptime")),
                 description="A drop of uptime to zero with the Asynq registry gone means Redis restarted empty.",
+            ),
+            Panel(
+                title="Redis node label: labelled nodes and their readiness",
+                queries=(
+                    Query("honeydue_kube_redis_nodes", "labelled nodes"),
+                    Query("honeydue_kube_redis_node_ready", "ready {{node}}"),
+                ),
             ),
             Panel(
                 title="Asynq queue registry and keys",

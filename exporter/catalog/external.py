@@ -161,9 +161,9 @@ ENTRIES = (
         id="gitea-registry-unreachable",
         heading="Gitea registry unreachable",
         layer="external",
-        signals=("honeydue_http_up", "honeydue_http_status_code"),
-        probes=("http",),
-        planned="issue 4: pods in ImagePullBackOff",
+        signals=("honeydue_http_up", "honeydue_http_status_code",
+                 "honeydue_kube_pod_container_status_waiting_reason"),
+        probes=("http", "kubernetes_pods"),
         alerts=(
             Alert(
                 name="GiteaRegistryUnreachable",
@@ -174,12 +174,29 @@ ENTRIES = (
                 description="The registry target {{ $labels.target }} has failed for 10 minutes. Running pods are "
                 "fine, but new pods (rollouts, rescheduling) stick at pulling their image until it is back.",
             ),
+            Alert(
+                name="KubePodImagePullBackOff",
+                severity="warning",
+                expr='max_over_time(honeydue_kube_pod_container_status_waiting_reason{'
+                'reason=~"ImagePullBackOff|ErrImagePull"}[5m]) >= 1',
+                for_="10m",
+                summary="A pod cannot pull its image, so its rollout is stuck.",
+                description="{{ $labels.namespace }}/{{ $labels.pod }} has been waiting with {{ $labels.reason }} "
+                "for 10 minutes. Existing pods keep running; check that the Gitea registry answers.",
+            ),
         ),
         panels=(
             Panel(
                 title="Gitea registry /v2/ status code",
                 queries=(Query('honeydue_http_status_code{role="registry"}', "{{target}}"),),
                 description="200 or 401 means the registry answers; 0 means no answer.",
+            ),
+            Panel(
+                title="Containers waiting on an image pull",
+                queries=(
+                    Query('max_over_time(honeydue_kube_pod_container_status_waiting_reason{'
+                          'reason=~"ImagePullBackOff|ErrImagePull"}[5m])', "{{namespace}}/{{pod}} {{reason}}"),
+                ),
             ),
         ),
     ),

@@ -1,5 +1,5 @@
-"""k3s control plane failures. Signals arrive with the Kubernetes probe (issue 4) and the
-vmagent / no-data probes (issue 5)."""
+"""k3s control plane failures. Signals from the Kubernetes probe (issue 4) and the vmagent /
+no-data probes (issue 5)."""
 
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
@@ -8,15 +8,36 @@ ENTRIES = (
         id="etcd-corruption",
         heading="etcd corruption on one node",
         layer="k3s",
-        planned="issue 4: apiserver /readyz etcd check per server node",
+        signals=("honeydue_kube_apiserver_etcd_ready", "honeydue_kube_apiserver_readyz_up"),
+        probes=("kubernetes_nodes",),
+        alerts=(
+            Alert(
+                name="KubeApiserverEtcdCheckFailing",
+                severity="warning",
+                expr="honeydue_kube_apiserver_etcd_ready == 0 and on (node) honeydue_kube_apiserver_readyz_up == 1",
+                for_="5m",
+                summary="A server node's API server answers but reports its etcd check failing.",
+                description="/readyz/etcd on {{ $labels.node }} has failed for 5 minutes while the node answers: "
+                "its etcd member has diverged or lost its peers. Remove the node from the cluster and rejoin it.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="etcd check per server node",
+                queries=(
+                    Query("honeydue_kube_apiserver_etcd_ready", "etcd ok {{node}}"),
+                    Query("honeydue_kube_apiserver_readyz_up", "answered {{node}}"),
+                ),
+            ),
+        ),
     ),
     FailureMode(
         id="coredns-down",
         heading="CoreDNS down",
         layer="k3s",
-        signals=("honeydue_dns_up", "honeydue_dns_result", "honeydue_dns_lookup_duration_seconds"),
-        probes=("dns",),
-        planned="issue 4: coredns deployment availability",
+        signals=("honeydue_dns_up", "honeydue_dns_result", "honeydue_dns_lookup_duration_seconds",
+                 "honeydue_kube_deployment_status_replicas_available"),
+        probes=("dns", "kubernetes_deployments"),
         alerts=(
             Alert(
                 name="ClusterDnsLookupFailing",
@@ -28,6 +49,16 @@ ENTRIES = (
                 "(see honeydue_dns_result). New connections inside the cluster fail with no such host. "
                 "kubectl logs -n kube-system deploy/coredns --previous.",
             ),
+            Alert(
+                name="CoreDNSUnavailable",
+                severity="critical",
+                expr='honeydue_kube_deployment_status_replicas_available{namespace="kube-system",'
+                'deployment="coredns"} == 0',
+                for_="2m",
+                summary="No CoreDNS replica is available: pods cannot resolve Service names.",
+                description="coredns has had {{ $value }} available replicas for 2 minutes. New connections by "
+                "name fail (\"no such host\"). Check `kubectl logs -n kube-system deploy/coredns --previous`.",
+            ),
         ),
         panels=(
             Panel(
@@ -37,13 +68,40 @@ ENTRIES = (
                     Query('honeydue_dns_lookup_duration_seconds{role="cluster"}', "seconds {{domain}}"),
                 ),
             ),
+            Panel(
+                title="CoreDNS replicas available",
+                queries=(Query('honeydue_kube_deployment_status_replicas_available{deployment="coredns"}',
+                               "available"),),
+            ),
         ),
     ),
     FailureMode(
         id="metrics-server-down",
         heading="metrics-server down",
         layer="k3s",
-        planned="issue 4: APIService v1beta1.metrics.k8s.io Available, deployment availability",
+        signals=("honeydue_kube_apiservice_available", "honeydue_kube_deployment_status_replicas_available"),
+        probes=("kubernetes_apiservices", "kubernetes_deployments"),
+        alerts=(
+            Alert(
+                name="MetricsServerUnavailable",
+                severity="warning",
+                expr='honeydue_kube_apiservice_available{apiservice="v1beta1.metrics.k8s.io"} == 0',
+                for_="10m",
+                summary="The metrics API is unavailable: kubectl top fails and HPAs cannot scale.",
+                description="APIService {{ $labels.apiservice }} has not been Available for 10 minutes. "
+                "Restart it with `kubectl rollout restart deployment/metrics-server -n kube-system`.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="metrics-server APIService and replicas",
+                queries=(
+                    Query("honeydue_kube_apiservice_available", "{{apiservice}} available"),
+                    Query('honeydue_kube_deployment_status_replicas_available{deployment="metrics-server"}',
+                          "replicas available"),
+                ),
+            ),
+        ),
     ),
     FailureMode(
         id="vmagent-cant-reach-obs",

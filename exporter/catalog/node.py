@@ -1,19 +1,94 @@
-"""Node-level failure modes. Signals arrive with the Kubernetes probe (issue 4)."""
+"""Node-level failure modes, watched through the Kubernetes probe (issue 4).
 
-from exporter.catalog.model import FailureMode
+Every node alert carries a `node` label so the Alertmanager inhibit rule in
+deploy/alertmanager/ can silence it while that node is cordoned for maintenance.
+"""
+
+from exporter.catalog.model import Alert, FailureMode, Panel, Query
+
+NODE_READY = 'honeydue_kube_node_status_condition{condition="Ready",status="true"}'
 
 ENTRIES = (
     FailureMode(
         id="one-node-nic-fails",
         heading="One node's NIC fails",
         layer="node",
-        planned="issue 4: node Ready condition per node, ready server nodes",
+        signals=("honeydue_kube_node_status_condition",),
+        probes=("kubernetes_nodes",),
+        alerts=(
+            Alert(
+                name="KubeNodeNotReady",
+                severity="warning",
+                expr=f"{NODE_READY} == 0",
+                for_="2m",
+                summary="A Kubernetes node is not Ready.",
+                description="Node {{ $labels.node }} has not been Ready for 2 minutes. The cluster keeps quorum "
+                "with 2 of 3 servers; check `kubectl get nodes` and the node in the Hetzner console.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Node Ready",
+                queries=(Query(NODE_READY, "{{node}}"),),
+                description="1 = Ready. A node at 0 is NotReady or Unknown (its kubelet stopped reporting).",
+            ),
+        ),
     ),
     FailureMode(
         id="two-nodes-fail",
         heading="Two nodes fail simultaneously",
         layer="node",
-        planned="issue 4: ready control-plane nodes vs the etcd quorum (2 of 3), API reachability",
+        signals=("honeydue_kube_control_plane_nodes_ready", "honeydue_kube_etcd_quorum",
+                 "honeydue_kube_apiserver_etcd_ready", "honeydue_kube_api_up", "honeydue_kube_resource_error_info"),
+        probes=("kubernetes_nodes", "kubernetes_api"),
+        alerts=(
+            Alert(
+                name="KubeEtcdQuorumLost",
+                severity="critical",
+                expr="max(honeydue_kube_control_plane_nodes_ready) < max(honeydue_kube_etcd_quorum) "
+                "or sum(honeydue_kube_apiserver_etcd_ready) < max(honeydue_kube_etcd_quorum)",
+                for_="1m",
+                summary="Fewer server nodes are healthy than etcd needs for quorum: the API rejects writes.",
+                description="Only {{ $value }} server nodes are Ready or pass their /readyz/etcd check, below the "
+                "quorum. Running pods keep serving but nothing can be scheduled or updated; bring a server back "
+                "within minutes or prepare the rebuild.",
+            ),
+            Alert(
+                name="KubeAPIUnreachable",
+                severity="critical",
+                expr="honeydue_kube_api_up == 0",
+                for_="2m",
+                summary="The Kubernetes API server does not answer the exporter.",
+                description="{{ $labels.instance }} got no answer from the Kubernetes API for 2 minutes: "
+                "control-plane outage or lost quorum. Node, pod and deployment signals are stale.",
+            ),
+            Alert(
+                name="KubeExporterAccessDenied",
+                severity="warning",
+                expr='honeydue_kube_resource_error_info{reason=~"forbidden|unauthorized"} == 1',
+                for_="10m",
+                summary="The exporter may not read a Kubernetes resource, so its signals are missing.",
+                description="The exporter's requests for {{ $labels.resource }} fail with {{ $labels.reason }}: "
+                "apply deploy/base/rbac.yaml or fix the service-account token. This is not a healthy cluster.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Server nodes Ready vs etcd quorum",
+                queries=(
+                    Query("honeydue_kube_control_plane_nodes_ready", "ready servers"),
+                    Query("sum(honeydue_kube_apiserver_etcd_ready)", "etcd checks passing"),
+                    Query("honeydue_kube_etcd_quorum", "quorum"),
+                ),
+            ),
+            Panel(
+                title="Kubernetes API reachable and readable",
+                queries=(
+                    Query("honeydue_kube_api_up", "API up"),
+                    Query("honeydue_kube_resource_up", "{{resource}} {{namespace}}"),
+                ),
+            ),
+        ),
     ),
     FailureMode(
         id="all-three-nodes-fail",
@@ -27,6 +102,38 @@ ENTRIES = (
         id="node-disk-fills-up",
         heading="Node disk fills up",
         layer="node",
-        planned="issue 4: DiskPressure condition per node, evicted pods",
+        signals=("honeydue_kube_node_status_condition", "honeydue_kube_evicted_pods",
+                 "honeydue_kube_pod_status_reason"),
+        probes=("kubernetes_nodes", "kubernetes_pods"),
+        alerts=(
+            Alert(
+                name="KubeNodeDiskPressure",
+                severity="warning",
+                expr='honeydue_kube_node_status_condition{condition="DiskPressure",status="true"} == 1',
+                for_="5m",
+                summary="A node reports DiskPressure: the kubelet is evicting pods.",
+                description="Node {{ $labels.node }} has had DiskPressure for 5 minutes. Look at "
+                "/var/lib/rancher (container logs, local-path PVCs) and the apt cache.",
+            ),
+            Alert(
+                name="KubePodsEvicted",
+                severity="warning",
+                expr="sum by (node) (honeydue_kube_evicted_pods) > 0",
+                for_="5m",
+                summary="Pods were evicted from a node.",
+                description="{{ $value }} evicted pods remain on node {{ $labels.node }}, usually disk pressure. "
+                "Fix the cause, then delete them (kubectl delete pod --field-selector=status.phase=Failed).",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="DiskPressure and evicted pods per node",
+                queries=(
+                    Query('honeydue_kube_node_status_condition{condition="DiskPressure",status="true"}',
+                          "disk pressure {{node}}"),
+                    Query("sum by (node) (honeydue_kube_evicted_pods)", "evicted {{node}}"),
+                ),
+            ),
+        ),
     ),
 )

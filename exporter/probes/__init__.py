@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from exporter.config import Config
 from exporter.engine import Probe
-from exporter.probes import asynq, cache, dns, http, postgres, redis, smtp
+from exporter.probes import asynq, cache, dns, http, kubernetes, postgres, redis, smtp
 from exporter.probes.deps import Dependencies
 
-MODULES = (redis, postgres, asynq, cache, http, dns, smtp)
+MODULES = (redis, postgres, asynq, cache, kubernetes, http, dns, smtp)
 
 
 def build_probes(config: Config, deps: Dependencies | None = None) -> list[Probe]:

@@ -22,6 +22,7 @@ class Dependencies:
         limits = {
             "postgres": config.rate_limits.postgres_per_second,
             "redis": config.rate_limits.redis_per_second,
+            "kubernetes": config.rate_limits.kubernetes_per_second,
         }
         return cls({name: _throttler(rate) for name, rate in limits.items() if rate is not None})
 

@@ -1,0 +1,599 @@
+"""Kubernetes: nodes, control-plane quorum, per-server etcd checks, pods, deployments, APIServices.
+
+Feeds the Node, k3s, App, Combined and Planned layers of chapter 16. One probe per API concern
+(API reachability, nodes, pods per namespace, deployments per namespace, APIServices), so a 403 on
+one resource reports a permission error for that resource and leaves the others' signals intact.
+The official client is synchronous: every call runs in a small dedicated thread pool with
+connect/read timeouts and no retries, and every list asks for resourceVersion=0 (served from the
+API server's cache, not etcd). Label shapes follow kube-state-metrics where it has the same fact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes import client as kclient
+from kubernetes import config as kconfig
+from kubernetes.client.exceptions import ApiException
+
+from exporter.config import Config, KubernetesConfig
+from exporter.engine import Probe
+from exporter.errors import classify
+from exporter.probes.deps import Dependencies
+from exporter.samples import Samples, counter, gauge, info
+
+log = logging.getLogger("exporter.probes.kubernetes")
+
+T = TypeVar("T")
+
+# --- metrics ---------------------------------------------------------------------------------
+CONFIG_INFO = info(
+    "honeydue_kube_config_info",
+    "Where the Kubernetes credentials come from: in-cluster, kubeconfig, or none (probes off).",
+    "source",
+)
+API_UP = gauge("honeydue_kube_api_up", "Whether the Kubernetes API server answered GET /version (1) or not (0).")
+APISERVER_VERSION = info("honeydue_kube_apiserver_version_info", "The API server's version.", "version")
+RESOURCE_UP = gauge(
+    "honeydue_kube_resource_up",
+    "Whether the exporter could read this resource in its last run (namespace empty = cluster-scoped).",
+    "resource", "namespace",
+)
+RESOURCE_ERROR = info(
+    "honeydue_kube_resource_error_info",
+    "Present while reading the resource fails: forbidden/unauthorized = RBAC or credentials, not the cluster.",
+    "resource", "namespace", "reason",
+)
+NODE_CONDITION = gauge(
+    "honeydue_kube_node_status_condition",
+    "Node condition (kube-state-metrics shape): 1 on the series whose status matches.",
+    "node", "condition", "status",
+)
+NODE_UNSCHEDULABLE = gauge(
+    "honeydue_kube_node_spec_unschedulable", "Whether the node is cordoned (1) or not (0).", "node"
+)
+NODE_INFO = info(
+    "honeydue_kube_node_info",
+    "Node versions and address (kube-state-metrics shape).",
+    "node", "kubelet_version", "container_runtime_version", "kernel_version", "os_image", "internal_ip",
+)
+NODE_ROLE = gauge("honeydue_kube_node_role", "1 per node role from node-role.kubernetes.io/* labels.", "node", "role")
+CP_NODES = gauge("honeydue_kube_control_plane_nodes", "Nodes carrying the control-plane label (k3s servers).")
+CP_READY = gauge("honeydue_kube_control_plane_nodes_ready", "Control-plane nodes whose Ready condition is True.")
+ETCD_QUORUM = gauge("honeydue_kube_etcd_quorum", "Server nodes etcd needs for quorum (a majority, or configured).")
+REDIS_NODES = gauge("honeydue_kube_redis_nodes", "Nodes carrying the Redis node label (must be exactly 1).")
+REDIS_NODE_READY = gauge("honeydue_kube_redis_node_ready", "Whether the node labelled for Redis is Ready.", "node")
+READYZ_UP = gauge(
+    "honeydue_kube_apiserver_readyz_up",
+    "Whether this server node's API server answered GET /readyz/etcd (with a verdict) (1) or not (0).",
+    "node",
+)
+ETCD_READY = gauge(
+    "honeydue_kube_apiserver_etcd_ready",
+    "Whether this server node's API server reports its etcd check ok (1) or not (0, also when unreachable).",
+    "node",
+)
+READYZ_ERROR = info(
+    "honeydue_kube_apiserver_readyz_error_info",
+    "Present while this server node's /readyz/etcd gives no verdict: the reason.",
+    "node", "reason",
+)
+POD_INFO = info(
+    "honeydue_kube_pod_info",
+    "Pod placement and owning workload (Deployment/DaemonSet/StatefulSet name).",
+    "namespace", "pod", "node", "workload_kind", "workload",
+)
+RESTARTS = counter(
+    "honeydue_kube_pod_container_status_restarts_total",
+    "Container restarts as counted by the kubelet (kube-state-metrics shape).",
+    "namespace", "pod", "container",
+)
+WAITING = gauge(
+    "honeydue_kube_pod_container_status_waiting_reason",
+    "1 while the container waits, labelled with why (CrashLoopBackOff, ImagePullBackOff, ...).",
+    "namespace", "pod", "container", "reason",
+)
+TERMINATED = gauge(
+    "honeydue_kube_pod_container_status_last_terminated_reason",
+    "1 for the reason the container last terminated (OOMKilled, Error, ...).",
+    "namespace", "pod", "container", "reason",
+)
+POD_REASON = gauge(
+    "honeydue_kube_pod_status_reason",
+    "1 for a pod whose status carries a reason (Evicted, NodeLost, ...).",
+    "namespace", "pod", "reason",
+)
+EVICTED = gauge("honeydue_kube_evicted_pods", "Evicted pods still present, per node.", "namespace", "node")
+WORKLOAD_PODS = gauge(
+    "honeydue_kube_workload_pods",
+    "Pods of a per-node workload (api, traefik) on each node, by readiness.",
+    "namespace", "workload", "node", "ready",
+)
+DEPLOYMENT_EXISTS = gauge("honeydue_kube_deployment_exists", "Whether the configured deployment exists.",
+                          "namespace", "deployment")
+SPEC_REPLICAS = gauge("honeydue_kube_deployment_spec_replicas", "Desired replicas.", "namespace", "deployment")
+AVAILABLE = gauge(
+    "honeydue_kube_deployment_status_replicas_available", "Available replicas.", "namespace", "deployment"
+)
+UPDATED = gauge("honeydue_kube_deployment_status_replicas_updated", "Replicas at the current template.",
+                "namespace", "deployment")
+READY = gauge("honeydue_kube_deployment_status_replicas_ready", "Ready replicas.", "namespace", "deployment")
+LAST_ROLLOUT = gauge(
+    "honeydue_kube_deployment_last_rollout_timestamp_seconds",
+    "Unix time of the deployment's last rollout progress (Progressing condition lastUpdateTime).",
+    "namespace", "deployment",
+)
+APISERVICE_AVAILABLE = gauge(
+    "honeydue_kube_apiservice_available",
+    "Whether the APIService's Available condition is True (0 also when it is missing).",
+    "apiservice",
+)
+
+CONDITION_STATUSES = ("true", "false", "unknown")
+MAJOR_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
+
+
+# --- errors ----------------------------------------------------------------------------------
+class KubeRequestError(Exception):
+    """One API request failed; `reason` is a bounded word, the message holds no server text."""
+
+    def __init__(self, resource: str, namespace: str, reason: str) -> None:
+        self.resource, self.namespace, self.reason = resource, namespace, reason
+        where = f"{resource} in {namespace}" if namespace else resource
+        words = {"forbidden": "permission denied", "unauthorized": "authentication failed (unauthorized)"}
+        super().__init__(f"reading {where}: {words.get(reason, reason)}")
+
+
+def request_reason(exc: BaseException) -> str:
+    """A bounded reason for one failed request: HTTP statuses by name, the rest via errors.classify."""
+    if isinstance(exc, ApiException) and exc.status:
+        status = int(exc.status)
+        named = {401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "throttled"}
+        if status in named:
+            return named[status]
+        return "server_error" if status >= 500 else "http_error"
+    return classify(exc)
+
+
+# --- client ----------------------------------------------------------------------------------
+def resolve_source(cfg: KubernetesConfig) -> tuple[str, Path | None]:
+    """Which credentials to use: ("in-cluster"|"kubeconfig"|"none", kubeconfig path)."""
+    if cfg.source == "off":
+        return "none", None
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and Path(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    ).is_file()
+    if cfg.source == "in-cluster" or (cfg.source == "auto" and in_pod):
+        return "in-cluster", None
+    path = cfg.kubeconfig
+    if path is None:
+        env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+        path = Path(env) if env else Path.home() / ".kube" / "config"
+    if cfg.source == "kubeconfig" or path.is_file():
+        return "kubeconfig", path
+    return "none", None
+
+
+class KubeClient:
+    """One API client and one small thread pool shared by every Kubernetes probe."""
+
+    def __init__(self, cfg: KubernetesConfig, source: str, path: Path | None, deps: Dependencies) -> None:
+        self.cfg = cfg
+        self.source = source
+        self._deps = deps
+        configuration = kclient.Configuration()
+        if source == "in-cluster":
+            kconfig.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            kconfig.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(path), context=cfg.context, client_configuration=configuration
+            )
+        configuration.retries = False  # a failure is reported, not retried inside the probe's budget
+        self.host = configuration.host.rstrip("/")
+        self.api = kclient.ApiClient(configuration)
+        self.api.user_agent = "honeydue-exporter"
+        self.core = kclient.CoreV1Api(self.api)
+        self.apps = kclient.AppsV1Api(self.api)
+        self.registration = kclient.ApiregistrationV1Api(self.api)
+        self.version = kclient.VersionApi(self.api)
+        # A hung API server must never starve other probes' threads: the Kubernetes calls get
+        # their own pool, and every call ends by its read timeout, before the probe's timeout.
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kube")
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.cfg.connect_timeout, self.cfg.read_timeout)
+
+    async def call(self, resource: str, namespace: str, fn: Callable[[], T]) -> T:
+        """Run one blocking client call off the event loop; failures become KubeRequestError."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with self._deps.throttle("kubernetes"):
+                return await loop.run_in_executor(self._pool, fn)
+        except (asyncio.CancelledError, KubeRequestError):
+            raise
+        except Exception as exc:
+            raise KubeRequestError(resource, namespace, request_reason(exc)) from exc
+
+    async def read_json(self, resource: str, namespace: str, fn: Callable[..., Any], *args: Any,
+                        **kwargs: Any) -> dict[str, Any]:
+        """Call a client method without model deserialization and return the JSON body."""
+
+        def run() -> dict[str, Any]:
+            response = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            try:
+                body = json.loads(response.data)
+            finally:
+                response.release_conn()
+            if not isinstance(body, dict):
+                raise ValueError("unexpected response body")
+            return body
+
+        return await self.call(resource, namespace, run)
+
+    async def list_json(self, resource: str, namespace: str, fn: Callable[..., Any], *args: Any,
+                        **kwargs: Any) -> list[dict[str, Any]]:
+        body = await self.read_json(resource, namespace, fn, *args, resource_version="0", **kwargs)
+        items = body.get("items") or []
+        return [item for item in items if isinstance(item, dict)]
+
+    def readyz_etcd(self, host: str) -> tuple[int, str]:
+        """GET /readyz/etcd on one server node's API (blocking); returns (status, body)."""
+        method, url, headers, body, post = self.api.param_serialize(
+            method="GET", resource_path="/readyz/etcd", auth_settings=["BearerToken"], _host=host
+        )
+        limit = self.cfg.readyz_timeout
+        response = self.api.call_api(method, url, headers, body, post, _request_timeout=(limit, limit))
+        raw = response.response
+        try:
+            return int(raw.status), raw.data.decode("utf-8", "replace")[:200]
+        finally:
+            raw.release_conn()
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.api.close()  # type: ignore[no-untyped-call]
+
+
+# --- probes ----------------------------------------------------------------------------------
+class _KubeProbe:
+    """Common shape: remember which request failed so `failed()` names the resource and reason."""
+
+    resources: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, name: str, kube: KubeClient) -> None:
+        self.name = name
+        self.interval = kube.cfg.interval
+        self.timeout = kube.cfg.timeout
+        self.kube = kube
+        self._error: KubeRequestError | None = None
+
+    async def collect(self) -> Samples:
+        self._error = None
+        try:
+            samples = await self._collect()
+        except KubeRequestError as exc:
+            self._error = exc
+            raise
+        for resource, namespace in self.resources:
+            samples.add(RESOURCE_UP, 1, resource=resource, namespace=namespace)
+        return samples
+
+    async def _collect(self) -> Samples:
+        raise NotImplementedError
+
+    def failed(self, reason: str) -> Samples:
+        s = Samples()
+        error = self._error
+        for resource, namespace in self.resources:
+            s.add(RESOURCE_UP, 0, resource=resource, namespace=namespace)
+            if error is not None and (error.resource, error.namespace) == (resource, namespace):
+                s.add(RESOURCE_ERROR, resource=resource, namespace=namespace, reason=error.reason)
+            elif error is None:
+                s.add(RESOURCE_ERROR, resource=resource, namespace=namespace, reason=reason)
+            else:
+                s.add(RESOURCE_ERROR, resource=resource, namespace=namespace, reason="not_attempted")
+        return s
+
+    async def close(self) -> None:
+        self.kube.close()
+
+
+class ApiProbe(_KubeProbe):
+    """Did the API server answer at all? Also says where the credentials came from."""
+
+    async def _collect(self) -> Samples:
+        body = await self.kube.read_json("version", "", self.kube.version.get_code)
+        s = Samples()
+        s.add(CONFIG_INFO, source=self.kube.source)
+        s.add(API_UP, 1)
+        s.add(APISERVER_VERSION, version=str(body.get("gitVersion", "unknown")))
+        return s
+
+    def failed(self, reason: str) -> Samples:
+        s = Samples()
+        s.add(CONFIG_INFO, source=self.kube.source)
+        s.add(API_UP, 0)
+        return s
+
+
+class NodesProbe(_KubeProbe):
+    """Node conditions, cordons, versions, control-plane quorum, the Redis node, etcd per server."""
+
+    resources = (("nodes", ""),)
+
+    async def _collect(self) -> Samples:
+        cfg = self.kube.cfg
+        nodes = await self.kube.list_json("nodes", "", self.kube.core.list_node)
+        s = Samples()
+        redis_key, _, redis_value = cfg.redis_node_label.partition("=")
+        cp_total = cp_ready = 0
+        redis_nodes = 0
+        servers: list[tuple[str, str]] = []
+        for node in sorted(nodes, key=_name):
+            name = _name(node)
+            labels = node.get("metadata", {}).get("labels") or {}
+            status = node.get("status") or {}
+            conditions = {
+                c.get("type"): str(c.get("status", "Unknown")).lower() for c in status.get("conditions") or []
+            }
+            for condition in sorted(set(MAJOR_CONDITIONS) & set(conditions) | {"Ready"}):
+                current = conditions.get(condition, "unknown")
+                for st in CONDITION_STATUSES:
+                    s.add(NODE_CONDITION, 1 if current == st else 0, node=name, condition=condition, status=st)
+            ready = conditions.get("Ready") == "true"
+            s.add(NODE_UNSCHEDULABLE, 1 if (node.get("spec") or {}).get("unschedulable") else 0, node=name)
+            node_info = status.get("nodeInfo") or {}
+            internal_ip = next((a.get("address", "") for a in status.get("addresses") or []
+                                if a.get("type") == "InternalIP"), "")
+            s.add(NODE_INFO, node=name, kubelet_version=str(node_info.get("kubeletVersion", "")),
+                  container_runtime_version=str(node_info.get("containerRuntimeVersion", "")),
+                  kernel_version=str(node_info.get("kernelVersion", "")),
+                  os_image=str(node_info.get("osImage", "")), internal_ip=internal_ip)
+            for key in sorted(labels):
+                if key.startswith("node-role.kubernetes.io/"):
+                    s.add(NODE_ROLE, 1, node=name, role=key.removeprefix("node-role.kubernetes.io/"))
+            if cfg.control_plane_label in labels:
+                cp_total += 1
+                cp_ready += int(ready)
+                if internal_ip:
+                    servers.append((name, internal_ip))
+            if labels.get(redis_key) == redis_value:
+                redis_nodes += 1
+                s.add(REDIS_NODE_READY, 1 if ready else 0, node=name)
+        s.add(CP_NODES, cp_total)
+        s.add(CP_READY, cp_ready)
+        s.add(ETCD_QUORUM, cfg.etcd_quorum or (cp_total // 2 + 1 if cp_total else 1))
+        s.add(REDIS_NODES, redis_nodes)
+        results = await asyncio.gather(*(self._readyz(ip) for _, ip in servers))
+        for (name, _), (answered, ok, reason) in zip(servers, results, strict=True):
+            s.add(READYZ_UP, 1 if answered else 0, node=name)
+            s.add(ETCD_READY, 1 if ok else 0, node=name)
+            if reason:
+                s.add(READYZ_ERROR, node=name, reason=reason)
+        return s
+
+    async def _readyz(self, ip: str) -> tuple[bool, bool, str]:
+        """(answered with a verdict, etcd ok, reason when no verdict) for one server node."""
+        scheme = self.kube.host.split("://", 1)[0]
+        host = f"{scheme}://{_bracket(ip)}:{self.kube.cfg.apiserver_port}"
+        try:
+            status, body = await self.kube.run(lambda: self.kube.readyz_etcd(host))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unreachable server node is a value
+            return False, False, request_reason(exc)
+        if status == 200:
+            return True, body.strip() == "ok", ""
+        if status in (500, 503):  # readyz answers 500 with the failed check listed
+            return True, False, ""
+        return False, False, request_reason(ApiException(status=status))
+
+
+class PodsProbe(_KubeProbe):
+    """Container restarts, waiting and last-terminated reasons, evictions, per-node workload readiness."""
+
+    def __init__(self, name: str, kube: KubeClient, namespace: str) -> None:
+        super().__init__(name, kube)
+        self.namespace = namespace
+        self.resources = (("pods", namespace),)
+        self.per_node = sorted(
+            wl for ns, _, wl in (item.partition("/") for item in kube.cfg.node_workloads) if ns == namespace
+        )
+
+    async def _collect(self) -> Samples:
+        ns = self.namespace
+        pods = await self.kube.list_json("pods", ns, self.kube.core.list_namespaced_pod, ns)
+        s = Samples()
+        nodes: set[str] = set()
+        evicted: dict[str, int] = {}
+        workload_pods: dict[tuple[str, str, bool], int] = {}
+        for pod in sorted(pods, key=_name):
+            name = _name(pod)
+            meta = pod.get("metadata") or {}
+            status = pod.get("status") or {}
+            node = str((pod.get("spec") or {}).get("nodeName") or "")
+            if node:
+                nodes.add(node)
+            kind, workload = _workload(meta)
+            s.add(POD_INFO, namespace=ns, pod=name, node=node, workload_kind=kind, workload=workload)
+            reason = status.get("reason")
+            if reason:
+                s.add(POD_REASON, 1, namespace=ns, pod=name, reason=str(reason))
+                if reason == "Evicted":
+                    evicted[node] = evicted.get(node, 0) + 1
+            for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+                container = str(cs.get("name", ""))
+                s.add(RESTARTS, float(cs.get("restartCount", 0)), namespace=ns, pod=name, container=container)
+                waiting = (cs.get("state") or {}).get("waiting")
+                if isinstance(waiting, dict) and waiting.get("reason"):
+                    s.add(WAITING, 1, namespace=ns, pod=name, container=container, reason=str(waiting["reason"]))
+                terminated = (cs.get("lastState") or {}).get("terminated")
+                if isinstance(terminated, dict) and terminated.get("reason"):
+                    s.add(TERMINATED, 1, namespace=ns, pod=name, container=container,
+                          reason=str(terminated["reason"]))
+            label = (meta.get("labels") or {}).get(self.kube.cfg.workload_label)
+            if label in self.per_node and node and status.get("phase") in ("Running", "Pending"):
+                key = (str(label), node, _pod_ready(status))
+                workload_pods[key] = workload_pods.get(key, 0) + 1
+        for node in sorted(nodes):
+            s.add(EVICTED, evicted.get(node, 0), namespace=ns, node=node)
+            for wl in self.per_node:
+                for ready in (True, False):
+                    s.add(WORKLOAD_PODS, workload_pods.get((wl, node, ready), 0), namespace=ns, workload=wl,
+                          node=node, ready=str(ready).lower())
+        return s
+
+
+class DeploymentsProbe(_KubeProbe):
+    """Desired, available, updated and ready replicas and the last rollout time of each deployment."""
+
+    def __init__(self, name: str, kube: KubeClient, namespace: str, deployments: Iterable[str]) -> None:
+        super().__init__(name, kube)
+        self.namespace = namespace
+        self.deployments = tuple(deployments)
+        self.resources = (("deployments", namespace),)
+
+    async def _collect(self) -> Samples:
+        ns = self.namespace
+        items = await self.kube.list_json("deployments", ns, self.kube.apps.list_namespaced_deployment, ns)
+        found = {_name(d): d for d in items}
+        s = Samples()
+        for name in self.deployments:
+            deployment = found.get(name)
+            s.add(DEPLOYMENT_EXISTS, 1 if deployment else 0, namespace=ns, deployment=name)
+            if deployment is None:
+                continue
+            spec = deployment.get("spec") or {}
+            status = deployment.get("status") or {}
+            labels = {"namespace": ns, "deployment": name}
+            s.add(SPEC_REPLICAS, float(spec.get("replicas", 1)), **labels)
+            s.add(AVAILABLE, float(status.get("availableReplicas", 0)), **labels)
+            s.add(UPDATED, float(status.get("updatedReplicas", 0)), **labels)
+            s.add(READY, float(status.get("readyReplicas", 0)), **labels)
+            progressing = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), None)
+            stamp = _timestamp((progressing or {}).get("lastUpdateTime"))
+            if stamp is not None:
+                s.add(LAST_ROLLOUT, stamp, **labels)
+        return s
+
+
+class ApiServicesProbe(_KubeProbe):
+    """The Available condition of aggregated APIs (metrics-server's v1beta1.metrics.k8s.io)."""
+
+    def __init__(self, name: str, kube: KubeClient) -> None:
+        super().__init__(name, kube)
+        self.resources = (("apiservices", ""),)
+
+    async def _collect(self) -> Samples:
+        s = Samples()
+        for name in self.kube.cfg.apiservices:
+            try:
+                body = await self.kube.read_json("apiservices", "", self.kube.registration.read_api_service, name)
+            except KubeRequestError as exc:
+                if exc.reason != "not_found":
+                    raise
+                s.add(APISERVICE_AVAILABLE, 0, apiservice=name)
+                continue
+            conditions = (body.get("status") or {}).get("conditions") or []
+            available = any(c.get("type") == "Available" and c.get("status") == "True" for c in conditions)
+            s.add(APISERVICE_AVAILABLE, 1 if available else 0, apiservice=name)
+        return s
+
+
+class DisabledProbe:
+    """No credentials anywhere: publish that fact (no I/O) instead of failing every run."""
+
+    def __init__(self, cfg: KubernetesConfig) -> None:
+        self.name = "kubernetes_api"
+        self.interval = cfg.interval
+        self.timeout = cfg.timeout
+
+    async def collect(self) -> Samples:
+        s = Samples()
+        s.add(CONFIG_INFO, source="none")
+        return s
+
+    def failed(self, reason: str) -> Samples:
+        return Samples()
+
+    async def close(self) -> None:
+        return None
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _name(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _bracket(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def _workload(meta: dict[str, Any]) -> tuple[str, str]:
+    """The pod's owning workload: a ReplicaSet's Deployment by the pod-template-hash suffix."""
+    owners = meta.get("ownerReferences") or []
+    owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
+    if not owner:
+        return "Pod", str(meta.get("name", ""))
+    kind, name = str(owner.get("kind", "")), str(owner.get("name", ""))
+    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+        return "Deployment", name.removesuffix(f"-{template_hash}")
+    return kind, name
+
+
+def _pod_ready(status: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+def _probe_suffix(namespace: str) -> str:
+    return namespace.replace("-", "_").replace(".", "_")
+
+
+def build(config: Config, deps: Dependencies) -> list[Probe]:
+    cfg = config.kubernetes
+    source, path = resolve_source(cfg)
+    if source == "none":
+        why = "source: off" if cfg.source == "off" else "not running in a pod and no kubeconfig found"
+        log.info("kubernetes probes disabled (%s); honeydue_kube_config_info{source=\"none\"} says so", why)
+        return [DisabledProbe(cfg)]
+    kube = KubeClient(cfg, source, path, deps)
+    probes: list[Probe] = [ApiProbe("kubernetes_api", kube), NodesProbe("kubernetes_nodes", kube)]
+    for namespace, deployments in cfg.deployments.items():
+        suffix = _probe_suffix(namespace)
+        probes.append(PodsProbe(f"kubernetes_pods_{suffix}", kube, namespace))
+        probes.append(DeploymentsProbe(f"kubernetes_deployments_{suffix}", kube, namespace, deployments))
+    if cfg.apiservices:
+        probes.append(ApiServicesProbe("kubernetes_apiservices", kube))
+    log.info("kubernetes probes enabled (credentials: %s, API %s)", source, kube.host)
+    return probes
