@@ -71,6 +71,7 @@ def blackholed_config(tcp_port: int, udp_port: int, targets: int, timeout: float
     return Config(  # type: ignore[arg-type]
         redis={"enabled": False},
         postgres={"pooler": {"enabled": False}, "direct": {"enabled": False}},
+        kubernetes={"source": "off"},
         http={"targets": http},
         dns=dns,
         smtp={"targets": smtp},
