@@ -81,7 +81,7 @@ def blackholed_config(tcp_port: int, udp_port: int, targets: int, timeout: float
 async def run(targets: int = 8, timeout: float = 2.0) -> Result:
     with _blackholes() as (tcp_port, udp_port):
         config = blackholed_config(tcp_port, udp_port, targets, timeout)
-        probes = build_probes(config)
+        probes = [p for p in build_probes(config) if p.name.startswith(("http_", "dns_", "smtp_"))]
         engine = Engine(probes)
         exposition: list[float] = []
         renderer = Exposition(engine)
