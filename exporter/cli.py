@@ -65,10 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return _catalog(args, config)
     fmt = getattr(args, "log_format", None) or config.log.format
     setup_logging(fmt, config.log.level)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -85,8 +83,8 @@ def _render(args: argparse.Namespace, config: Config) -> int:
         for path in stale:
             print(f"out of date: {path} (run `honeydue-exporter render`)", file=sys.stderr)
         return 1 if stale else 0
-    for path in write_all(root, base, args.for_override):
-        print(f"wrote {path}")
+    for written in write_all(root, base, args.for_override):
+        print(f"wrote {written}")
     return 0
 
 

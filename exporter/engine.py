@@ -33,7 +33,9 @@ PROBE_INTERVAL = gauge("honeydue_probe_interval_seconds", "Configured seconds be
 PROBE_FAILURES = counter(
     "honeydue_probe_failures_total", "Probe runs that failed, by reason.", "probe", "reason"
 )
-PROBE_ERROR = info("honeydue_probe_error_info", "Present while the probe's last run failed: the reason.", "probe", "reason")
+PROBE_ERROR = info(
+    "honeydue_probe_error_info", "Present while the probe's last run failed: the reason.", "probe", "reason"
+)
 BUILD_INFO = info("honeydue_exporter_build_info", "Version of the running exporter.", "version")
 
 

@@ -50,7 +50,7 @@ class Exposition:
             if compress:
                 body = gzip.compress(self.render(openmetrics, False), compresslevel=5)
             elif openmetrics:
-                body = openmetrics_format.generate_latest(self._registry)
+                body = openmetrics_format.generate_latest(self._registry)  # type: ignore[no-untyped-call]
             else:
                 body = text_format.generate_latest(self._registry)
             self._cache[key] = body

@@ -27,7 +27,8 @@ async def test_both_endpoints_up(pgbouncer: PgBouncer, pg_database: str) -> None
         state = await engine.run_once(probe)
         assert state.status == "ok", state.detail
         assert state.snapshot.value("honeydue_postgres_up", endpoint=probe.endpoint) == 1
-        assert 0 < (state.snapshot.value("honeydue_postgres_connect_duration_seconds", endpoint=probe.endpoint) or 0) < 1.5
+        connect = state.snapshot.value("honeydue_postgres_connect_duration_seconds", endpoint=probe.endpoint)
+        assert 0 < (connect or 0) < 1.5
     await engine.stop()
 
 
@@ -91,7 +92,9 @@ def test_endpoints_default_to_local_postgres() -> None:
 
 
 @pytest.mark.slow
-def test_exporter_reports_pooler_down_within_one_interval(exporter_factory, pgbouncer: PgBouncer, pg_database: str) -> None:
+def test_exporter_reports_pooler_down_within_one_interval(
+    exporter_factory, pgbouncer: PgBouncer, pg_database: str
+) -> None:
     exporter = exporter_factory(env={
         "HONEYDUE_REDIS__ENABLED": "false",
         "HONEYDUE_POSTGRES__POOLER__PORT": str(pgbouncer.port),

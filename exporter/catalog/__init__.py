@@ -21,8 +21,10 @@ CATALOG: tuple[FailureMode, ...] = (
     *dr.ENTRIES,
 )
 
-__all__ = ["CATALOG", "LAYERS", "LAYER_BY_ID", "ROWS", "Alert", "FailureMode", "Layer", "alerts", "by_layer", "entries_for_probe",
-           "heading_anchor"]
+__all__ = [
+    "CATALOG", "LAYERS", "LAYER_BY_ID", "ROWS", "Alert", "FailureMode", "Layer", "alerts", "by_layer",
+    "entries_for_probe", "heading_anchor",
+]
 
 
 def by_layer(layer: Layer) -> list[FailureMode]:

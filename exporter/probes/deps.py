@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from asyncio_throttle import Throttler
+from asyncio_throttle.throttler import Throttler
 
 from exporter.config import Config
 

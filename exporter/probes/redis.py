@@ -76,9 +76,9 @@ class RedisProbe:
     def _samples(self, reply: dict[str, Any], queues: int) -> Samples:
         uptime = float(reply["uptime_in_seconds"])
         now = time.time()
-        if self._last_uptime is not None and uptime < self._last_uptime:
-            if (self._last_queues or 0) > 0 and queues == 0:
-                self._restart_seen_at = now
+        restarted = self._last_uptime is not None and uptime < self._last_uptime
+        if restarted and (self._last_queues or 0) > 0 and queues == 0:
+            self._restart_seen_at = now
         self._last_uptime, self._last_queues = uptime, queues
         restarted_empty = self._restart_seen_at is not None and now - self._restart_seen_at < self._cfg.restart_hold
 

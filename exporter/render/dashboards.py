@@ -1,8 +1,9 @@
 """Grafana dashboards built with grafana-foundation-sdk (Grafana 11.6 schema).
 
-One dashboard, one row per catalog layer (some layers split by the system watched). Each row opens with a text panel listing the layer's
-failure modes with their runbook links and coverage, so a failure mode the cluster cannot see
-still has a place on the screen; then each entry's panels, each linked to its runbook section.
+One dashboard, one row per catalog layer (some layers split by the system watched). Each row opens
+with a text panel listing the layer's failure modes with their runbook links and coverage, so a
+failure mode the cluster cannot see still has a place on the screen;
+then each entry's panels, each linked to its runbook section.
 """
 
 from __future__ import annotations

@@ -59,10 +59,12 @@ class ExporterProcess:
     def url(self, path: str = "/metrics") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def get(self, path: str = "/metrics", timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    def get(
+        self, path: str = "/metrics", timeout: float = 5.0, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         request = urllib.request.Request(self.url(path), headers=headers or {})
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
