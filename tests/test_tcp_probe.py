@@ -154,7 +154,7 @@ async def exposition_for(node: str, targets: list[dict[str, str]]) -> str:
 
 def firing_nodes(vm: VictoriaMetrics, alert_name: str) -> set[str]:
     expr = next(a.expr for _, a in alerts() if a.name == alert_name)
-    return {str(r["metric"].get("node")) for r in vm.query(expr)}  # type: ignore[union-attr]
+    return {str(r["metric"].get("node")) for r in vm.query(expr)}
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port, wait_port_closed
 
@@ -68,13 +69,14 @@ class VictoriaMetrics:
             pass
         _get(f"{self.url}/internal/force_flush")
 
-    def query(self, promql: str) -> list[dict[str, object]]:
-        body = _get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": promql} | ({"time": f"{at:.3f}"} if at is not None else {})
+        body = _get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params))
         reply = json.loads(body)
         assert reply["status"] == "success", reply
         return list(reply["data"]["result"])
 
-    def wait_for_series(self, promql: str, timeout: float = 30.0) -> list[dict[str, object]]:
+    def wait_for_series(self, promql: str, timeout: float = 30.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = self.query(promql)
