@@ -7,15 +7,18 @@ same VictoriaMetrics.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from exporter.config import NoDataConfig, VmagentConfig
+from exporter.config import Config, NoDataConfig, VmagentConfig
 from exporter.engine import Engine
 from exporter.exposition import Exposition
+from exporter.probes import build_probes
+from exporter.probes.deps import Dependencies
 from exporter.probes.nodata import NoDataProbe, catalog_metrics, metric_names
 from exporter.probes.vmagent import VmagentProbe, summarize
 from tests.helpers.exporter import ExporterProcess, value
@@ -221,3 +224,30 @@ def test_metric_names_from_promql() -> None:
     assert metric_names("rate(a_total[5m] offset 1m) / ignoring(x) group_left(y) b{c=\"d(e)\"} or vector(1)") == {
         "a_total", "b"}
     assert metric_names('{__name__="up", job="x"}') == {"up"}
+
+
+async def test_exposition_passes_promtool(victoria: VictoriaMetrics, promtool: str) -> None:
+    """tcp (up and failing), vmagent and nodata families together: `promtool check metrics` prints nothing."""
+    agent = Vmagent(remote_write_url=victoria.write_url, targets=[f"127.0.0.1:{victoria.port}"])
+    agent.start()
+    try:
+        config = Config(
+            redis={"enabled": False}, postgres={"pooler": {"enabled": False}, "direct": {"enabled": False}},
+            tcp={"node_name": "n1", "timeout": 0.5, "targets": [
+                {"name": "vm", "address": f"127.0.0.1:{victoria.port}"},
+                {"name": "api-pod", "address": f"127.0.0.2:{free_port()}", "role": "pod", "backend": "api",
+                 "node": "n2"},
+            ]},
+            vmagent={"url": agent.metrics_url}, nodata={"query_url": victoria.url},
+        )
+        engine = Engine(build_probes(config, Dependencies()))
+        for probe in engine.probes:
+            await engine.run_once(probe)
+        text = Exposition(engine).render().decode()
+    finally:
+        agent.cleanup()
+    for family in ("honeydue_tcp_up", "honeydue_tcp_failure_info", "honeydue_vmagent_remotewrite_pending_bytes",
+                   "honeydue_nodata_metric_missing"):
+        assert f"\n{family}{{" in text or f"\n{family} " in text, family
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
