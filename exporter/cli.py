@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="serve /metrics (the default)")
     run.add_argument("--log-format", choices=("json", "text"), help="override log.format")
+    run.add_argument(
+        "--mode", choices=("full", "netcheck"),
+        help="override `mode`: netcheck runs only the TCP probes (the per-node DaemonSet)",
+    )
     sub.add_parser("check-config", help="validate the config and print it with secrets masked")
     render = sub.add_parser("render", help="write rules/ and dashboards/ from the catalog")
     render.add_argument("--out", default=".", help="directory holding rules/ and dashboards/ (default: .)")
@@ -63,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return _render(args, config)
     if command == "catalog":
         return _catalog(args, config)
+    if getattr(args, "mode", None):
+        config = config.model_copy(update={"mode": args.mode})
     fmt = getattr(args, "log_format", None) or config.log.format
     setup_logging(fmt, config.log.level)
     with contextlib.suppress(KeyboardInterrupt):
@@ -147,7 +153,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
         raise SystemExit(1) from None
     engine.start()
     log.info(
-        "honeydue-exporter %s listening on %s:%s with probes %s", __version__,
+        "honeydue-exporter %s (mode %s) listening on %s:%s with probes %s", __version__, config.mode,
         config.server.listen_address, config.server.port, ", ".join(p.name for p in engine.probes) or "none",
     )
     stop = asyncio.Event()

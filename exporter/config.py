@@ -296,6 +296,8 @@ class SmtpConfig(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate target names: {names}")
         return self
+
+
 class AsynqConfig(Schedule):
     """Asynq's state read straight from Redis (the Redis of `redis`; `db` may differ from redis.url's).
 
@@ -404,6 +406,119 @@ class KubernetesConfig(Schedule):
         return self
 
 
+# --- network paths, vmagent, "no data" (issue 5, observability half) -----------------------------
+
+_TARGET_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def split_address(value: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` -> (host, port); ValueError when malformed."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"address {value!r} must be host:port")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"address {value!r}: port out of range")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or any(c in host for c in " /@?#"):
+        raise ValueError(f"address {value!r}: invalid host")
+    return host, port
+
+
+class TcpTarget(_Strict):
+    """One TCP path to check: an essential dependency, a backend pod IP or a Service ClusterIP.
+
+    `name` becomes a label value (so the label set stays bounded by the config); the address never does.
+    """
+
+    name: str = Field(pattern=_TARGET_NAME)
+    address: str
+    role: Literal["essential", "pod", "service"] = "essential"
+    backend: str = Field("", pattern=r"^$|" + _TARGET_NAME, description="the backend a pod/service target belongs to")
+    node: str = Field("", max_length=253, description="node hosting a pod target (local vs remote path)")
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        split_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _backend_for_pod_and_service(self) -> TcpTarget:
+        if self.role in ("pod", "service") and not self.backend:
+            raise ValueError(f"target {self.name}: role {self.role} needs a backend")
+        return self
+
+
+class TcpConfig(Schedule):
+    """TCP connect probes; `mode: netcheck` (or `run --mode netcheck`) runs only these, per node."""
+
+    interval: float = Field(15.0, gt=0)
+    timeout: float = Field(3.0, gt=0)
+    node_name: str = Field(
+        default_factory=lambda: os.environ.get("NODE_NAME", ""), max_length=253,
+        description="this exporter's node (downward API env NODE_NAME); the `node` label",
+    )
+    targets: tuple[TcpTarget, ...] = ()
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, value: tuple[TcpTarget, ...]) -> tuple[TcpTarget, ...]:
+        names = [t.name for t in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate target names: {', '.join(duplicates)}")
+        return value
+
+
+def _check_http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    if parts.password or parts.username:
+        raise ValueError("URL must not carry credentials")
+    return value
+
+
+class VmagentConfig(Schedule):
+    """vmagent's own /metrics (remote-write health); disabled until `url` is set."""
+
+    url: str | None = Field(None, description="e.g. http://vmagent.honeydue.svc:8429/metrics")
+    max_bytes: int = Field(8 * 1024 * 1024, gt=0, description="largest /metrics body read")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return _check_http_url(value)
+
+
+class NoDataConfig(Schedule):
+    """Checks that every metric the shipped rules and dashboards use has series in the obs TSDB."""
+
+    interval: float = Field(300.0, gt=0)
+    timeout: float = Field(15.0, gt=0)
+    query_url: str | None = Field(None, description="VictoriaMetrics/Prometheus base URL, e.g. http://vm:8428")
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    ignore: tuple[str, ...] = Field((), description="metric names not to check (families not deployed)")
+    max_bytes: int = Field(4 * 1024 * 1024, gt=0)
+
+    @field_validator("query_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return _check_http_url(value)
+
+    @model_validator(mode="after")
+    def _load_token_file(self) -> NoDataConfig:
+        if self.bearer_token_file is not None and self.bearer_token is None:
+            token = _read_secret_file(self.bearer_token_file, "nodata.bearer_token_file")
+            object.__setattr__(self, "bearer_token", token)
+        return self
+
+
 class RateLimits(_Strict):
     """Per-dependency ceilings shared by every probe, so the exporter can never hammer production."""
 
@@ -458,6 +573,12 @@ class Config(BaseSettings):
     asynq: AsynqConfig = AsynqConfig()
     residence_cache: ResidenceCacheConfig = ResidenceCacheConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
+    mode: Literal["full", "netcheck"] = Field(
+        "full", description="netcheck: run only the TCP probes (the per-node DaemonSet)"
+    )
+    tcp: TcpConfig = TcpConfig()
+    vmagent: VmagentConfig = VmagentConfig()
+    nodata: NoDataConfig = NoDataConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -475,6 +596,7 @@ class Config(BaseSettings):
         """Every secret value in effect, for redaction."""
         found = [self.redis.password] + [e.password for e in (self.postgres.pooler, self.postgres.direct)]
         found += [t.bearer_token for t in self.http.targets]
+        found.append(self.nodata.bearer_token)
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
 

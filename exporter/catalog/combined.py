@@ -13,7 +13,7 @@ ENTRIES = (
                  "honeydue_http_phase_duration_seconds", "honeydue_dns_lookup_duration_seconds",
                  "honeydue_smtp_phase_duration_seconds"),
         probes=("postgres", "http", "dns", "smtp"),
-        planned="issue 4: CPU-bound pods",
+        planned="not yet: CPU-bound pods (kubectl top, from the metrics.k8s.io API)",
         alerts=(
             Alert(
                 name="UserFacingRequestsSlow",

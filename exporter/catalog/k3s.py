@@ -108,14 +108,138 @@ ENTRIES = (
         row="Observability pipeline",
         heading="vmagent can't reach obs.88oakapps.com",
         layer="k3s",
-        planned="issue 5: vmagent remote-write errors, drops and pending bytes; obs ingest /health probe",
+        signals=(
+            "honeydue_vmagent_up",
+            "honeydue_vmagent_remotewrite_pending_bytes",
+            "honeydue_vmagent_remotewrite_errors_total",
+            "honeydue_vmagent_remotewrite_retries_total",
+            "honeydue_vmagent_remotewrite_packets_dropped_total",
+            "honeydue_vmagent_persistentqueue_blocks_dropped_total",
+            "honeydue_vmagent_persistentqueue_dropped_bytes_total",
+            "honeydue_http_up",
+        ),
+        probes=("vmagent", "http"),
+        alerts=(
+            Alert(
+                name="ObsIngestUnhealthy",
+                severity="warning",
+                expr='honeydue_http_up{role="obs_ingest"} == 0',
+                for_="10m",
+                summary="The obs box's ingest /health endpoint does not answer 200 to our bearer token.",
+                description="{{ $labels.target }} has failed for 10 minutes (honeydue_http_status_code shows 401 for "
+                "a bad token, 0 for no answer). vmagent buffers up to 512 MB and replays on reconnect; check the "
+                "obs stack with docker compose ps on the obs box.",
+            ),
+            Alert(
+                name="VmagentRemoteWriteErrors",
+                severity="warning",
+                expr="rate(honeydue_vmagent_remotewrite_errors_total[5m]) > 0",
+                for_="10m",
+                summary="vmagent keeps failing to remote-write to the obs box.",
+                description="vmagent has failed {{ $value | humanize }} remote-write attempts per second for 10 "
+                "minutes. Check the obs ingest /health endpoint and the bearer token; vmagent buffers on disk "
+                "and replays on reconnect.",
+            ),
+            Alert(
+                name="VmagentBufferFilling",
+                severity="warning",
+                expr="honeydue_vmagent_remotewrite_pending_bytes > 268435456",
+                for_="5m",
+                summary="vmagent's remote-write buffer is more than half full.",
+                description="{{ $value | humanize1024 }}B are waiting to be sent to the obs box (the buffer holds "
+                "512 MB). When it fills up vmagent drops data; restore the obs endpoint or restart vmagent.",
+            ),
+            Alert(
+                name="VmagentDroppingData",
+                severity="warning",
+                expr="increase(honeydue_vmagent_remotewrite_packets_dropped_total[15m]) > 0 "
+                "or increase(honeydue_vmagent_persistentqueue_blocks_dropped_total[15m]) > 0",
+                for_="1m",
+                summary="vmagent dropped metrics that will never reach the obs box.",
+                description="vmagent dropped {{ $value | humanize }} blocks in the last 15 minutes (remote-write "
+                "packets or persistent-queue blocks): the gap on the dashboards is permanent.",
+            ),
+            Alert(
+                name="VmagentMetricsUnreadable",
+                severity="warning",
+                expr="honeydue_vmagent_up == 0",
+                for_="10m",
+                summary="The exporter cannot read vmagent's own metrics.",
+                description="GET of vmagent's /metrics from {{ $labels.instance }} has failed for 10 minutes, so "
+                "the remote-write health of the pipeline is unknown. Is the vmagent pod running?",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="vmagent pending remote-write bytes",
+                queries=(
+                    Query("honeydue_vmagent_remotewrite_pending_bytes", "pending"),
+                    Query("honeydue_vmagent_persistentqueue_pending_bytes", "on disk"),
+                ),
+                unit="bytes",
+                description="Grows while the obs box is unreachable; the buffer holds 512 MB.",
+            ),
+            Panel(
+                title="vmagent remote-write errors and retries",
+                queries=(
+                    Query("rate(honeydue_vmagent_remotewrite_errors_total[5m])", "errors"),
+                    Query("rate(honeydue_vmagent_remotewrite_retries_total[5m])", "retries"),
+                    Query("rate(honeydue_vmagent_remotewrite_dial_errors_total[5m])", "dial errors"),
+                    Query("rate(honeydue_vmagent_remotewrite_blocks_sent_total[5m])", "blocks sent"),
+                ),
+                unit="ops",
+            ),
+            Panel(
+                title="vmagent dropped data",
+                queries=(
+                    Query("increase(honeydue_vmagent_remotewrite_packets_dropped_total[15m])", "packets"),
+                    Query("increase(honeydue_vmagent_persistentqueue_blocks_dropped_total[15m])", "queue blocks"),
+                ),
+            ),
+        ),
+        blind_spot="Alerts are evaluated on the obs box, so a total write failure shows there as missing series: "
+        "the obs-side HoneydueExporterSeriesAbsent rule and the Watchdog catch it; these in-cluster alerts fire "
+        "on partial failures and after the buffer is replayed.",
     ),
     FailureMode(
         id="grafana-no-data",
         row="Observability pipeline",
         heading='Grafana dashboard shows "no data"',
         layer="k3s",
-        signals=("honeydue_probe_success", "honeydue_probe_last_success_timestamp_seconds"),
-        planned="issue 5: metrics used by shipped dashboards and rules that have no series in the obs TSDB",
+        signals=("honeydue_nodata_metric_missing", "honeydue_nodata_missing_metrics", "honeydue_nodata_query_up"),
+        probes=("nodata",),
+        alerts=(
+            Alert(
+                name="DashboardMetricMissing",
+                severity="warning",
+                expr="honeydue_nodata_metric_missing == 1",
+                for_="30m",
+                summary="A metric used by the shipped dashboards or rules has no series in the obs TSDB.",
+                description="{{ $labels.metric }} has had no series in the obs TSDB for 30 minutes, so its panels "
+                "show no data and its alerts cannot fire. Is its probe configured and is vmagent scraping it? "
+                "List families that are not deployed under nodata.ignore.",
+            ),
+            Alert(
+                name="NoDataCheckFailing",
+                severity="warning",
+                expr="honeydue_nodata_query_up == 0",
+                for_="30m",
+                summary="The exporter cannot query the obs TSDB for missing metrics.",
+                description="The no-data check from {{ $labels.instance }} has failed for 30 minutes; check "
+                "nodata.query_url and its bearer token.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Metrics without data in the obs TSDB",
+                queries=(Query("honeydue_nodata_missing_metrics", "missing"),),
+                kind="stat",
+            ),
+            Panel(
+                title="Missing metrics by name",
+                queries=(Query("honeydue_nodata_metric_missing == 1", "{{metric}}"),),
+                description="Each line is a metric the dashboards or rules use that has no series.",
+            ),
+        ),
     ),
 )

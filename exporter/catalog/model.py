@@ -66,7 +66,12 @@ def heading_anchor(heading: str) -> str:
 
 @dataclass(frozen=True)
 class Alert:
-    """One alerting rule. `for_` is never zero; `summary` is a plain sentence ending in a period."""
+    """One alerting rule. `for_` is never zero; `summary` is a plain sentence ending in a period.
+
+    `obs_side` rules watch the pipeline itself (absence, watchdog): they are rendered into their own
+    file so the obs box can load them without the in-cluster rule files. `labels` are extra rule
+    labels (e.g. the dead-man's-switch routing label).
+    """
 
     name: str
     severity: Severity
@@ -74,6 +79,8 @@ class Alert:
     for_: str
     summary: str
     description: str
+    obs_side: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,99 @@
-"""Networking failure modes. Signals arrive with the TCP/netcheck probes (issue 5)."""
+"""Networking failure modes, watched by the TCP probes; per node when run as the netcheck DaemonSet.
 
-from exporter.catalog.model import FailureMode
+Flannel and kube-proxy are told apart per node: Flannel broken on X = from X no pod IP on another
+node answers (while other nodes reach theirs); kube-proxy broken on X = from X a Service ClusterIP
+does not answer while the remote pod IPs of the same backend do.
+"""
+
+from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 ENTRIES = (
     FailureMode(
         id="ufw-blocks-traffic",
         heading="UFW rule accidentally blocks essential traffic",
         layer="network",
-        planned="issue 5: TCP probes to essential endpoints (Postgres, Redis, API server)",
+        signals=("honeydue_tcp_up", "honeydue_tcp_connect_duration_seconds", "honeydue_tcp_failure_info"),
+        probes=("tcp",),
+        alerts=(
+            Alert(
+                name="EssentialTcpPathUnreachable",
+                severity="critical",
+                expr='honeydue_tcp_up{role="essential"} == 0',
+                for_="3m",
+                summary="An essential network path does not accept TCP connections.",
+                description="TCP connects to {{ $labels.target }} from node {{ $labels.node }} have failed for "
+                "3 minutes. A UFW rule may be blocking the path (sudo ufw status numbered on the node), or the "
+                "dependency itself is down.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Essential TCP paths",
+                queries=(Query('honeydue_tcp_up{role="essential"}', "{{node}} to {{target}}"),),
+                description="1 = TCP connect completed. One line per node when the netcheck DaemonSet runs.",
+            ),
+            Panel(
+                title="TCP connect latency",
+                queries=(Query("honeydue_tcp_connect_duration_seconds", "{{node}} to {{target}}"),),
+                unit="s",
+            ),
+        ),
     ),
     FailureMode(
         id="flannel-broken",
         heading="Flannel broken on one node",
         layer="network",
-        planned="issue 5: per-node netcheck: pod IP of a remote backend unreachable",
+        signals=("honeydue_tcp_up",),
+        probes=("tcp",),
+        alerts=(
+            Alert(
+                name="FlannelBrokenOnNode",
+                severity="critical",
+                expr='max by (node) (honeydue_tcp_up{role="pod",path="remote"}) == 0 '
+                'and on () (max(honeydue_tcp_up{role="pod",path="remote"}) == 1)',
+                for_="3m",
+                summary="Pods on one node cannot reach pods on other nodes over the overlay network.",
+                description="From node {{ $labels.node }} no pod IP on another node has answered TCP connects "
+                "for 3 minutes, while other nodes still reach remote pods: Flannel is broken on "
+                "{{ $labels.node }}. Restart k3s on that node.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="Pod IP vs ClusterIP reachability per node",
+                queries=(
+                    Query('min by (node) (honeydue_tcp_up{role="pod",path="remote"})', "{{node}} remote pod IPs"),
+                    Query('min by (node) (honeydue_tcp_up{role="service"})', "{{node}} ClusterIPs"),
+                ),
+                description="Remote pod IPs down on one node = Flannel; ClusterIPs down while pod IPs answer = "
+                "kube-proxy.",
+            ),
+        ),
     ),
     FailureMode(
         id="kube-proxy-broken",
         heading="Kube-proxy broken on one node",
         layer="network",
-        planned="issue 5: per-node netcheck: Service ClusterIP unreachable while pod IPs answer",
+        signals=("honeydue_tcp_up",),
+        probes=("tcp",),
+        alerts=(
+            Alert(
+                name="KubeProxyBrokenOnNode",
+                severity="critical",
+                expr='count by (node) (honeydue_tcp_up{role="service"} == 0 and on (node, backend) '
+                '(max by (node, backend) (honeydue_tcp_up{role="pod",path="remote"}) == 1)) > 0',
+                for_="3m",
+                summary="Pods on one node cannot reach Service ClusterIPs while the pods behind them answer.",
+                description="From node {{ $labels.node }}, {{ $value }} Service ClusterIP(s) have refused or timed "
+                "out TCP connects for 3 minutes while the pod IPs of the same backends answer: kube-proxy is "
+                "broken on {{ $labels.node }}. Restart k3s on that node.",
+            ),
+        ),
+        panels=(
+            Panel(
+                title="ClusterIP reachability by backend",
+                queries=(Query('honeydue_tcp_up{role="service"}', "{{node}} to {{backend}}"),),
+            ),
+        ),
     ),
 )

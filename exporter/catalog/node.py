@@ -94,7 +94,21 @@ ENTRIES = (
         id="all-three-nodes-fail",
         heading="All three nodes fail simultaneously",
         layer="node",
-        planned="issue 5: obs-side absence of the exporter's series and an always-firing watchdog",
+        signals=("honeydue_exporter_build_info",),
+        alerts=(
+            Alert(
+                name="HoneydueExporterSeriesAbsent",
+                severity="critical",
+                expr="absent_over_time(honeydue_exporter_build_info[3m])",
+                for_="2m",
+                summary="No series from the cluster's exporter have reached the obs box for five minutes.",
+                description="honeydue_exporter_build_info has been absent from the obs TSDB for at least "
+                "{{ 300 | humanizeDuration }}: either "
+                "the whole cluster is down (all three nodes) or vmagent cannot write to the obs box. Check "
+                "https://api.myhoneydue.com/api/health/ and the Hetzner console.",
+                obs_side=True,
+            ),
+        ),
         blind_spot="Nothing in the cluster survives to report it: only the obs box (absence rule, "
         "watchdog) can see it.",
     ),

@@ -23,11 +23,15 @@ def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str_representer)
 
 
+OBS_SIDE = "obs-side"
+
+
 def rule_groups(base_url: str, for_override: str | None = None) -> dict[str, dict[str, Any]]:
-    """Layer id -> rule file content (as data)."""
+    """Layer id (or `obs-side`) -> rule file content (as data)."""
     files: dict[str, dict[str, Any]] = {}
+    obs_side: list[dict[str, Any]] = []
     for layer in LAYERS:
-        rules = []
+        rules: list[dict[str, Any]] = []
         for entry in by_layer(layer):
             for alert in entry.alerts:
                 annotations = {
@@ -39,17 +43,20 @@ def rule_groups(base_url: str, for_override: str | None = None) -> dict[str, dic
                 if entry.chapter17 and recovery_url:
                     annotations["recovery"] = f"Chapter 17 {entry.chapter17}."
                     annotations["recovery_url"] = recovery_url
-                rules.append(
-                    {
-                        "alert": alert.name,
-                        "expr": alert.expr,
-                        "for": for_override or alert.for_,
-                        "labels": {"severity": alert.severity, "failure_mode": entry.id, "layer": layer.id},
-                        "annotations": annotations,
-                    }
-                )
+                labels = {"severity": alert.severity, "failure_mode": entry.id, "layer": layer.id}
+                labels |= dict(alert.labels)
+                rule = {
+                    "alert": alert.name,
+                    "expr": alert.expr,
+                    "for": for_override or alert.for_,
+                    "labels": labels,
+                    "annotations": annotations,
+                }
+                (obs_side if alert.obs_side else rules).append(rule)
         if rules:
             files[layer.id] = {"groups": [{"name": f"honeydue-{layer.id}", "rules": rules}]}
+    if obs_side:
+        files[OBS_SIDE] = {"groups": [{"name": f"honeydue-{OBS_SIDE}", "rules": obs_side}]}
     return files
 
 

@@ -39,6 +39,7 @@ class ExporterProcess:
     config_path: Path | None = None
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
+    args: tuple[str, ...] = ()  # extra `run` arguments, e.g. ("--mode", "netcheck")
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_ready: bool = True, timeout: float = 30.0) -> None:
@@ -48,7 +49,7 @@ class ExporterProcess:
         args = [sys.executable, "-m", "exporter"]
         if self.config_path is not None:
             args += ["--config", str(self.config_path)]
-        args.append("run")
+        args += ["run", *self.args]
         assert self.log_path is not None
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=self._log)

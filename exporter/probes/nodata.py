@@ -1,0 +1,158 @@
+"""'No data' detection: does every metric the shipped rules and dashboards use have series in the obs TSDB?
+
+Feeds 'Grafana dashboard shows "no data"'. The metric names come from the catalog's alert
+expressions and panel queries (the same source the rule files and dashboard are rendered from), so
+the label set is bounded by the catalog. One instant query per run asks the TSDB for the series
+count of all of them at once: `count by (__name__) ({__name__=~"a|b|..."})`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import aiohttp
+
+from exporter.catalog import CATALOG
+from exporter.config import Config, NoDataConfig
+from exporter.engine import Probe
+from exporter.probes.deps import Dependencies
+from exporter.probes.vmagent import read_bounded
+from exporter.samples import Samples, gauge
+
+UP = gauge("honeydue_nodata_query_up", "Whether the obs TSDB answered the no-data query (1) or not (0).")
+MISSING = gauge(
+    "honeydue_nodata_metric_missing",
+    "1 when a metric used by the shipped rules or dashboards has no series in the obs TSDB, else 0.",
+    "metric",
+)
+MISSING_COUNT = gauge("honeydue_nodata_missing_metrics", "How many checked metrics have no series in the obs TSDB.")
+CHECKED = gauge("honeydue_nodata_checked_metrics", "How many metric names the no-data check asks about.")
+
+# Series that exist only while something is wrong (or after the first failure): absence is normal.
+SPARSE = frozenset({
+    "honeydue_probe_error_info",
+    "honeydue_probe_failures_total",
+    "honeydue_tcp_failure_info",
+    "ALERTS",
+    "ALERTS_FOR_STATE",
+})
+
+_KEYWORDS = frozenset({
+    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+    "offset", "atmodifier", "inf", "nan",
+})
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_BRACES = re.compile(r"\{[^{}]*\}")
+_BRACKETS = re.compile(r"\[[^\[\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_IDENT = re.compile(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?")
+_NAME_MATCHER = re.compile(r"__name__\s*=\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"")
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects (function names, keywords and label names excluded)."""
+    names = set(_NAME_MATCHER.findall(expr))
+    text = _STRING.sub('""', expr)
+    text = _BRACES.sub(" ", text)
+    text = _BRACKETS.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    for match in _IDENT.finditer(text):
+        word, call = match.group(1), match.group(2)
+        if call or word.lower() in _KEYWORDS or re.fullmatch(r"\d.*", word):
+            continue
+        names.add(word)
+    return names
+
+
+def catalog_metrics() -> list[str]:
+    """Every metric name used by an alert or a panel of the catalog, sorted."""
+    names: set[str] = set()
+    for entry in CATALOG:
+        for alert in entry.alerts:
+            names |= metric_names(alert.expr)
+        for panel in entry.panels:
+            for query in panel.queries:
+                names |= metric_names(query.expr)
+    return sorted(names - SPARSE)
+
+
+def series_query(names: list[str]) -> str:
+    alternatives = "|".join(re.escape(name) for name in names)
+    return f'count by (__name__) ({{__name__=~"{alternatives}"}})'
+
+
+class NoDataProbe:
+    """One instant query per run; every checked metric is exported as missing (1) or present (0)."""
+
+    def __init__(self, cfg: NoDataConfig, names: list[str] | None = None) -> None:
+        assert cfg.query_url is not None
+        self.name = "nodata"
+        self.interval = cfg.interval
+        self.timeout = cfg.timeout
+        self._url = cfg.query_url.rstrip("/") + "/api/v1/query"
+        self._max_bytes = cfg.max_bytes
+        self._token = cfg.bearer_token
+        ignore = set(cfg.ignore)
+        self.names = [n for n in (names if names is not None else catalog_metrics()) if n not in ignore]
+
+    async def present(self) -> dict[str, float]:
+        """metric name -> series count, for the checked names that have series now."""
+        headers = {"Accept": "application/json"}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(self._url, data={"query": series_query(self.names)}, headers=headers) as response,
+        ):
+            response.raise_for_status()
+            body = await read_bounded(response, self._max_bytes)
+        return _parse(body)
+
+    async def collect(self) -> Samples:
+        counts = await self.present() if self.names else {}
+        s = Samples()
+        s.add(UP, 1)
+        s.add(CHECKED, len(self.names))
+        missing = [name for name in self.names if counts.get(name, 0) <= 0]
+        s.add(MISSING_COUNT, len(missing))
+        for name in self.names:
+            s.add(MISSING, 1 if name in missing else 0, metric=name)
+        return s
+
+    def failed(self, reason: str) -> Samples:
+        s = Samples()
+        s.add(UP, 0)
+        s.add(CHECKED, len(self.names))
+        return s
+
+    async def close(self) -> None:
+        return None
+
+
+class QueryError(Exception):
+    """The TSDB answered, but not with a successful vector result."""
+
+
+def _parse(body: bytes) -> dict[str, float]:
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        raise QueryError("reply is not JSON") from None
+    if not isinstance(reply, dict) or reply.get("status") != "success":
+        error_type = reply.get("errorType", "unknown") if isinstance(reply, dict) else "unknown"
+        raise QueryError(f"query failed: {error_type}")
+    data = reply.get("data") or {}
+    if data.get("resultType") != "vector":
+        raise QueryError("unexpected result type")
+    counts: dict[str, float] = {}
+    for item in data.get("result") or []:
+        name = (item.get("metric") or {}).get("__name__")
+        if isinstance(name, str):
+            counts[name] = float(item["value"][1])
+    return counts
+
+
+def build(config: Config, deps: Dependencies) -> list[Probe]:
+    return [NoDataProbe(config.nodata)] if config.nodata.query_url else []

@@ -1,0 +1,133 @@
+"""Real VictoriaMetrics and vmagent on free loopback ports: the obs TSDB and the in-cluster scraper.
+
+Both keep their port across stop()/start() so a test can take the obs box away and bring it back.
+VictoriaMetrics runs with a 1 s search latency offset (the default 30 s would hide fresh samples).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port, wait_port_closed
+
+
+def _get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return bytes(response.read())
+
+
+@dataclass
+class VictoriaMetrics:
+    """victoria-metrics single-node with its data in a private temp dir."""
+
+    port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vm-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def write_url(self) -> str:
+        return f"{self.url}/api/v1/write"
+
+    def start(self) -> None:
+        binary = require_binary("victoria-metrics", "/usr/bin")
+        self._log = (self.workdir / "vm.log").open("ab")
+        self.proc = subprocess.Popen(
+            [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-storageDataPath={self.workdir / 'data'}",
+             "-search.latencyOffset=1s", "-retentionPeriod=1d", "-loggerLevel=ERROR"],
+            stdout=self._log, stderr=self._log,
+        )
+        wait_for_port(self.port, 20)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+            self._log.close()
+            wait_port_closed(self.port)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def import_prometheus(self, text: str) -> None:
+        """Insert exposition-format samples directly (no scraper), then make them searchable."""
+        request = urllib.request.Request(f"{self.url}/api/v1/import/prometheus", data=text.encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+        _get(f"{self.url}/internal/force_flush")
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": promql} | ({"time": f"{at:.3f}"} if at is not None else {})
+        body = _get(f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params))
+        reply = json.loads(body)
+        assert reply["status"] == "success", reply
+        return list(reply["data"]["result"])
+
+    def wait_for_series(self, promql: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = self.query(promql)
+            if result:
+                return result
+            time.sleep(0.3)
+        raise TimeoutError(f"no series for {promql} after {timeout}s")
+
+
+@dataclass
+class Vmagent:
+    """vmagent scraping `targets` every second and remote-writing to `remote_write_url`, with a disk queue."""
+
+    remote_write_url: str
+    targets: list[str]
+    port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vmagent-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def start(self) -> None:
+        binary = require_binary("vmagent", "/usr/bin")
+        scrape = self.workdir / "scrape.yml"
+        scrape.write_text(
+            "scrape_configs:\n"
+            "  - job_name: honeydue-exporter\n"
+            "    scrape_interval: 1s\n"
+            f"    static_configs:\n      - targets: {json.dumps(self.targets)}\n"
+        )
+        self._log = (self.workdir / "vmagent.log").open("ab")
+        self.proc = subprocess.Popen(
+            [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-remoteWrite.url={self.remote_write_url}",
+             f"-promscrape.config={scrape}", f"-remoteWrite.tmpDataPath={self.workdir / 'queue'}",
+             "-remoteWrite.flushInterval=200ms", "-loggerLevel=ERROR"],
+            stdout=self._log, stderr=self._log,
+        )
+        wait_for_port(self.port, 20)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+            self._log.close()
+            wait_port_closed(self.port)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def raw_metrics(self) -> str:
+        return _get(self.metrics_url).decode()
