@@ -63,6 +63,9 @@ class RedisProbe:
             retry_on_error=[RedisConnectionError],
             health_check_interval=0,
             client_name="honeydue-exporter",
+            # No CLIENT SETINFO on connect: one command fewer for the least-privilege ACL to allow.
+            lib_name=None,
+            lib_version=None,
         )
         self._last_run_id: str | None = None
         self._last_queues: int | None = None
@@ -72,7 +75,7 @@ class RedisProbe:
         try:
             async with self._deps.throttle("redis"):
                 pipe = self._client.pipeline(transaction=False)
-                pipe.info()
+                pipe.info("default")  # exactly the sections read; the ACL allows only `INFO default`
                 pipe.scard(ASYNQ_REGISTRY_KEY)
                 info_reply, queues = await pipe.execute()
         except BaseException:
