@@ -154,7 +154,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
     from exporter.server import make_app
 
     engine = Engine(build_probes(config))
-    app = make_app(engine, config.runbook.base_url)
+    app = make_app(engine, config.runbook.base_url, config.server.auth)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.server.listen_address, config.server.port, reuse_address=True)
