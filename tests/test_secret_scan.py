@@ -47,7 +47,7 @@ SECRETS = {
 class _Echo(BaseHTTPRequestHandler):
     """Answers everything, and puts the Authorization header it got into the reply (a hostile target)."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         auth = self.headers.get("Authorization", "")
         if self.path.startswith("/health"):
             ok = auth == f"Bearer {SECRETS['http_ok']}"
