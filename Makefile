@@ -22,8 +22,9 @@ render:
 	@scripts/venv.sh
 	.venv/bin/honeydue-exporter render $(if $(RUNBOOK_BASE_URL),--base-url $(RUNBOOK_BASE_URL))
 
+# Benchmarks (figures printed, never asserted; includes a 10-minute RSS soak). Not part of `make test`/CI.
 bench:
-	@scripts/test-deps.sh
+	@BENCH=1 scripts/test-deps.sh
 	.venv/bin/python -m bench
 
 clean:

@@ -1,12 +1,14 @@
 """Redis CPU per cycle of the Asynq probe vs Debian's prometheus-redis-exporter --check-keys.
 
-Run from the repository root:  .venv/bin/python bench/asynq_redis_cost.py [--queues 5] [--tasks 1000]
+Run from the repository root:  .venv/bin/python -m bench.asynq_redis_cost [--queues 5] [--tasks 1000] [--window 10]
 
 A private redis-server (free loopback port) gets N queues x M pending tasks written the way Asynq
 writes them, plus a live worker server and a scheduler. Each contender runs CYCLES times between a
 CONFIG RESETSTAT and an INFO commandstats; the table shows Redis CPU (sum of usec) and commands per
 cycle. prometheus-redis-exporter's default scrape also runs INFO, CONFIG GET, SLOWLOG, LATENCY and
 CLIENT LIST; its per-scrape cost is shown whole and split into key checks and the rest.
+Then the growth table: each contender alone against the Redis, scraped by 1, 10 and 100 scrapers
+(each once a second); Redis commands and CPU per second from INFO commandstats.
 Prints numbers; asserts nothing about timing.
 """
 
@@ -25,29 +27,21 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._peers import REPO, ours_env, seed_asynq, table
 from exporter.config import Config
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.deps import Dependencies
-from tests.helpers.asynq import AsynqState, CronEntry
 from tests.helpers.servers import RedisServer, free_port, stop_process, wait_for_port
 
 STATES = ("pending", "active", "scheduled", "retry", "archived", "completed", "processed", "failed")
 KEY_CHECK_COMMANDS = ("scan", "type", "llen", "zcard", "scard", "hlen", "strlen", "get", "xlen", "pfcount",
                       "memory|usage", "select", "exists")
 SETUP = ("config|resetstat", "client|setname", "client|setinfo", "hello")
+SCRAPERS = (1, 10, 100)
 
 
 def write_state(r: redis.Redis, queues: int, tasks: int) -> None:
-    state = AsynqState(r)
-    now = time.time()
-    for q in range(queues):
-        for i in range(tasks):
-            state.enqueue(f"queue{q}", now - tasks + i)
-    state.heartbeat("worker-0", 1, "bench", at=now + 3600, concurrency=10,
-                    queues={f"queue{q}": 1 for q in range(queues)}, ttl=3600)
-    entry = CronEntry("@every 1m", "bench:tick", next_at=now + 30, prev_at=now - 30)
-    state.scheduler_heartbeat("bench", [entry], at=now + 3600, ttl=3600)
-    state.record_enqueue(entry, now - 30)
+    seed_asynq(r, queues, tasks)
 
 
 def commandstats(r: redis.Redis) -> dict[str, tuple[int, int]]:
@@ -101,12 +95,73 @@ def run_redis_exporter(binary: str, server: RedisServer, r: redis.Redis, cycles:
         stop_process(proc)
 
 
-def main() -> int:
+async def _scrapers(url: str, n: int, window: float) -> int:
+    """`n` scrapers, each scraping once a second (a Prometheus at scrape_interval 1s) for `window` seconds."""
+    import aiohttp
+
+    done = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def scraper(offset: float) -> None:
+            nonlocal done
+            await asyncio.sleep(offset)
+            deadline = time.monotonic() + window - offset
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                async with session.get(url) as response:
+                    await response.read()
+                done += 1
+                await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+
+        await asyncio.gather(*(scraper(i / n) for i in range(n)))
+    return done
+
+
+def growth(server: RedisServer, r: redis.Redis, keys: list[str], window: float) -> list[tuple[object, ...]]:
+    """Redis commands and CPU per second while 1, 10, 100 scrapers scrape each contender, one contender at a time."""
+    rows: list[tuple[object, ...]] = []
+    contenders: list[tuple[str, list[str], dict[str, str] | None]] = []
+    port = free_port()
+    contenders.append(("honeydue-exporter (probes every 1 s)", [sys.executable, "-m", "exporter", "run"],
+                       ours_env(port, server.url, 1.0, {"HONEYDUE_POSTGRES__POOLER__ENABLED": "false",
+                                                        "HONEYDUE_POSTGRES__DIRECT__ENABLED": "false"})))
+    binary = shutil.which("prometheus-redis-exporter")
+    if binary:
+        contenders.append(("prometheus-redis-exporter --check-keys", [
+            binary, f"-redis.addr=redis://127.0.0.1:{server.port}", f"-check-keys={','.join(keys)}"], None))
+    for name, command, env in contenders:
+        own = port if env is not None else free_port()
+        if env is None:
+            command = [*command, f"-web.listen-address=127.0.0.1:{own}"]
+        proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(own, 20)
+            url = f"http://127.0.0.1:{own}/metrics"
+            time.sleep(2)
+            urllib.request.urlopen(url, timeout=30).read()
+            for n in SCRAPERS:
+                r.config_resetstat()
+                started = time.monotonic()
+                scrapes = asyncio.run(_scrapers(url, n, window))
+                elapsed = time.monotonic() - started
+                stats = commandstats(r)
+                calls = sum(c for c, _ in stats.values()) / elapsed
+                usec = sum(us for _, us in stats.values()) / elapsed
+                rows.append((name, n, f"{scrapes / elapsed:.1f}", f"{calls:.0f}", f"{usec / 1000:.2f}",
+                             f"{100 * usec / 1e6:.2f}%"))
+        finally:
+            stop_process(proc)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queues", type=int, default=5)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=20)
-    args = parser.parse_args()
+    parser.add_argument("--window", type=float, default=10.0, help="seconds of each scraper-growth run")
+    args = parser.parse_args(argv)
     server = RedisServer()
     server.start()
     try:
@@ -122,6 +177,7 @@ def main() -> int:
         else:
             print(f"({binary} not found: apt-get install prometheus-redis-exporter)")
         dbsize = r.dbsize()
+        grown = growth(server, r, keys, args.window)
         r.close()
     finally:
         server.stop()
@@ -139,6 +195,9 @@ def main() -> int:
     for name, stats, _ in rows:
         top = sorted(stats.items(), key=lambda kv: -kv[1][1])[:6]
         print(f"  {name}: " + ", ".join(f"{n} {c / args.cycles:g}x {us / args.cycles:.0f}us" for n, (c, us) in top))
+    print(f"\nGrowth with scrapers (each scrapes once a second, {args.window:g} s per run, one contender at a time):")
+    print(table(("contender", "scrapers", "scrapes/s", "Redis cmds/s", "Redis CPU ms/s", "Redis CPU"), grown))
+    print("Ours stays flat: probes run on their own schedule and every scrape is served from memory.")
     return 0
 
 

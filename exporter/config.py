@@ -527,10 +527,43 @@ class RateLimits(_Strict):
     kubernetes_per_second: float | None = Field(20.0, gt=0)
 
 
+class ServerAuth(_Strict):
+    """Credentials a scraper must send for /metrics and the landing page (/healthz and /readyz stay open).
+
+    Either a bearer token (`token` / `token_file`) or basic auth (`username` + `password` / `password_file`).
+    """
+
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    username: str | None = Field(None, min_length=1)
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> ServerAuth:
+        if self.token_file is not None and self.token is None:
+            object.__setattr__(self, "token", _read_secret_file(self.token_file, "server.auth.token_file"))
+        if self.password_file is not None and self.password is None:
+            object.__setattr__(self, "password", _read_secret_file(self.password_file, "server.auth.password_file"))
+        bearer = self.token is not None
+        basic = self.username is not None or self.password is not None
+        if bearer and basic:
+            raise ValueError("set either token(_file) or username + password(_file), not both")
+        if not bearer and not basic:
+            raise ValueError("set token(_file), or username + password(_file)")
+        if basic and (self.username is None or self.password is None):
+            raise ValueError("basic auth needs both username and password(_file)")
+        secret = self.token if bearer else self.password
+        if secret is None or not secret.get_secret_value():
+            raise ValueError("the token or password is empty")
+        return self
+
+
 class ServerConfig(_Strict):
     listen_address: str = "0.0.0.0"  # noqa: S104 - an exporter is scraped from other pods
     port: int = Field(9817, ge=1, le=65535)
     shutdown_timeout: float = Field(4.0, gt=0, le=30)
+    auth: ServerAuth | None = Field(None, description="require credentials on /metrics (default: open)")
 
 
 class LogConfig(_Strict):
@@ -597,6 +630,8 @@ class Config(BaseSettings):
         found = [self.redis.password] + [e.password for e in (self.postgres.pooler, self.postgres.direct)]
         found += [t.bearer_token for t in self.http.targets]
         found.append(self.nodata.bearer_token)
+        if self.server.auth is not None:
+            found += [self.server.auth.token, self.server.auth.password]
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
 
@@ -646,7 +681,7 @@ def effective_config(config: Config) -> dict[str, Any]:
 
     def mask(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: ("********" if k in ("password", "bearer_token") and v else mask(v)) for k, v in node.items()}
+            return {k: ("********" if k in ("password", "bearer_token", "token") and v else mask(v)) for k, v in node.items()}
         if isinstance(node, list):
             return [mask(item) for item in node]
         return node

@@ -8,7 +8,9 @@ import time
 from aiohttp import web
 
 from exporter import __version__
+from exporter.auth import Authenticator, middleware
 from exporter.catalog import entries_for_probe
+from exporter.config import ServerAuth
 from exporter.engine import Engine
 from exporter.exposition import (
     OPENMETRICS_CONTENT_TYPE,
@@ -80,8 +82,8 @@ table{{border-collapse:collapse}}</style></head>
     return web.Response(text=page, content_type="text/html")
 
 
-def make_app(engine: Engine, runbook_base: str) -> web.Application:
-    app = web.Application()
+def make_app(engine: Engine, runbook_base: str, auth: ServerAuth | None = None) -> web.Application:
+    app = web.Application(middlewares=[middleware(Authenticator(auth))] if auth is not None else [])
     app[ENGINE_KEY] = engine
     app[EXPOSITION_KEY] = Exposition(engine)
     app[RUNBOOK_KEY] = runbook_base

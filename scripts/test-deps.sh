@@ -20,6 +20,10 @@ declare -A PACKAGES=(
   [prometheus-redis-exporter]=prometheus-redis-exporter
   [prometheus-blackbox-exporter]=prometheus-blackbox-exporter
 )
+# `make bench` only (BENCH=1): the load generator. Tests never need it.
+if [ -n "${BENCH:-}" ]; then
+  PACKAGES[wrk]=wrk
+fi
 missing=()
 for binary in "${!PACKAGES[@]}"; do
   if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$binary" >/dev/null 2>&1; then

@@ -11,6 +11,11 @@ that need a first reply to know the next key: the oldest pending task's `pending
 schedulers' cron entries with the newest score of each entry's history. No KEYS, no SCAN; every
 range read is bounded. The scripts use `redis.pcall`, so a malformed key shows up as an error for
 its queue only.
+
+The scripts run with EVAL_RO (Redis >= 7.0): the server refuses any write they might attempt, and
+an ACL user with read-only key permissions (`%R~asynq:*`) may run them, which plain EVAL (whose
+keys count as read-write) would not allow. On a server without EVAL_RO the probe falls back to EVAL
+once and stays there; see deploy/least-privilege/redis-acl.conf.
 """
 
 from __future__ import annotations
@@ -248,6 +253,7 @@ class AsynqProbe:
         self._cfg = cfg
         self._deps = deps
         self._client = client(config.redis, cfg.timeout, cfg.db)
+        self._eval = "EVAL_RO"
 
     async def collect(self) -> Samples:
         now = time.time()
@@ -256,6 +262,9 @@ class AsynqProbe:
                 raw = await self._client.smembers("asynq:queues")
                 queues = sorted(q.decode("utf-8", "replace") if isinstance(q, bytes) else q for q in raw)
                 replies = await self._read(queues, now)
+                if self._eval == "EVAL_RO" and _unknown_command(replies[-1]):  # Redis < 7.0
+                    self._eval = "EVAL"
+                    replies = await self._read(queues, now)
         except BaseException:
             await self._client.connection_pool.disconnect()
             raise
@@ -273,11 +282,11 @@ class AsynqProbe:
                 else:
                     pipe.execute_command(command, queue_key(q, suffix))
             pipe.execute_command(
-                "EVAL", QUEUE_SCRIPT, 3, queue_key(q, "pending"), queue_key(q, "active"), queue_key(q, "lease"),
+                self._eval, QUEUE_SCRIPT, 3, queue_key(q, "pending"), queue_key(q, "active"), queue_key(q, "lease"),
                 queue_key(q, "t:"), self._cfg.max_active_checked,
             )
-        pipe.execute_command("EVAL", SERVERS_SCRIPT, 1, "asynq:servers", now)
-        pipe.execute_command("EVAL", SCHEDULERS_SCRIPT, 1, "asynq:schedulers", now, self._cfg.max_scheduler_entries)
+        pipe.execute_command(self._eval, SERVERS_SCRIPT, 1, "asynq:servers", now)
+        pipe.execute_command(self._eval, SCHEDULERS_SCRIPT, 1, "asynq:schedulers", now, self._cfg.max_scheduler_entries)
         return list(await pipe.execute(raise_on_error=False))
 
     def _samples(self, queues: list[str], replies: list[Any], now: float) -> Samples:
@@ -300,6 +309,10 @@ class AsynqProbe:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _unknown_command(reply: Any) -> bool:
+    return isinstance(reply, ResponseError) and "unknown command" in str(reply).lower()
 
 
 def _reason(reply: Any) -> str:

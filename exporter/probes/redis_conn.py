@@ -38,4 +38,7 @@ def client(cfg: RedisConfig, timeout: float, db: int | None = None) -> aioredis.
         retry_on_error=[RedisConnectionError],
         health_check_interval=0,
         client_name="honeydue-exporter",
+        # No CLIENT SETINFO on connect: one command fewer for the least-privilege ACL to allow.
+        lib_name=None,
+        lib_version=None,
     )

@@ -1,0 +1,64 @@
+"""Optional credentials on /metrics and the landing page: a bearer token or basic auth.
+
+Comparisons are constant-time (hmac.compare_digest over bytes) so the time an answer takes says
+nothing about how much of a guess was right. /healthz and /readyz stay open: kubelet probes carry no
+credentials and those endpoints reveal nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from exporter.config import ServerAuth
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+REALM = "honeydue-exporter"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Authenticator:
+    """Checks one request's Authorization header against the configured credentials."""
+
+    def __init__(self, auth: ServerAuth) -> None:
+        self._token = auth.token.get_secret_value().encode() if auth.token is not None else None
+        self._username = (auth.username or "").encode()
+        self._password = auth.password.get_secret_value().encode() if auth.password is not None else b""
+        if self._token is not None:
+            self.challenge = f'Bearer realm="{REALM}"'
+        else:
+            self.challenge = f'Basic realm="{REALM}", charset="UTF-8"'
+
+    def allows(self, header: str) -> bool:
+        scheme, _, value = header.strip().partition(" ")
+        value = value.strip()
+        if self._token is not None:
+            return scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), self._token)
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(value.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            return False
+        user, sep, password = decoded.partition(b":")
+        # Both comparisons always run, so a right username is not faster to reject than a wrong one.
+        user_ok = hmac.compare_digest(user, self._username)
+        password_ok = hmac.compare_digest(password, self._password)
+        return bool(sep) and user_ok and password_ok
+
+
+def middleware(authenticator: Authenticator) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPEN_PATHS or authenticator.allows(request.headers.get("Authorization", "")):
+            return await handler(request)
+        return web.Response(status=401, text="401 Unauthorized\n",
+                            headers={"WWW-Authenticate": authenticator.challenge})
+
+    return check
