@@ -39,6 +39,5 @@ def client(cfg: RedisConfig, timeout: float, db: int | None = None) -> aioredis.
         health_check_interval=0,
         client_name="honeydue-exporter",
         # No CLIENT SETINFO on connect: one command fewer for the least-privilege ACL to allow.
-        lib_name=None,
-        lib_version=None,
+        driver_info=None,
     )
