@@ -23,7 +23,7 @@ The faults:
   ingest /health); DNS -> the resolver answers REFUSED (policy refusal, what a resolver says to a
   client it does not serve); SMTP -> the relay rejects the client in its greeting
   (554 5.7.1, a client-access restriction: the probe never logs in); vmagent -> /metrics behind
-  -httpAuth basic auth (401).
+  -metricsAuthKey (401; vmagent 1.79's -httpAuth.* does not guard /metrics).
 
 A subprocess test at the end runs the real `honeydue-exporter run` with every dependency broken at
 once and checks its log for tracebacks and its /metrics for every up-style series.
@@ -465,7 +465,10 @@ class SmtpScenario(Scenario):
 
 
 class VmagentScenario(Scenario):
-    """A real vmagent; auth = its /metrics behind -httpAuth basic auth (the proxy points at that one)."""
+    """A real vmagent; auth = its /metrics behind -metricsAuthKey (401; the proxy points at that one).
+
+    vmagent 1.79's -httpAuth.* leaves /metrics open, so the key is the auth that really guards it.
+    """
 
     module = vmagent_probe
     probe = "vmagent"
@@ -473,7 +476,7 @@ class VmagentScenario(Scenario):
     async def start(self) -> None:
         dead = f"http://127.0.0.1:{free_port()}/api/v1/write"
         self.open = Vmagent(dead, [])
-        self.locked = Vmagent(dead, [], extra_args=("-httpAuth.username=ops", "-httpAuth.password=fm-vmagent-pw"))
+        self.locked = Vmagent(dead, [], extra_args=("-metricsAuthKey=fm-vmagent-key",))
         await asyncio.gather(asyncio.to_thread(self.open.start), asyncio.to_thread(self.locked.start))
         self.proxy = FaultProxy(("127.0.0.1", self.open.port), delay=DELAY)
 

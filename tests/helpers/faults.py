@@ -18,7 +18,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tests.helpers.servers import free_port
 
@@ -142,8 +142,7 @@ class _Relay(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         owner = self.owner
@@ -214,8 +213,7 @@ class UdpFault(_LoopThread):
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Relay(self), local_addr=("127.0.0.1", self.port), reuse_port=False
         )
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
 
 @contextlib.contextmanager
