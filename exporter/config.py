@@ -600,8 +600,21 @@ class Config(BaseSettings):
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
 
+def _key(part: int | str) -> str:
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "config"
+    return ".".join(_key(p) for p in loc) or "config"
+
+
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def _single_line(text: str) -> str:
+    """Collapse every character str.splitlines() would break on, so an error is one line."""
+    return _LINE_BREAKS.sub(" ", text).strip() or "invalid configuration"
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -616,6 +629,13 @@ def _one_line(exc: ValidationError) -> str:
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load the YAML file (if any) under environment overrides; raise ConfigError on any problem."""
+    try:
+        return _load(path)
+    except ConfigError as exc:
+        raise ConfigError(_single_line(str(exc))) from None
+
+
+def _load(path: str | os.PathLike[str] | None) -> Config:
     data: Any = {}
     if path is not None:
         try:
@@ -632,6 +652,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(path)!r}: top level must be a mapping, got {type(data).__name__}")
+    # Only real sections reach Config(**...): pydantic-settings also takes init keywords such as
+    # `_cli_parse_args` or `_secrets_dir`, and a file key must never steer the loader itself.
+    unknown = sorted((str(k) for k in data if str(k) not in Config.model_fields), key=repr)
+    if unknown:
+        raise ConfigError("; ".join(f"{_key(key)}: unknown key" for key in unknown))
     try:
         return Config(**{str(k): v for k, v in data.items()})
     except ValidationError as exc:

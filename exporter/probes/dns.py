@@ -22,8 +22,8 @@ import time
 import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
-import dns.inet
 import dns.flags
+import dns.inet
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -75,7 +75,7 @@ class DnsProbe:
         self._networks = [ipaddress.ip_network(c, strict=False) for c in lookup.expected_cidrs]
 
     async def collect(self) -> Samples:
-        lookup, resolver = self._lookup, self._resolver
+        lookup = self._lookup
         query = dns.message.make_query(lookup.name, dns.rdatatype.from_text(lookup.record_type))
         query.flags |= dns.flags.RD
         started = time.monotonic()
@@ -112,10 +112,12 @@ class DnsProbe:
             return await dns.asyncquery.tcp(query, resolver.address, timeout=self.timeout, port=resolver.port)
         backend = dns.asyncbackend.get_backend("asyncio")
         family = dns.inet.af_for_address(resolver.address)
-        udp = await backend.make_socket(family, socket.SOCK_DGRAM, 0, None, (resolver.address, resolver.port))
+        udp = await backend.make_socket(  # type: ignore[no-untyped-call]
+            family, socket.SOCK_DGRAM, 0, None, (resolver.address, resolver.port)
+        )
         async with udp:
             answer, _ = await dns.asyncquery.udp_with_fallback(
-                query, resolver.address, timeout=self.timeout, port=resolver.port, udp_sock=udp  # type: ignore[arg-type]
+                query, resolver.address, timeout=self.timeout, port=resolver.port, udp_sock=udp
             )
         return answer
 

@@ -16,7 +16,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from exporter.config import Config, RedisConfig
 from exporter.engine import Probe
+from exporter.errors import MalformedReply
 from exporter.probes.deps import Dependencies
+from exporter.probes.redis_conn import BoundedParser
 from exporter.samples import Samples, counter, gauge, info
 
 UP = gauge("honeydue_redis_up", "Whether Redis answered the probe (1) or not (0).")
@@ -63,6 +65,7 @@ class RedisProbe:
             retry_on_error=[RedisConnectionError],
             health_check_interval=0,
             client_name="honeydue-exporter",
+            parser_class=BoundedParser,  # a reply larger than 16 MiB fails the run (protocol), unread
         )
         self._last_run_id: str | None = None
         self._last_queues: int | None = None
@@ -75,10 +78,17 @@ class RedisProbe:
                 pipe.info()
                 pipe.scard(ASYNQ_REGISTRY_KEY)
                 info_reply, queues = await pipe.execute()
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:  # redis-py's INFO parser on a wrong reply
+            await self._client.connection_pool.disconnect()
+            raise MalformedReply(f"unexpected reply to INFO/SCARD ({type(exc).__name__})") from None
         except BaseException:
             await self._client.connection_pool.disconnect()
             raise
-        return self._samples(info_reply, int(queues))
+        try:
+            return self._samples(info_reply, int(queues))
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            await self._client.connection_pool.disconnect()
+            raise MalformedReply(f"unexpected reply to INFO/SCARD ({type(exc).__name__})") from None
 
     def _samples(self, reply: dict[str, Any], queues: int) -> Samples:
         uptime = float(reply["uptime_in_seconds"])

@@ -40,8 +40,20 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run(_cancel_all())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+async def _cancel_all() -> None:
+    """Cancel and reap every connection handler, so none is destroyed pending with the loop."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class FaultProxy(_LoopThread):
@@ -140,6 +152,7 @@ class _Relay(asyncio.DatagramProtocol):
     def __init__(self, owner: UdpFault) -> None:
         self.owner = owner
         self.transport: asyncio.DatagramTransport | None = None
+        self.pending: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -154,7 +167,9 @@ class _Relay(asyncio.DatagramProtocol):
             self.transport.sendto(owner.garbage(data), addr)
             return
         delay = owner.delay if owner.mode == "slow" else 0.0
-        asyncio.ensure_future(self._forward(data, addr, delay))
+        task = asyncio.ensure_future(self._forward(data, addr, delay))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
 
     async def _forward(self, data: bytes, addr: tuple[str, int], delay: float) -> None:
         loop = asyncio.get_running_loop()
