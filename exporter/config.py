@@ -377,6 +377,9 @@ class KubernetesConfig(Schedule):
     apiservices: tuple[str, ...] = ("v1beta1.metrics.k8s.io",)
     apiserver_port: int = Field(6443, ge=1, le=65535, description="each server node's API port for /readyz/etcd")
     readyz_timeout: float = Field(2.0, gt=0, description="connect and read timeout of one /readyz/etcd check")
+    max_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="largest API response body read (a bigger one fails as protocol)"
+    )
     etcd_quorum: int | None = Field(None, ge=1, description="default: a majority of the control-plane nodes")
 
     @field_validator("redis_node_label")

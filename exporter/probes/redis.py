@@ -18,7 +18,7 @@ from exporter.config import Config, RedisConfig
 from exporter.engine import Probe
 from exporter.errors import MalformedReply
 from exporter.probes.deps import Dependencies
-from exporter.probes.redis_conn import BoundedParser
+from exporter.probes.redis_conn import NO_MAINT_NOTIFICATIONS, BoundedParser
 from exporter.samples import Samples, counter, gauge, info
 
 UP = gauge("honeydue_redis_up", "Whether Redis answered the probe (1) or not (0).")
@@ -66,6 +66,7 @@ class RedisProbe:
             health_check_interval=0,
             client_name="honeydue-exporter",
             parser_class=BoundedParser,  # a reply larger than 16 MiB fails the run (protocol), unread
+            maint_notifications_config=NO_MAINT_NOTIFICATIONS,
         )
         self._last_run_id: str | None = None
         self._last_queues: int | None = None

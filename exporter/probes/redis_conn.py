@@ -14,11 +14,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis._parsers import _AsyncRESP2Parser
 from redis.exceptions import InvalidResponse
+from redis.maint_notifications import MaintNotificationsConfig
 
 from exporter.config import RedisConfig
 
 # INFO is ~10 KiB; Asynq and cache reads are bounded batches. 16 MiB is far above any real reply.
 MAX_REPLY_BYTES = 16 * 1024 * 1024
+NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
 
 
 class BoundedParser(_AsyncRESP2Parser):
@@ -79,4 +81,6 @@ def client(cfg: RedisConfig, timeout: float, db: int | None = None) -> aioredis.
         health_check_interval=0,
         client_name="honeydue-exporter",
         parser_class=BoundedParser,
+        # redis-py 8 wants a RESP3/hiredis parser for maintenance push notifications (a cloud feature).
+        maint_notifications_config=NO_MAINT_NOTIFICATIONS,
     )

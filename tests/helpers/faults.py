@@ -130,6 +130,8 @@ class FaultProxy(_LoopThread):
                 await asyncio.gather(_pipe(reader, up_writer, 0.0), _pipe(up_reader, writer, delay))
         except (OSError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:  # shutdown: end quietly (a cancelled handler is logged by asyncio)
+            pass
         finally:
             self._writers.discard(writer)
             writer.close()
