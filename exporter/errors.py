@@ -22,7 +22,10 @@ _AUTH_WORDS = (
 _PG_NO_ROLE = re.compile(r'role "[^"]*" does not exist')
 # Phrases that mean the peer spoke another protocol, checked before the auth words: libpq's
 # "expected authentication request from server, but received S" is a wrong reply, not a login failure.
-_PROTOCOL_FIRST = ("but received", "bad status line", "invalid response", "protocol error", "malformed")
+_PROTOCOL_FIRST = (
+    "but received", "bad status line", "invalid response", "protocol error", "malformed",
+    "response too long",  # aiosmtplib: a reply line over 8 KiB or a reply over 32 KiB
+)
 # Exception types (anywhere in the class hierarchy) that mean "the reply was not the protocol we speak":
 # aiohttp's parser errors, http.client's and urllib3's, redis-py's, JSON and text decoding.
 _PROTOCOL_TYPES = frozenset({

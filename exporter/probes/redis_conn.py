@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis._parsers import _AsyncRESP2Parser
+from redis._parsers import _AsyncRESP3Parser
 from redis.exceptions import InvalidResponse
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -23,15 +23,20 @@ MAX_REPLY_BYTES = 16 * 1024 * 1024
 NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
 
 
-class BoundedParser(_AsyncRESP2Parser):
-    """RESP2 parser that refuses replies larger than MAX_REPLY_BYTES (and over-long lines)."""
+_BULK = (b"$", b"=", b"!")  # bulk string, verbatim string, blob error
+_AGGREGATE = (b"*", b"~", b">", b"%", b"|")  # array, set, push, map (2 per entry), attribute
+
+
+class BoundedParser(_AsyncRESP3Parser):
+    """RESP3 parser (redis-py 8's default protocol; it reads RESP2 too) that refuses replies larger
+    than MAX_REPLY_BYTES and over-long lines."""
 
     max_reply_bytes = MAX_REPLY_BYTES
     _reply_bytes = 0
 
-    async def read_response(self, disable_decoding: bool = False) -> Any:
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         self._reply_bytes = 0
-        return await super().read_response(disable_decoding=disable_decoding)
+        return await super().read_response(*args, **kwargs)
 
     def _count(self, size: int) -> None:
         self._reply_bytes += size
@@ -45,17 +50,16 @@ class BoundedParser(_AsyncRESP2Parser):
             raise InvalidResponse("Protocol Error: reply line too long") from None
         self._count(len(line) + 2)
         kind = line[:1]
-        if kind in (b"$", b"*") and line[1:] != b"-1":
+        if kind in _BULK + _AGGREGATE and line[1:] not in (b"-1", b"?"):
             try:
                 length = int(line[1:])
             except ValueError:
                 raise InvalidResponse("Protocol Error: invalid length") from None
-            if kind == b"$":
+            if kind in _BULK:
                 self._count(length)  # counted before it is read
             elif self._reply_bytes + 3 * length > self.max_reply_bytes:  # an element takes 3 bytes at least
                 raise InvalidResponse(f"Protocol Error: reply larger than {self.max_reply_bytes} bytes")
         return line
-
 
 
 def with_db(url: str, db: int | None) -> str:

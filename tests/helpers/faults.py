@@ -50,6 +50,7 @@ class _LoopThread:
 
 async def _cancel_all() -> None:
     """Cancel and reap every connection handler, so none is destroyed pending with the loop."""
+    await asyncio.sleep(0)  # let just-accepted handlers reach their try block (a task cancelled unstarted is logged)
     tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     for task in tasks:
         task.cancel()
