@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import subprocess
 import time
@@ -47,6 +48,7 @@ import dns.message
 import dns.rcode
 import psycopg
 import pytest
+import yaml
 from aiohttp import web
 
 from exporter.config import Config
@@ -614,3 +616,89 @@ async def test_fault_cell(
         assert all(secret not in r.getMessage() for r in caplog.records)
     _, err = capfd.readouterr()
     assert "Traceback" not in err, err
+
+
+def test_real_exporter_with_every_dependency_broken(
+    exporter_factory: Any, tmp_path: Path, bystander: SilentPort,
+) -> None:
+    """The real `honeydue-exporter run`, every dependency broken a different way at once.
+
+    /metrics answers quickly with every family's up-style series at 0 and a reason, the healthy TCP
+    bystander is 1, and the JSON log holds no traceback, no ERROR line and none of the secrets.
+    """
+    redis_password, token = "fm-all-redis-" + uuid.uuid4().hex[:6], "fm-all-token-" + uuid.uuid4().hex[:6]
+    api = KubeAPI()
+    api.start()
+    with contextlib.ExitStack() as stack:
+        stack.callback(api.stop)
+        silent = SilentPort()
+        stack.callback(silent.close)
+        kube = FaultProxy(("127.0.0.1", api.port))
+        stack.callback(kube.close)
+        kube.set_mode("garbage")
+        smtp = FaultProxy(("127.0.0.1", free_port()))
+        stack.callback(smtp.close)
+        smtp.set_mode("garbage")
+        dns_relay = UdpFault(("127.0.0.1", free_port()))
+        stack.callback(dns_relay.close)
+        dns_relay.set_mode("silent")
+        kubeconfig = api.kubeconfig(tmp_path / "kubeconfig")
+        kubeconfig.write_text(kubeconfig.read_text().replace(api.url, f"http://{kube.address}"))
+        closed = free_port()  # nothing listens: refused
+        config = {
+            "log": {"format": "json", "level": "info"},
+            "redis": {"url": f"redis://127.0.0.1:{silent.port}/0", "password": redis_password,
+                      "interval": INTERVAL, "timeout": TIMEOUT},
+            "asynq": {"enabled": False},
+            "postgres": {
+                "pooler": {"host": "127.0.0.1", "port": closed, "interval": 1.5, "timeout": 1.0, "connect_timeout": 1},
+                "direct": {"host": "127.0.0.1", "port": silent.port, "interval": 1.5, "timeout": 1.0,
+                           "connect_timeout": 1},
+            },
+            "kubernetes": {"source": "kubeconfig", "kubeconfig": str(kubeconfig), "interval": INTERVAL,
+                           "timeout": 0.8, "connect_timeout": 0.2, "read_timeout": 0.4,
+                           "deployments": {"honeydue": ["api"]}, "apiservices": []},
+            "http": {"targets": [{"name": "fault", "role": "obs_ingest", "bearer_token": token,
+                                  "url": f"http://127.0.0.1:{silent.port}/health",
+                                  "interval": INTERVAL, "timeout": TIMEOUT}]},
+            "dns": {"resolvers": {"r": {"address": "127.0.0.1", "port": dns_relay.port}},
+                    "lookups": [{"name": "fault.test", "resolvers": ["r"], "interval": INTERVAL, "timeout": TIMEOUT}]},
+            "smtp": {"targets": [{"name": "fault", "host": "127.0.0.1", "port": smtp.port, "require_starttls": False,
+                                  "tls_handshake": False, "interval": INTERVAL, "timeout": TIMEOUT}]},
+            "vmagent": {"url": f"http://127.0.0.1:{closed}/metrics", "interval": INTERVAL, "timeout": TIMEOUT},
+            "tcp": {"interval": 0.5, "timeout": 0.3,
+                    "targets": [{"name": "bystander", "address": f"127.0.0.1:{bystander.port}"}]},
+        }
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        exporter = exporter_factory(config_path=path)
+        exporter.start(timeout=30)
+        time.sleep(2 * INTERVAL + 1)  # a few failing runs of every probe
+        started = time.monotonic()
+        status, body = exporter.get("/metrics")
+        elapsed = time.monotonic() - started
+        assert status == 200 and elapsed < SCRAPE_BOUND, elapsed
+        m = parse_metrics(body.decode())
+        expected = {
+            "redis": ("honeydue_redis_up", {}, "timeout"),
+            "postgres_pooler": ("honeydue_postgres_up", {"endpoint": "pooler"}, "refused"),
+            "postgres_direct": ("honeydue_postgres_up", {"endpoint": "direct"}, "timeout"),
+            "kubernetes_api": ("honeydue_kube_api_up", {}, "protocol"),
+            "http_fault": ("honeydue_http_up", {"target": "fault"}, "timeout"),
+            "dns_r_fault.test_a": ("honeydue_dns_up", {"domain": "fault.test"}, "timeout"),
+            "smtp_fault": ("honeydue_smtp_up", {"target": "fault"}, "protocol"),
+            "vmagent": ("honeydue_vmagent_up", {}, "refused"),
+        }
+        for probe, (metric, labels, reason) in expected.items():
+            assert value(m, metric, **labels) == 0, (probe, metric)
+            assert error_reason(m, probe) == reason, (probe, error_reason(m, probe))
+        assert value(m, "honeydue_probe_success", probe="tcp_bystander") == 1
+        status, landing = exporter.get("/")
+        exporter.terminate()
+        logs = exporter.logs()
+        assert "Traceback" not in logs, logs[-3000:]
+        for line in logs.splitlines():
+            record = json.loads(line)  # every line is a JSON record
+            assert record["level"] not in ("ERROR", "CRITICAL"), line
+        for secret in (redis_password, token):
+            assert secret not in logs and secret not in body.decode() and secret not in landing.decode()
