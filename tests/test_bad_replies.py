@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import dns.message
 import pytest
 from aiohttp import web
 
 from exporter.config import Config
 from exporter.engine import Engine, ProbeState
+from exporter.probes import dns as dns_probe
 from exporter.probes import http as http_probe
 from exporter.probes import kubernetes as kube_probe
 from exporter.probes import nodata as nodata_probe
@@ -29,6 +31,7 @@ from exporter.probes import vmagent as vmagent_probe
 from exporter.probes.deps import Dependencies
 from exporter.probes.redis_conn import MAX_REPLY_BYTES
 from tests.helpers.edge import raw_tcp_server
+from tests.helpers.faults import UdpFault
 from tests.helpers.kubeapi import K3S_VERSION, TOKEN
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -291,3 +294,26 @@ async def _kube_case(tmp_path: Path, nodes: Handler, max_bytes: int | None = Non
     assert (state.status, state.reason) == ("failing", "protocol"), state.detail
     assert state.snapshot.value("honeydue_kube_resource_error_info", resource="nodes", reason="protocol") == 1
     assert state.duration < 3.0
+
+
+# --- DNS ---------------------------------------------------------------------------------------
+def _other_question(query: bytes) -> bytes:
+    """A well-formed answer, but to another question (another id and name): not our answer."""
+    other = dns.message.make_query("elsewhere.test", "A")
+    other.id = (dns.message.from_wire(query).id + 1) % 65536
+    return dns.message.make_response(other).to_wire()
+
+
+@pytest.mark.parametrize("garbage", [_other_question, lambda q: q[:3], lambda q: q[:2] + b"\x81\x80" + b"\xff" * 40],
+                         ids=["other-question", "short-header", "bad-body"])
+async def test_dns_reply_that_is_not_our_answer_is_protocol(garbage: Callable[[bytes], bytes]) -> None:
+    relay = UdpFault(("127.0.0.1", 9), garbage=garbage)
+    try:
+        relay.set_mode("garbage")
+        state, _ = await run_probe(dns_probe, {"dns": {
+            "resolvers": {"r": {"address": "127.0.0.1", "port": relay.port}},
+            "lookups": [{"name": "fault.test", "resolvers": ["r"], "timeout": 2}]}})
+    finally:
+        relay.close()
+    assert (state.status, state.reason) == ("failing", "protocol"), state.detail
+    assert state.duration < 1.5
