@@ -25,6 +25,7 @@ _PG_NO_ROLE = re.compile(r'role "[^"]*" does not exist')
 _PROTOCOL_FIRST = (
     "but received", "bad status line", "invalid response", "protocol error", "malformed",
     "response too long",  # aiosmtplib: a reply line over 8 KiB or a reply over 32 KiB
+    "wrongtype",  # Redis: a key holds another type than the one the probe reads (data of the wrong shape)
 )
 # Exception types (anywhere in the class hierarchy) that mean "the reply was not the protocol we speak":
 # aiohttp's parser errors, http.client's and urllib3's, redis-py's, JSON and text decoding.

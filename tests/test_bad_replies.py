@@ -21,6 +21,7 @@ from aiohttp import web
 
 from exporter.config import Config
 from exporter.engine import Engine, ProbeState
+from exporter.probes import asynq as asynq_probe
 from exporter.probes import dns as dns_probe
 from exporter.probes import http as http_probe
 from exporter.probes import kubernetes as kube_probe
@@ -33,6 +34,7 @@ from exporter.probes.redis_conn import MAX_REPLY_BYTES
 from tests.helpers.edge import raw_tcp_server
 from tests.helpers.faults import UdpFault
 from tests.helpers.kubeapi import K3S_VERSION, TOKEN
+from tests.helpers.servers import RedisServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OFF = {"redis": {"enabled": False}, "postgres": {"pooler": {"enabled": False}, "direct": {"enabled": False}},
@@ -314,3 +316,12 @@ async def test_dns_reply_that_is_not_our_answer_is_protocol(garbage: Callable[[b
         relay.close()
     assert (state.status, state.reason) == ("failing", "protocol"), state.detail
     assert state.duration < 1.5
+
+
+async def test_redis_key_of_the_wrong_type_is_protocol(redis_server: RedisServer) -> None:
+    """Asynq's registry set replaced by a string: a real WRONGTYPE reply, for both Redis-reading families."""
+    redis_server.cli("SET", "asynq:queues", "not-a-set")
+    data = {"redis": {"url": redis_server.url, "timeout": 2, "interval": 5}, "asynq": {"timeout": 2, "interval": 5}}
+    for module in (redis_probe, asynq_probe):
+        state, _ = await run_probe(module, data)
+        assert (state.status, state.reason) == ("failing", "protocol"), (module.__name__, state.detail)
