@@ -271,9 +271,7 @@ def test_asynq_follows_redis_enabled_unless_set() -> None:
 def test_exporter_reports_the_worker_dying_within_one_interval(exporter_factory, redis_server: RedisServer,
                                                                state: AsynqState) -> None:
     """The real `python -m exporter run`: a live worker, then its heartbeats stop while tasks arrive."""
-    now = time.time()
-    state.enqueue("email", now - 3)
-    state.heartbeat("w", 1, "e2e", at=now - 4, ttl=10, concurrency=5, queues={"email": 1})
+    state.enqueue("email", time.time() - 3)
     exporter = exporter_factory(env={
         "HONEYDUE_REDIS__URL": redis_server.url,
         "HONEYDUE_POSTGRES__POOLER__ENABLED": "false",
@@ -282,6 +280,8 @@ def test_exporter_reports_the_worker_dying_within_one_interval(exporter_factory,
         "HONEYDUE_ASYNQ__TIMEOUT": "0.8",
     })
     exporter.start()
+    # The heartbeat is written once the exporter runs, so a slow start cannot expire it unseen.
+    state.heartbeat("w", 1, "e2e", at=time.time(), ttl=6, concurrency=5, queues={"email": 1})
     exporter.wait_for("honeydue_asynq_servers_live", 1, 5, status="active")
     # No further heartbeat: the score (now + 6 s) passes; meanwhile the backlog grows.
     for i in range(3):

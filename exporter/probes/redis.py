@@ -9,16 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from exporter.config import Config, RedisConfig
 from exporter.engine import Probe
 from exporter.errors import MalformedReply
+from exporter.probes import redis_conn
 from exporter.probes.deps import Dependencies
-from exporter.probes.redis_conn import NO_MAINT_NOTIFICATIONS, BoundedParser
 from exporter.samples import Samples, counter, gauge, info
 
 UP = gauge("honeydue_redis_up", "Whether Redis answered the probe (1) or not (0).")
@@ -52,22 +47,7 @@ class RedisProbe:
         self.timeout = cfg.timeout
         self._cfg = cfg
         self._deps = deps
-        self._client = aioredis.Redis.from_url(
-            cfg.url,
-            username=cfg.username,
-            password=cfg.password.get_secret_value() if cfg.password else None,
-            socket_timeout=cfg.timeout,
-            socket_connect_timeout=cfg.timeout,
-            retry_on_timeout=False,
-            # One immediate retry on a dropped connection: an idle socket closed by a Redis restart
-            # is not an outage; a refused reconnect still fails this run.
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[RedisConnectionError],
-            health_check_interval=0,
-            client_name="honeydue-exporter",
-            parser_class=BoundedParser,  # a reply larger than 16 MiB fails the run (protocol), unread
-            maint_notifications_config=NO_MAINT_NOTIFICATIONS,
-        )
+        self._client = redis_conn.client(cfg, cfg.timeout)
         self._last_run_id: str | None = None
         self._last_queues: int | None = None
         self._restart_seen_at: float | None = None

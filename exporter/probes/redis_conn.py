@@ -13,6 +13,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis._parsers import _AsyncRESP3Parser
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -82,6 +85,10 @@ def client(cfg: RedisConfig, timeout: float, db: int | None = None) -> aioredis.
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry_on_timeout=False,
+        # One immediate retry on a dropped connection: an idle socket closed by a Redis restart is
+        # not an outage; a refused reconnect still fails the run.
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
         health_check_interval=0,
         client_name="honeydue-exporter",
         parser_class=BoundedParser,

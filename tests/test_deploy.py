@@ -1,0 +1,634 @@
+"""deploy/ checked offline: manifests against the Kubernetes 1.35 schema, the pod security facts, the
+sample config through `check-config`, the Dockerfile with BuildKit's parser, `amtool check-config`,
+`vmalert -dryRun` with the shipped flags, the vmagent jobs' relabeling through a real vmagent, and a
+real Alertmanager running the example config (receivers swapped to loopback) delivering notifications
+that carry the runbook link. No Docker engine or cluster exists here: the image is never built."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import glob
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dockerfile
+import kubernetes_validate
+import pytest
+import yaml
+
+from exporter.probes import MODULES, nodata
+from exporter.samples import MetricSpec
+from tests.helpers.alertmanager import Alertmanager, SmtpSink, WebhookReceiver, local_config
+from tests.helpers.exporter import ExporterProcess
+from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
+from tests.helpers.vm import VictoriaMetrics
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+BASE = DEPLOY / "base"
+SECRETS_DIR = "/etc/honeydue-exporter/secrets"
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
+HTTP_ROLES = {"public", "origin", "api_shallow", "api_deep", "admin", "b2", "registry", "obs_ingest"}
+
+
+# --- kustomize: the subset deploy/base uses, rendered the way `kubectl kustomize` does ---------------
+def render_kustomization(root: Path) -> list[dict[str, Any]]:
+    """resources + configMapGenerator + namespace + labels + images (without the generator's hash suffix)."""
+    kust = yaml.safe_load((root / "kustomization.yaml").read_text())
+    known = {"apiVersion", "kind", "namespace", "labels", "resources", "configMapGenerator", "images"}
+    assert set(kust) <= known, f"kustomization uses fields this renderer does not: {set(kust) - known}"
+    docs = [d for r in kust["resources"] for d in yaml.safe_load_all((root / r).read_text()) if d]
+    for gen in kust.get("configMapGenerator", []):
+        data = {Path(f).name: (root / f).read_text() for f in gen["files"]}
+        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": gen["name"]}, "data": data})
+    images = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in kust.get("images", [])}
+    for doc in docs:
+        meta = doc["metadata"]
+        if doc["kind"] not in CLUSTER_SCOPED:
+            meta["namespace"] = kust["namespace"]
+        for subject in doc.get("subjects", []):
+            if subject.get("kind") == "ServiceAccount":
+                subject["namespace"] = kust["namespace"]
+        for group in kust.get("labels", []):
+            meta.setdefault("labels", {}).update(group["pairs"])
+        for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            container["image"] = images.get(container["image"], container["image"])
+    return docs
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict[str, Any]]:
+    return render_kustomization(BASE)
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, (kind, name, len(found))
+    return found[0]
+
+
+def test_every_manifest_validates_against_kubernetes_1_35(manifests: list[dict[str, Any]]) -> None:
+    kinds = sorted(d["kind"] for d in manifests)
+    assert kinds == sorted(
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "DaemonSet",
+         "PodDisruptionBudget", "ConfigMap"]
+    )
+    for doc in manifests:
+        kubernetes_validate.validate(doc, "1.35", strict=True)
+        if doc["kind"] not in CLUSTER_SCOPED:
+            assert doc["metadata"]["namespace"] == "honeydue"
+    # The validator is strict: a misspelt securityContext field is rejected.
+    broken = copy.deepcopy(one(manifests, "Deployment"))
+    broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFS"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.35", strict=True)
+
+
+def _pod(doc: dict[str, Any]) -> dict[str, Any]:
+    return dict(doc["spec"]["template"]["spec"])
+
+
+def _assert_hardened(pod: dict[str, Any]) -> None:
+    pod_ctx = pod["securityContext"]
+    assert pod_ctx["runAsNonRoot"] is True
+    assert pod_ctx["runAsUser"] > 0 and pod_ctx["runAsGroup"] > 0
+    assert pod_ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod.get("hostNetwork", False) is False and pod.get("hostPID", False) is False
+    for container in pod["containers"]:
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert ctx.get("privileged", False) is False
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert (container["livenessProbe"]["httpGet"]["path"], container["readinessProbe"]["httpGet"]["path"]) == (
+            "/healthz", "/readyz")
+        assert container["ports"] == [{"name": "http-metrics", "containerPort": 9817, "protocol": "TCP"}]
+        for env in container.get("env", []):  # no secret reaches the environment
+            assert "secretKeyRef" not in env.get("valueFrom", {})
+            assert not re.search(r"PASSWORD|TOKEN|SECRET", env["name"]), env["name"]
+        assert not container.get("envFrom")
+
+
+def _mebibytes(quantity: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
+    return int(number) * (1024 if unit == "Gi" else 1)
+
+
+def test_deployment_security_and_wiring(manifests: list[dict[str, Any]]) -> None:
+    deployment = one(manifests, "Deployment", "honeydue-exporter")
+    pod = _pod(deployment)
+    _assert_hardened(pod)
+    container = pod["containers"][0]
+    assert container["args"] == ["run"]
+    # Resources sized around the 80 MiB RSS budget: the request covers it, the limit leaves headroom.
+    resources = container["resources"]
+    assert 80 <= _mebibytes(resources["requests"]["memory"]) <= _mebibytes(resources["limits"]["memory"]) <= 256
+    assert resources["requests"]["cpu"] and resources["limits"]["cpu"]
+    # The ServiceAccount is the RBAC one.
+    service_account = one(manifests, "ServiceAccount")
+    assert pod["serviceAccountName"] == service_account["metadata"]["name"]
+    binding = one(manifests, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "honeydue-exporter", "namespace": "honeydue"}]
+    # Config: a ConfigMap file, HONEYDUE_CONFIG pointing at it.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_mount = mounts["config"]
+    assert env["HONEYDUE_CONFIG"] == config_mount["mountPath"]
+    configmap = one(manifests, "ConfigMap", volumes["config"]["configMap"]["name"])
+    assert config_mount["subPath"] in configmap["data"]
+    # Secrets: a Secret volume, read-only, where every *_file of the config points.
+    assert volumes["secrets"]["secret"]["secretName"] == "honeydue-exporter-secrets"
+    assert volumes["secrets"]["secret"]["defaultMode"] == 0o440
+    assert mounts["secrets"] == {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True}
+    files = _secret_files(yaml.safe_load(configmap["data"][config_mount["subPath"]]))
+    assert files and all(str(Path(f).parent) == SECRETS_DIR for f in files)
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]  # group-readable secrets
+    # Service selects exactly these pods on the named port.
+    service = one(manifests, "Service")
+    assert service["spec"]["ports"] == [{"name": "http-metrics", "port": 9817, "targetPort": "http-metrics", "protocol": "TCP"}]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # The PDB covers the Deployment and cannot block a drain of its single replica.
+    pdb = one(manifests, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"].get("maxUnavailable", 0) >= 1 or pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+
+
+def test_netcheck_daemonset(manifests: list[dict[str, Any]]) -> None:
+    daemonset = one(manifests, "DaemonSet", "honeydue-netcheck")
+    pod = _pod(daemonset)
+    _assert_hardened(pod)
+    container = pod["containers"][0]
+    assert container["args"] == ["run", "--mode", "netcheck"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    # Runs on every server node, tainted or not; has no API token and no secrets.
+    tolerated = {t["key"] for t in pod["tolerations"] if t["operator"] == "Exists"}
+    assert {"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"} <= tolerated
+    assert pod["automountServiceAccountToken"] is False
+    assert not any("secret" in v for v in pod["volumes"])
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert env["HONEYDUE_CONFIG"]["value"] == mount["mountPath"]
+    configmap = one(manifests, "ConfigMap", next(v for v in pod["volumes"] if v["name"] == "config")["configMap"]["name"])
+    assert mount["subPath"] in configmap["data"]
+    labels = daemonset["spec"]["template"]["metadata"]["labels"]
+    deployment_labels = one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert not one(manifests, "Service")["spec"]["selector"].items() <= labels.items()  # not behind the Service
+    assert labels != deployment_labels
+
+
+# --- the sample configuration ----------------------------------------------------------------------
+def _secret_files(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k.endswith("_file") and isinstance(v, str)] + [
+            f for v in node.values() for f in _secret_files(v)]
+    if isinstance(node, list):
+        return [f for v in node for f in _secret_files(v)]
+    return []
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "--config", str(path), "check-config"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=REPO,
+    )
+
+
+def test_sample_config_passes_check_config(tmp_path: Path) -> None:
+    text = (BASE / "config.yml").read_text()
+    raw = yaml.safe_load(text)
+    names = sorted({Path(f).name for f in _secret_files(raw)})
+    assert names == ["obs-ingest-token", "obs-query-token", "postgres-password", "redis-password"]
+    secrets = {name: f"s3cret-{name}-value" for name in names}
+    for name, secret in secrets.items():
+        (tmp_path / name).write_text(secret + "\n")
+    local = tmp_path / "config.yml"
+    local.write_text(text.replace(SECRETS_DIR, str(tmp_path)))
+    out = check_config(local)
+    assert out.returncode == 0, out.stderr
+    for secret in secrets.values():
+        assert secret not in out.stdout + out.stderr
+    effective = yaml.safe_load(out.stdout)
+    # honeyDue's production shape.
+    assert effective["redis"]["url"].startswith("redis://redis.honeydue.svc")
+    assert effective["redis"]["password"] == "********"
+    pooler, direct = effective["postgres"]["pooler"], effective["postgres"]["direct"]
+    assert pooler["sslmode"] == direct["sslmode"] == "require"
+    assert "-pooler" in pooler["host"] and direct["host"] == pooler["host"].replace("-pooler", "")
+    assert pooler["password"] == direct["password"] == "********"
+    assert {t["role"] for t in effective["http"]["targets"]} == HTTP_ROLES
+    assert {lookup["role"] for lookup in effective["dns"]["lookups"]} == {"cluster", "public"}
+    assert [(t["host"], t["port"]) for t in effective["smtp"]["targets"]] == [("smtp.fastmail.com", 587)]
+    assert effective["vmagent"]["url"] == "http://vmagent.honeydue.svc:8429/metrics"
+    assert effective["kubernetes"]["source"] == "in-cluster"
+    assert effective["mode"] == "full"
+    assert set(effective["nodata"]["ignore"]) <= set(nodata.catalog_metrics())
+    # The secrets really are read from those files: one missing file is a config error (exit 2).
+    (tmp_path / "redis-password").unlink()
+    missing = check_config(local)
+    assert missing.returncode == 2 and "redis.password_file" in missing.stderr
+
+
+def test_netcheck_config_passes_check_config() -> None:
+    out = check_config(BASE / "netcheck.yml")
+    assert out.returncode == 0, out.stderr
+    effective = yaml.safe_load(out.stdout)
+    assert effective["mode"] == "netcheck"
+    assert not _secret_files(yaml.safe_load((BASE / "netcheck.yml").read_text()))
+    roles = {t["role"] for t in effective["tcp"]["targets"]}
+    assert roles == {"essential", "pod", "service"}
+    essentials = {t["name"] for t in effective["tcp"]["targets"] if t["role"] == "essential"}
+    assert {"postgres-pooler", "redis", "kube-apiserver"} <= essentials
+    assert not effective["redis"]["enabled"] and effective["kubernetes"]["source"] == "off"
+
+
+# --- Dockerfile (parsed with BuildKit's parser; never built here) ----------------------------------
+def _stages(path: Path) -> list[list[Any]]:
+    stages: list[list[Any]] = []
+    for command in dockerfile.parse_file(str(path)):
+        if command.cmd == "FROM":
+            stages.append([])
+        stages[-1].append(command)
+    return stages
+
+
+def test_dockerfile_multistage_slim_non_root(tmp_path: Path) -> None:
+    stages = _stages(DEPLOY / "Dockerfile")
+    assert len(stages) == 2
+    for stage in stages:
+        assert re.fullmatch(r"python:3\.11-slim(-\w+)?", stage[0].value[0]), stage[0].value
+    build, final = stages
+    assert build[0].value[1:] == ("AS", "build")
+    by_cmd: dict[str, list[Any]] = {}
+    for command in final:
+        by_cmd.setdefault(command.cmd, []).append(command)
+    # Final stage: only the built virtualenv is copied in, run as a numeric non-root user.
+    assert [c.flags for c in by_cmd["COPY"]] == [("--from=build",)]
+    assert "ADD" not in by_cmd
+    user = by_cmd["USER"][-1].value[0]
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) > 0 and (not gid or int(gid) > 0)
+    deployment = yaml.safe_load((BASE / "deployment.yaml").read_text())
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == int(uid)
+    assert by_cmd["ENTRYPOINT"][0].value == ("honeydue-exporter",)
+    assert by_cmd["EXPOSE"][0].value == ("9817",)
+    assert "/healthz" in " ".join(by_cmd["HEALTHCHECK"][0].value)
+    # No secret baked in anywhere.
+    for command in build + final:
+        if command.cmd in ("ENV", "ARG", "LABEL"):
+            assert not re.search(r"PASSWORD|TOKEN|SECRET|KEY", " ".join(command.value), re.I), command.original
+    # The build stage copies paths that exist and .dockerignore does not exclude...
+    ignored = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    sources = [src for c in build if c.cmd == "COPY" for src in c.value[:-1]]
+    assert sources == ["pyproject.toml", "README.md", "exporter/"]
+    for src in sources:
+        assert (REPO / src).exists()
+        assert not any(fnmatch.fnmatch(src.rstrip("/"), pattern) for pattern in ignored)
+    # ...and those paths alone are enough to build the package with its console script.
+    context = tmp_path / "context"
+    context.mkdir()
+    for src in sources:
+        if src.endswith("/"):
+            shutil.copytree(REPO / src, context / src, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(REPO / src, context / src)
+    # (setuptools' own build_py and egg_info: no wheel package or index needed on this machine)
+    built = tmp_path / "built"
+    out = subprocess.run(
+        [sys.executable, "-c", "import setuptools; setuptools.setup()", "egg_info", "--egg-base", str(tmp_path),
+         "build_py", "--build-lib", str(built)],
+        capture_output=True, text=True, timeout=180, cwd=context,
+    )
+    assert out.returncode == 0, out.stderr
+    entry_points = (tmp_path / "honeydue_exporter.egg-info" / "entry_points.txt").read_text()
+    assert "honeydue-exporter = exporter.cli:main" in entry_points
+    shipped = {p.relative_to(built).as_posix() for p in built.rglob("*.py")}
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "exporter").rglob("*.py")}
+    assert shipped == source
+
+
+# --- Alertmanager, vmalert, vmagent ----------------------------------------------------------------
+ALERTMANAGER = DEPLOY / "alertmanager"
+
+
+def test_amtool_check_config(tmp_path: Path) -> None:
+    amtool = require_binary("amtool")
+    out = subprocess.run([amtool, "check-config", str(ALERTMANAGER / "alertmanager.yml")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 templates" in out.stdout and "SUCCESS" in out.stdout
+    full = yaml.safe_load((ALERTMANAGER / "alertmanager.yml").read_text())
+    assert yaml.safe_load((ALERTMANAGER / "inhibit-rules.yml").read_text())["inhibit_rules"] == full["inhibit_rules"]
+    # amtool does check: a template with a syntax error fails the same config.
+    broken = tmp_path / "templates"
+    broken.mkdir()
+    (broken / "broken.tmpl").write_text('{{ define "x" }}{{ .Oops ')
+    (tmp_path / "alertmanager.yml").write_text((ALERTMANAGER / "alertmanager.yml").read_text())
+    bad = subprocess.run([amtool, "check-config", str(tmp_path / "alertmanager.yml")], capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0
+
+
+def _vmalert_flags() -> list[str]:
+    compose = yaml.safe_load((DEPLOY / "vmalert" / "docker-compose.vmalert.yml").read_text())
+    return list(compose["services"]["vmalert"]["command"])
+
+
+def test_vmalert_dry_run_with_the_shipped_flags(tmp_path: Path) -> None:
+    vmalert = require_binary("vmalert", "/usr/bin")
+    flags = _vmalert_flags()
+    names = {f.split("=", 1)[0] for f in flags}
+    assert {"-rule", "-datasource.url", "-notifier.url", "-external.url", "-evaluationInterval"} <= names
+    rule_flag = next(f for f in flags if f.startswith("-rule="))
+    pattern = rule_flag.split("=", 1)[1]
+    assert pattern.endswith("/*.yml")
+    # The glob picks every generated rules file, the obs-side one included, and no unit test.
+    matched = sorted(Path(p).name for p in glob.glob(str(REPO / "rules" / Path(pattern).name)))
+    assert "honeydue-obs-side.rules.yml" in matched
+    assert matched == sorted(p.name for p in (REPO / "rules").glob("honeydue-*.rules.yml"))
+    local = [f if f != rule_flag else f"-rule={REPO / 'rules' / Path(pattern).name}" for f in flags]
+
+    def dry_run(args: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([vmalert, *args, "-dryRun", "-loggerLevel=ERROR"], capture_output=True, text=True, timeout=60)
+
+    out = dry_run(local)
+    assert out.returncode == 0, out.stderr
+    # Negative control: the same flags over a copy with one broken expression fail.
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules, ignore=shutil.ignore_patterns("tests"))
+    obs = rules / "honeydue-obs-side.rules.yml"
+    obs.write_text(obs.read_text().replace("absent_over_time(honeydue_exporter_build_info[3m])", "absent_over_time("))
+    bad = dry_run([f if not f.startswith("-rule=") else f"-rule={rules}/*.yml" for f in local])
+    assert bad.returncode != 0 and "honeydue-obs-side" in bad.stderr
+
+
+SCRAPE = DEPLOY / "vmagent" / "scrape-honeydue-exporter.yml"
+
+
+def exported_labels() -> set[str]:
+    """Every label name the exporter itself puts on a metric (all probe modules and the engine)."""
+    from exporter import engine
+
+    found: set[str] = set()
+    for module in (*MODULES, engine):
+        for value in vars(module).values():
+            if isinstance(value, MetricSpec):
+                found |= set(value.labels)
+    return found
+
+
+def test_vmagent_jobs_never_rename_exporter_labels() -> None:
+    vmagent = require_binary("vmagent", "/usr/bin")
+    out = subprocess.run([vmagent, f"-promscrape.config={SCRAPE}", "-promscrape.config.dryRun", "-loggerLevel=ERROR"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    jobs = yaml.safe_load(SCRAPE.read_text())["scrape_configs"]
+    assert [j["job_name"] for j in jobs] == ["honeydue-exporter", "honeydue-netcheck"]
+    ours = exported_labels()
+    assert {"node", "namespace", "pod"} <= ours  # the labels the rules match and join on
+    for job in jobs:
+        assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["honeydue"]}}]
+        targets = {r["target_label"] for r in job["relabel_configs"] if "target_label" in r}
+        assert not targets & ours, targets & ours
+        assert not job.get("honor_labels", False)
+
+
+@pytest.fixture
+def victoria() -> Iterator[VictoriaMetrics]:
+    vm = VictoriaMetrics()
+    vm.start()
+    yield vm
+    vm.cleanup()
+
+
+def _as_static(job: dict[str, Any], targets: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
+    """The shipped job with kubernetes_sd_configs replaced by static targets carrying the same __meta labels."""
+    job = copy.deepcopy(job)
+    del job["kubernetes_sd_configs"]
+    job["scrape_interval"] = "1s"
+    job["scrape_timeout"] = "1s"
+    job["static_configs"] = [{"targets": [address], "labels": labels} for address, labels in targets]
+    return job
+
+
+def _meta(component: str, node: str, pod: str, port_name: str = "http-metrics") -> dict[str, str]:
+    return {
+        "__meta_kubernetes_namespace": "honeydue",
+        "__meta_kubernetes_pod_name": pod,
+        "__meta_kubernetes_pod_node_name": node,
+        "__meta_kubernetes_pod_phase": "Running",
+        "__meta_kubernetes_pod_container_port_name": port_name,
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": "honeydue-exporter",
+        "__meta_kubernetes_pod_label_app_kubernetes_io_component": component,
+    }
+
+
+def test_vmagent_relabeling_keeps_the_node_label(tmp_path: Path, victoria: VictoriaMetrics) -> None:
+    """A real vmagent runs the shipped jobs against a real netcheck exporter (NODE_NAME=n2) and a full one."""
+    listener = free_port()
+    import socket
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", listener))
+    server.listen(16)
+    netcheck_config = tmp_path / "netcheck.yml"
+    netcheck_config.write_text(yaml.safe_dump({
+        "mode": "netcheck", "redis": {"enabled": False}, "postgres": {"pooler": {"enabled": False}, "direct": {"enabled": False}},
+        "kubernetes": {"source": "off"},
+        "tcp": {"interval": 1, "timeout": 0.5, "targets": [{"name": "redis", "address": f"127.0.0.1:{listener}"}]},
+    }))
+    exporters = [
+        ExporterProcess(env={"NODE_NAME": "n2"}, config_path=netcheck_config, log_path=tmp_path / "netcheck.log"),
+        ExporterProcess(
+            env={"HONEYDUE_REDIS__ENABLED": "false", "HONEYDUE_POSTGRES__POOLER__ENABLED": "false",
+                 "HONEYDUE_POSTGRES__DIRECT__ENABLED": "false", "HONEYDUE_KUBERNETES__SOURCE": "off"},
+            log_path=tmp_path / "exporter.log"),
+    ]
+    vmagent_proc = None
+    try:
+        for exporter in exporters:
+            exporter.start()
+        netcheck, full = (f"127.0.0.1:{e.port}" for e in exporters)
+        exporter_job, netcheck_job = yaml.safe_load(SCRAPE.read_text())["scrape_configs"]
+        config = {"scrape_configs": [
+            _as_static(exporter_job, [
+                (full, _meta("exporter", "n1", "honeydue-exporter-7d9f-abcde")),
+                (netcheck, _meta("netcheck", "n2", "honeydue-netcheck-x1")),         # wrong job: dropped
+            ]),
+            _as_static(netcheck_job, [
+                (netcheck, _meta("netcheck", "n2", "honeydue-netcheck-x1")),
+                (full, _meta("netcheck", "n3", "honeydue-netcheck-x2", port_name="other")),  # wrong port: dropped
+            ]),
+        ]}
+        scrape = tmp_path / "scrape.yml"
+        scrape.write_text(yaml.safe_dump(config))
+        binary = require_binary("vmagent", "/usr/bin")
+        port = free_port()
+        log = (tmp_path / "vmagent.log").open("ab")
+        vmagent_proc = subprocess.Popen(
+            [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-remoteWrite.url={victoria.write_url}",
+             f"-promscrape.config={scrape}", f"-remoteWrite.tmpDataPath={tmp_path / 'queue'}",
+             "-remoteWrite.flushInterval=200ms", "-loggerLevel=ERROR"],
+            stdout=log, stderr=log,
+        )
+        wait_for_port(port, 20)
+        tcp = victoria.wait_for_series('honeydue_tcp_up{target="redis"}', 30)
+        build = victoria.wait_for_series("honeydue_exporter_build_info", 30)
+        deadline = time.monotonic() + 15
+        while len(build) < 2 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            build = victoria.query("honeydue_exporter_build_info")
+        by_job = {(s["metric"]["job"], s["metric"]["instance"]): s["metric"] for s in build}
+        assert set(by_job) == {("honeydue-exporter", "honeydue-exporter"), ("honeydue-netcheck", "netcheck-n2")}
+        assert by_job[("honeydue-exporter", "honeydue-exporter")]["kubernetes_node"] == "n1"
+        assert by_job[("honeydue-netcheck", "netcheck-n2")]["kubernetes_pod_name"] == "honeydue-netcheck-x1"
+        # The exporter's own `node` label arrives as `node`, never as exported_node.
+        assert [s["metric"]["node"] for s in tcp] == ["n2"]
+        assert tcp[0]["metric"]["job"] == "honeydue-netcheck" and tcp[0]["value"][1] == "1"
+        assert victoria.query('{__name__=~"honeydue_.+", exported_node!=""}') == []
+        assert victoria.query('{__name__=~"honeydue_.+", exported_namespace!=""}') == []
+    finally:
+        if vmagent_proc is not None:
+            stop_process(vmagent_proc)
+        for exporter in exporters:
+            exporter.stop()
+        server.close()
+
+
+# --- a real Alertmanager with the example config ---------------------------------------------------
+def shipped_alert(name: str) -> dict[str, Any]:
+    """An alert as vmalert would send it: labels and annotations of the generated rule, templates filled."""
+    for path in sorted((REPO / "rules").glob("honeydue-*.rules.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") == name:
+                    annotations = {k: re.sub(r"\{\{.*?\}\}", "X", v) for k, v in rule["annotations"].items()}
+                    return {"labels": {"alertname": name, **rule["labels"]}, "annotations": annotations,
+                            "generatorURL": "http://127.0.0.1/vmalert"}
+    raise KeyError(name)
+
+
+def _resolve(alert: dict[str, Any]) -> dict[str, Any]:
+    return {**alert, "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))}
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[tuple[Alertmanager, WebhookReceiver, SmtpSink]]:
+    webhook, smtp = WebhookReceiver(), SmtpSink()
+    webhook.start()
+    smtp.start()
+    manager = Alertmanager(
+        local_config(webhook.url, smtp=f"127.0.0.1:{smtp.port}",
+                     timings={"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}),
+        tmp_path,
+    )
+    try:
+        manager.start()
+        yield manager, webhook, smtp
+    finally:
+        manager.stop()
+        webhook.stop()
+        smtp.stop()
+
+
+def test_alertmanager_routes_and_templates(pipeline: tuple[Alertmanager, WebhookReceiver, SmtpSink]) -> None:
+    manager, webhook, smtp = pipeline
+    critical = shipped_alert("NeonPoolerDownDirectUp")
+    warning = shipped_alert("NeonDirectEndpointDown")
+    watchdog = shipped_alert("Watchdog")
+    assert (critical["labels"]["severity"], warning["labels"]["severity"]) == ("critical", "warning")
+    assert warning["annotations"]["recovery"] and warning["annotations"]["recovery_url"]
+    manager.post([critical, warning, watchdog])
+
+    # critical -> pager webhook, carrying the runbook link of the right chapter section.
+    page = webhook.wait_for("pager", "NeonPoolerDownDirectUp")
+    [paged] = page["alerts"]
+    assert paged["annotations"]["runbook_url"] == critical["annotations"]["runbook_url"]
+    section = "16-failure-modes.md#neon-pooler-endpoint-unreachable-but-direct-endpoint-up"
+    assert paged["annotations"]["runbook_url"].endswith(section)
+    # Watchdog -> dead-man's switch, whatever its severity.
+    webhook.wait_for("deadmansswitch", "Watchdog")
+    assert not [p for p, payload in webhook.posts if p != "deadmansswitch" and any(
+        a["labels"]["alertname"] == "Watchdog" for a in payload["alerts"])]
+
+    # warning -> ticket email rendered by templates/honeydue.tmpl: summary, description, runbook first.
+    mail = smtp.wait_for("ops@example.com", "NeonDirectEndpointDown")
+    assert str(mail["Subject"]).startswith("[FIRING:1] NeonDirectEndpointDown (warning)")
+    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in mail.walk() if not part.is_multipart()}
+    lines = parts["text/plain"].strip().splitlines()
+    notes = warning["annotations"]
+    assert lines[:4] == [notes["summary"], notes["description"], f"Runbook: {notes['runbook_url']}",
+                         f"Recovery: {notes['recovery']} {notes['recovery_url']}"]
+    assert f'href="{notes["runbook_url"]}"' in parts["text/html"]
+    assert not [p for p, payload in webhook.posts if any(a["labels"]["alertname"] == "NeonDirectEndpointDown"
+                                                         for a in payload["alerts"])]
+
+    # info -> the low-noise digest, not the pager or the ticket address.
+    info = _first_info_alert()
+    manager.post([info])
+    digest = smtp.wait_for("ops-digest@example.com", info["labels"]["alertname"])
+    assert "Runbook: " + info["annotations"]["runbook_url"] in digest.get_payload(0).get_payload(decode=True).decode()
+
+    # Resolution reaches the pager too.
+    manager.post([_resolve(critical)])
+    resolved = webhook.wait_for("pager", "NeonPoolerDownDirectUp", status="resolved")
+    assert resolved["status"] == "resolved"
+
+
+def _first_info_alert() -> dict[str, Any]:
+    for path in sorted((REPO / "rules").glob("honeydue-*.rules.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if rule.get("labels", {}).get("severity") == "info" and "route" not in rule["labels"]:
+                    return shipped_alert(rule["alert"])
+    raise KeyError("no info alert")
+
+
+def test_exporter_absence_mutes_per_failure_alerts_not_the_watchdog(
+    pipeline: tuple[Alertmanager, WebhookReceiver, SmtpSink],
+) -> None:
+    manager, _, _ = pipeline
+    foreign = {"labels": {"alertname": "SomeOtherTeamAlert", "severity": "critical"}, "annotations": {"summary": "x"}}
+    expected = {
+        "HoneydueExporterSeriesAbsent": "active",
+        "Watchdog": "active",
+        "NeonPoolerDownDirectUp": "suppressed",
+        "EssentialTcpPathUnreachable": "suppressed",
+        "SomeOtherTeamAlert": "active",
+    }
+    # The source alert first, as in life (the absence rule fires while the others are already stale),
+    # so the inhibitor knows it before the targets arrive.
+    manager.post([shipped_alert("HoneydueExporterSeriesAbsent")])
+    assert manager.states(1) == {"HoneydueExporterSeriesAbsent": "active"}
+    manager.post([shipped_alert(n) for n in ("Watchdog", "NeonPoolerDownDirectUp", "EssentialTcpPathUnreachable")]
+                 + [foreign])
+    deadline = time.monotonic() + 15
+    states = manager.states(5)
+    while states != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        states = manager.states(5)
+    assert states == expected
+
+
+def test_local_config_only_swaps_receivers() -> None:
+    """The helper other tests use keeps the shipped routing tree and inhibit rules verbatim."""
+    shipped = yaml.safe_load((ALERTMANAGER / "alertmanager.yml").read_text())
+    local = local_config("http://127.0.0.1:1")
+    assert local["route"] == shipped["route"] and local["inhibit_rules"] == shipped["inhibit_rules"]
+    assert [r["name"] for r in local["receivers"]] == [r["name"] for r in shipped["receivers"]]
+    for receiver in local["receivers"]:
+        url = receiver["webhook_configs"][0]["url"]
+        assert urllib.parse.urlsplit(url).hostname == "127.0.0.1" and url.endswith("/" + receiver["name"])
+    assert not [k for k in local["global"] if k.startswith("smtp_")]
