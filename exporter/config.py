@@ -377,6 +377,9 @@ class KubernetesConfig(Schedule):
     apiservices: tuple[str, ...] = ("v1beta1.metrics.k8s.io",)
     apiserver_port: int = Field(6443, ge=1, le=65535, description="each server node's API port for /readyz/etcd")
     readyz_timeout: float = Field(2.0, gt=0, description="connect and read timeout of one /readyz/etcd check")
+    max_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="largest API response body read (a bigger one fails as protocol)"
+    )
     etcd_quorum: int | None = Field(None, ge=1, description="default: a majority of the control-plane nodes")
 
     @field_validator("redis_node_label")
@@ -635,8 +638,21 @@ class Config(BaseSettings):
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
 
+def _key(part: int | str) -> str:
+    text = str(part)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "config"
+    return ".".join(_key(p) for p in loc) or "config"
+
+
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def _single_line(text: str) -> str:
+    """Collapse every character str.splitlines() would break on, so an error is one line."""
+    return _LINE_BREAKS.sub(" ", text).strip() or "invalid configuration"
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -651,6 +667,13 @@ def _one_line(exc: ValidationError) -> str:
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load the YAML file (if any) under environment overrides; raise ConfigError on any problem."""
+    try:
+        return _load(path)
+    except ConfigError as exc:
+        raise ConfigError(_single_line(str(exc))) from None
+
+
+def _load(path: str | os.PathLike[str] | None) -> Config:
     data: Any = {}
     if path is not None:
         try:
@@ -667,6 +690,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(path)!r}: top level must be a mapping, got {type(data).__name__}")
+    # Only real sections reach Config(**...): pydantic-settings also takes init keywords such as
+    # `_cli_parse_args` or `_secrets_dir`, and a file key must never steer the loader itself.
+    unknown = sorted((str(k) for k in data if str(k) not in Config.model_fields), key=repr)
+    if unknown:
+        raise ConfigError("; ".join(f"{_key(key)}: unknown key" for key in unknown))
     try:
         return Config(**{str(k): v for k, v in data.items()})
     except ValidationError as exc:

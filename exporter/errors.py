@@ -8,12 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 import socket
 import ssl
 
 REASONS = ("timeout", "refused", "dns", "tls", "auth", "protocol", "unavailable", "error")
 
-_AUTH_WORDS = ("password", "authentication", "auth", "noperm", "permission denied", "wrongpass", "not allowed")
+_AUTH_WORDS = (
+    "password", "authentication", "auth", "noperm", "permission denied", "wrongpass", "not allowed",
+    "not permitted to log in",  # PostgreSQL: a NOLOGIN role (SQLSTATE 28000)
+    "no such user",  # pgbouncer: a user missing from its auth_file
+)
+_PG_NO_ROLE = re.compile(r'role "[^"]*" does not exist')
+# Phrases that mean the peer spoke another protocol, checked before the auth words: libpq's
+# "expected authentication request from server, but received S" is a wrong reply, not a login failure.
+_PROTOCOL_FIRST = (
+    "but received", "bad status line", "invalid response", "protocol error", "malformed",
+    "response too long",  # aiosmtplib: a reply line over 8 KiB or a reply over 32 KiB
+    "wrongtype",  # Redis: a key holds another type than the one the probe reads (data of the wrong shape)
+)
+# Exception types (anywhere in the class hierarchy) that mean "the reply was not the protocol we speak":
+# aiohttp's parser errors, http.client's and urllib3's, redis-py's, JSON and text decoding.
+_PROTOCOL_TYPES = frozenset({
+    "HttpProcessingError", "BadStatusLine", "HTTPException", "ProtocolError", "InvalidResponse",
+    "JSONDecodeError", "UnicodeDecodeError", "LineTooLong", "ContentLengthError", "TransferEncodingError",
+})
+
+
+class MalformedReply(Exception):
+    """The dependency answered, but with something we cannot use (oversized, unparsable, wrong shape).
+
+    Probes raise it (with a message naming no server text) so the reason is `protocol`.
+    """
 
 
 def classify(exc: BaseException) -> str:
@@ -23,6 +49,10 @@ def classify(exc: BaseException) -> str:
     library's generic ConnectionError often wraps a ConnectionRefusedError), then for words.
     """
     chain = _chain(exc)
+    for item in chain:
+        declared = getattr(item, "reason", None)
+        if isinstance(declared, str) and declared in REASONS:
+            return declared
     for item in chain:
         reason = _by_type(item)
         if reason:
@@ -58,6 +88,8 @@ def _by_type(exc: BaseException) -> str:
         return "refused"
     if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET):
         return "unavailable"
+    if isinstance(exc, MalformedReply) or _PROTOCOL_TYPES & {cls.__name__ for cls in type(exc).__mro__}:
+        return "protocol"
     return ""
 
 
@@ -66,7 +98,9 @@ def _by_text(exc: BaseException) -> str:
     name = type(exc).__name__.lower()
     if "timeout" in name or "timed out" in text or "timeout expired" in text:
         return "timeout"
-    if "authentication" in name or any(word in text for word in _AUTH_WORDS):
+    if any(phrase in text for phrase in _PROTOCOL_FIRST):
+        return "protocol"
+    if "authentication" in name or any(word in text for word in _AUTH_WORDS) or _PG_NO_ROLE.search(text):
         return "auth"
     if "connection refused" in text:
         return "refused"

@@ -6,21 +6,31 @@ outside the expected CIDRs). The query goes straight to the resolver's address w
 (no system resolver or cache in between), with recursion desired, falling back to TCP when the UDP
 answer is truncated. The outcome is a bounded state set, `honeydue_dns_result{result}`: an answer
 with an error code is a value, only silence (timeout) or a transport error fails the run.
+
+The UDP socket is connected to the resolver, so an ICMP port-unreachable (nothing listens: a dead
+CoreDNS pod) fails the run at once as `refused` instead of waiting out the timeout like a blackhole.
+A reply that is not a well-formed DNS answer to our question fails the run as `protocol`; replies
+are bounded by the protocol itself (64 KiB per UDP datagram or TCP message).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 
+import dns.asyncbackend
 import dns.asyncquery
+import dns.exception
 import dns.flags
+import dns.inet
 import dns.message
 import dns.rcode
 import dns.rdatatype
 
 from exporter.config import Config, DnsLookup, DnsResolver
 from exporter.engine import Probe
+from exporter.errors import MalformedReply
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, gauge
 
@@ -65,17 +75,17 @@ class DnsProbe:
         self._networks = [ipaddress.ip_network(c, strict=False) for c in lookup.expected_cidrs]
 
     async def collect(self) -> Samples:
-        lookup, resolver = self._lookup, self._resolver
+        lookup = self._lookup
         query = dns.message.make_query(lookup.name, dns.rdatatype.from_text(lookup.record_type))
         query.flags |= dns.flags.RD
         started = time.monotonic()
-        async with self._deps.throttle("dns"):
-            if resolver.protocol == "tcp":
-                answer = await dns.asyncquery.tcp(query, resolver.address, timeout=self.timeout, port=resolver.port)
-            else:
-                answer, _ = await dns.asyncquery.udp_with_fallback(
-                    query, resolver.address, timeout=self.timeout, port=resolver.port
-                )
+        try:
+            async with self._deps.throttle("dns"):
+                answer = await self._ask(query)
+        except dns.exception.Timeout:
+            raise
+        except dns.exception.DNSException as exc:  # FormError, BadLabelType, UnexpectedSource, ...
+            raise MalformedReply(f"not a DNS answer to the query ({type(exc).__name__})") from exc
         elapsed = time.monotonic() - started
         wanted = dns.rdatatype.from_text(lookup.record_type)
         addresses = [
@@ -95,6 +105,21 @@ class DnsProbe:
         s.add(ANSWERS, len(addresses), **self._labels)
         s.add(UNEXPECTED, len(unexpected), **self._labels)
         return s
+
+    async def _ask(self, query: dns.message.Message) -> dns.message.Message:
+        resolver = self._resolver
+        if resolver.protocol == "tcp":
+            return await dns.asyncquery.tcp(query, resolver.address, timeout=self.timeout, port=resolver.port)
+        backend = dns.asyncbackend.get_backend("asyncio")
+        family = dns.inet.af_for_address(resolver.address)
+        udp = await backend.make_socket(  # type: ignore[no-untyped-call]
+            family, socket.SOCK_DGRAM, 0, None, (resolver.address, resolver.port)
+        )
+        async with udp:
+            answer, _ = await dns.asyncquery.udp_with_fallback(
+                query, resolver.address, timeout=self.timeout, port=resolver.port, udp_sock=udp
+            )
+        return answer
 
     def _result(self, result: str) -> Samples:
         s = Samples()

@@ -28,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 
 from exporter.config import Config, KubernetesConfig
 from exporter.engine import Probe
-from exporter.errors import classify
+from exporter.errors import MalformedReply, classify
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, counter, gauge, info
 
@@ -233,12 +233,19 @@ class KubeClient:
 
         def run() -> dict[str, Any]:
             response = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            raw = getattr(response, "response", response)  # a RESTResponse wraps urllib3's response
             try:
-                body = json.loads(response.data)
+                data = raw.read(self.cfg.max_bytes + 1, decode_content=True)
             finally:
-                response.release_conn()
+                raw.release_conn()
+            if len(data) > self.cfg.max_bytes:
+                raise MalformedReply(f"response body larger than {self.cfg.max_bytes} bytes")
+            try:
+                body = json.loads(data)
+            except ValueError:  # also UnicodeDecodeError
+                raise MalformedReply("response body is not JSON") from None
             if not isinstance(body, dict):
-                raise ValueError("unexpected response body")
+                raise MalformedReply("unexpected response body")
             return body
 
         return await self.call(resource, namespace, run)
@@ -247,6 +254,8 @@ class KubeClient:
                         **kwargs: Any) -> list[dict[str, Any]]:
         body = await self.read_json(resource, namespace, fn, *args, resource_version="0", **kwargs)
         items = body.get("items") or []
+        if not isinstance(items, list):
+            raise KubeRequestError(resource, namespace, "protocol")
         return [item for item in items if isinstance(item, dict)]
 
     def readyz_etcd(self, host: str) -> tuple[int, str]:
@@ -257,8 +266,8 @@ class KubeClient:
         limit = self.cfg.readyz_timeout
         response = self.api.call_api(method, url, headers, body, post, _request_timeout=(limit, limit))
         raw = response.response
-        try:
-            return int(raw.status), raw.data.decode("utf-8", "replace")[:200]
+        try:  # the verdict is "ok" or a short list of checks: read 200 bytes at most
+            return int(raw.status), raw.read(200, decode_content=True).decode("utf-8", "replace")
         finally:
             raw.release_conn()
 
@@ -295,6 +304,12 @@ class _KubeProbe:
         except KubeRequestError as exc:
             self._error = exc
             raise
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # An object of the wrong shape (a string where a mapping belongs, ...): the API's reply
+            # is unusable for this resource, which is a protocol problem, not a crash.
+            resource, namespace = self.resources[0] if self.resources else ("version", "")
+            self._error = KubeRequestError(resource, namespace, "protocol")
+            raise self._error from exc
         for resource, namespace in self.resources:
             samples.add(RESOURCE_UP, 1, resource=resource, namespace=namespace)
         return samples

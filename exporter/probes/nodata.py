@@ -16,6 +16,7 @@ import aiohttp
 from exporter.catalog import CATALOG
 from exporter.config import Config, NoDataConfig
 from exporter.engine import Probe
+from exporter.errors import MalformedReply
 from exporter.probes.deps import Dependencies
 from exporter.probes.vmagent import read_bounded
 from exporter.samples import Samples, gauge
@@ -131,26 +132,33 @@ class NoDataProbe:
         return None
 
 
-class QueryError(Exception):
-    """The TSDB answered, but not with a successful vector result."""
+class QueryError(MalformedReply):
+    """The TSDB answered, but not with a successful vector result (reason `protocol`)."""
+
+
+_ERROR_TYPE = re.compile(r"^[a-z_]{1,32}$")
 
 
 def _parse(body: bytes) -> dict[str, float]:
     try:
         reply = json.loads(body)
-    except ValueError:
+    except ValueError:  # also UnicodeDecodeError
         raise QueryError("reply is not JSON") from None
     if not isinstance(reply, dict) or reply.get("status") != "success":
         error_type = reply.get("errorType", "unknown") if isinstance(reply, dict) else "unknown"
-        raise QueryError(f"query failed: {error_type}")
-    data = reply.get("data") or {}
-    if data.get("resultType") != "vector":
+        # errorType is server text: only a short word of the documented shape reaches the log.
+        raise QueryError(f"query failed: {error_type if _ERROR_TYPE.match(str(error_type)) else 'unknown'}")
+    data = reply.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
         raise QueryError("unexpected result type")
     counts: dict[str, float] = {}
-    for item in data.get("result") or []:
-        name = (item.get("metric") or {}).get("__name__")
-        if isinstance(name, str):
-            counts[name] = float(item["value"][1])
+    try:
+        for item in data["result"]:
+            name = (item.get("metric") or {}).get("__name__")
+            if isinstance(name, str):
+                counts[name] = float(item["value"][1])
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        raise QueryError("unexpected sample shape") from None
     return counts
 
 

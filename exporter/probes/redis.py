@@ -11,6 +11,7 @@ from typing import Any
 
 from exporter.config import Config, RedisConfig
 from exporter.engine import Probe
+from exporter.errors import MalformedReply
 from exporter.probes import redis_conn
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, counter, gauge, info
@@ -58,10 +59,17 @@ class RedisProbe:
                 pipe.info("default")  # exactly the sections read; the ACL allows only `INFO default`
                 pipe.scard(ASYNQ_REGISTRY_KEY)
                 info_reply, queues = await pipe.execute()
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:  # redis-py's INFO parser on a wrong reply
+            await self._client.connection_pool.disconnect()
+            raise MalformedReply(f"unexpected reply to INFO/SCARD ({type(exc).__name__})") from None
         except BaseException:
             await self._client.connection_pool.disconnect()
             raise
-        return self._samples(info_reply, int(queues))
+        try:
+            return self._samples(info_reply, int(queues))
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            await self._client.connection_pool.disconnect()
+            raise MalformedReply(f"unexpected reply to INFO/SCARD ({type(exc).__name__})") from None
 
     def _samples(self, reply: dict[str, Any], queues: int) -> Samples:
         uptime = float(reply["uptime_in_seconds"])

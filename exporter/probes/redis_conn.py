@@ -1,15 +1,68 @@
-"""One way to open the exporter's Redis clients, so every probe connects with the same limits."""
+"""One way to open the exporter's Redis clients, so every probe connects with the same limits.
+
+The limits are time (socket timeouts) and size: redis-py reads whatever length a reply declares,
+so a broken or hostile server answering INFO with a 1 GB bulk string would be read into memory.
+`BoundedParser` refuses a reply larger than MAX_REPLY_BYTES before reading it (the declared
+length is checked first), which makes the run fail fast with reason `protocol`.
+"""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis._parsers import _AsyncRESP3Parser
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse
+from redis.maint_notifications import MaintNotificationsConfig
 
 from exporter.config import RedisConfig
+
+# INFO is ~10 KiB; Asynq and cache reads are bounded batches. 16 MiB is far above any real reply.
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
+
+
+_BULK = (b"$", b"=", b"!")  # bulk string, verbatim string, blob error
+_AGGREGATE = (b"*", b"~", b">", b"%", b"|")  # array, set, push, map (2 per entry), attribute
+
+
+class BoundedParser(_AsyncRESP3Parser):
+    """RESP3 parser (redis-py 8's default protocol; it reads RESP2 too) that refuses replies larger
+    than MAX_REPLY_BYTES and over-long lines."""
+
+    max_reply_bytes = MAX_REPLY_BYTES
+    _reply_bytes = 0
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        self._reply_bytes = 0
+        return await super().read_response(*args, **kwargs)
+
+    def _count(self, size: int) -> None:
+        self._reply_bytes += size
+        if self._reply_bytes > self.max_reply_bytes:
+            raise InvalidResponse(f"Protocol Error: reply larger than {self.max_reply_bytes} bytes")
+
+    async def _readline(self) -> bytes:
+        try:
+            line = await super()._readline()
+        except ValueError:  # asyncio's StreamReader limit: a line without CRLF in the first 64 KiB
+            raise InvalidResponse("Protocol Error: reply line too long") from None
+        self._count(len(line) + 2)
+        kind = line[:1]
+        if kind in _BULK + _AGGREGATE and line[1:] not in (b"-1", b"?"):
+            try:
+                length = int(line[1:])
+            except ValueError:
+                raise InvalidResponse("Protocol Error: invalid length") from None
+            if kind in _BULK:
+                self._count(length)  # counted before it is read
+            elif self._reply_bytes + 3 * length > self.max_reply_bytes:  # an element takes 3 bytes at least
+                raise InvalidResponse(f"Protocol Error: reply larger than {self.max_reply_bytes} bytes")
+        return line
 
 
 def with_db(url: str, db: int | None) -> str:
@@ -40,4 +93,7 @@ def client(cfg: RedisConfig, timeout: float, db: int | None = None) -> aioredis.
         client_name="honeydue-exporter",
         # No CLIENT SETINFO on connect: one command fewer for the least-privilege ACL to allow.
         driver_info=None,
+        parser_class=BoundedParser,
+        # redis-py 8 wants a RESP3/hiredis parser for maintenance push notifications (a cloud feature).
+        maint_notifications_config=NO_MAINT_NOTIFICATIONS,
     )

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import Config, VmagentConfig
 from exporter.engine import Probe
+from exporter.errors import MalformedReply
 from exporter.probes.deps import Dependencies
 from exporter.samples import MetricSpec, Samples, counter, gauge
 
@@ -77,7 +78,7 @@ MAPPED: dict[str, MetricSpec] = {
 _STATUS_CLASS = re.compile(r"^[1-5]XX$")
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(MalformedReply):
     """The /metrics body exceeded the configured limit: reading on would cost unbounded memory."""
 
 
@@ -95,6 +96,13 @@ async def read_bounded(response: aiohttp.ClientResponse, max_bytes: int) -> byte
 
 def summarize(text: str) -> Samples:
     """vmagent exposition text -> our aggregated samples (only the metrics vmagent really has)."""
+    try:
+        return _summarize(text)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:  # the parser's errors on a malformed line
+        raise MalformedReply(f"not a Prometheus exposition ({type(exc).__name__})") from None
+
+
+def _summarize(text: str) -> Samples:
     sums: dict[str, float] = {}
     requests: dict[str, float] = {}
     for family in text_string_to_metric_families(text):

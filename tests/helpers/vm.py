@@ -95,6 +95,7 @@ class Vmagent:
     port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vmagent-")))
     proc: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()  # e.g. ("-httpAuth.username=u", "-httpAuth.password=p")
 
     @property
     def metrics_url(self) -> str:
@@ -113,7 +114,7 @@ class Vmagent:
         self.proc = subprocess.Popen(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-remoteWrite.url={self.remote_write_url}",
              f"-promscrape.config={scrape}", f"-remoteWrite.tmpDataPath={self.workdir / 'queue'}",
-             "-remoteWrite.flushInterval=200ms", "-loggerLevel=ERROR"],
+             "-remoteWrite.flushInterval=200ms", "-loggerLevel=ERROR", *self.extra_args],
             stdout=self._log, stderr=self._log,
         )
         wait_for_port(self.port, 20)
