@@ -26,9 +26,9 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exporter.config import Config
+from exporter.drill.asynq_state import AsynqState, CronEntry
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.deps import Dependencies
-from tests.helpers.asynq import AsynqState, CronEntry
 from tests.helpers.servers import RedisServer, free_port, stop_process, wait_for_port
 
 STATES = ("pending", "active", "scheduled", "retry", "archived", "completed", "processed", "failed")
