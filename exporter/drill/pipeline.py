@@ -30,6 +30,7 @@ import psycopg
 import redis
 import yaml
 
+from exporter.config import DEFAULT_RUNBOOK_BASE_URL
 from exporter.drill.asynq_state import AsynqState, CronEntry, key
 from exporter.drill.kubeapi import KubeAPI
 from exporter.drill.procs import PgBouncer, RedisServer, free_port, stop_process, wait_for_port
@@ -53,7 +54,7 @@ class Timing:
     range_window: str = "30s"
     scrape_interval: float = 2.0
     evaluation_interval: float = 2.0
-    probe_interval: float = 1.0
+    probe_interval: float = 0.5
     latency_offset: float = 1.0
     restart_hold: float = 20.0
 
@@ -276,7 +277,7 @@ class Pipeline:
         from exporter.render.rules import render_rules
 
         self.rules_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in render_rules("https://runbook.invalid/docs", self.timing.alert_for,
+        for name, text in render_rules(DEFAULT_RUNBOOK_BASE_URL, self.timing.alert_for,
                                        self.timing.range_window).items():
             (self.rules_dir / name).write_text(text, encoding="utf-8")
 
@@ -286,7 +287,7 @@ class Pipeline:
 
         def endpoint(port: int) -> dict[str, Any]:
             return {"host": "127.0.0.1", "port": port, "dbname": self.database, "user": "postgres",
-                    "sslmode": "disable", "connect_timeout": 0.5, **fast}
+                    "sslmode": "disable", "connect_timeout": 0.3, **fast}
 
         return {
             "server": {"listen_address": "127.0.0.1", "port": self.exporter_port},
@@ -301,10 +302,10 @@ class Pipeline:
             "smtp": {"targets": [{"name": "fastmail", "host": "127.0.0.1", "port": self.smtp.port,
                                   "require_starttls": False, "tls_handshake": False, **fast}]},
             "asynq": fast,
-            "residence_cache": {"enabled": True, "database": "direct", "interval": 2.0, "timeout": 1.5},
+            "residence_cache": {"enabled": True, "database": "direct", "interval": 1.0, "timeout": 0.9},
             "kubernetes": {"source": "kubeconfig", "kubeconfig": str(self.kube.kubeconfig(self.workdir / "kubeconfig")),
-                           "apiserver_port": self.kube.node_port, "interval": 2.0, "timeout": 1.8,
-                           "connect_timeout": 0.5, "read_timeout": 1.0, "readyz_timeout": 0.5},
+                           "apiserver_port": self.kube.node_port, "interval": 1.0, "timeout": 0.9,
+                           "connect_timeout": 0.3, "read_timeout": 0.5, "readyz_timeout": 0.3},
             "vmagent": {"url": self.vmagent.metrics_url, **fast},
         }
 

@@ -183,7 +183,7 @@ class Alertmanager:
     """prometheus-alertmanager, clustering off, every alert routed to one webhook, one alert per group."""
 
     webhook_url: str
-    group_wait: str = "1s"
+    group_wait: str = "0s"
     group_interval: str = "1s"
     repeat_interval: str = "1h"
     port: int = field(default_factory=free_port)
