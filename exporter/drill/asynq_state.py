@@ -235,6 +235,13 @@ class AsynqState:
         self.r.zadd("asynq:schedulers", {entries_key: int(at + ttl)})
         return entries_key
 
+    def record_event(self, entry: CronEntry, at: float, task_id: str) -> None:
+        """Only the history event (the task it names is already gone from the queues)."""
+        event: Any = proto.SchedulerEnqueueEvent(task_id=task_id)
+        event.enqueue_time.FromNanoseconds(int(at * 1e9))
+        self.r.eval(_ENQUEUE_EVENT, 1, f"asynq:scheduler_history:{entry.id}", int(at),
+                    event.SerializeToString(), 1000)
+
     def record_enqueue(self, entry: CronEntry, at: float) -> str:
         """The scheduler enqueued the entry's task at `at`: one SchedulerEnqueueEvent in its history."""
         task_id = self.enqueue("default", at, entry.task_type)

@@ -124,7 +124,7 @@ class AppSimulator:
         """The entry's newest enqueue becomes `seconds` old: as if it had stopped that long ago."""
         history = f"asynq:scheduler_history:{self.CRON.id}"
         self.client.delete(history)
-        self.state.record_enqueue(self.CRON, time.time() - seconds)
+        self.state.record_event(self.CRON, time.time() - seconds, str(uuid.uuid4()))
         self._last_cron = time.time() - seconds
 
     def pending(self, queue: str) -> int:

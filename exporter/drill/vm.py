@@ -47,7 +47,7 @@ class VictoriaMetrics:
         self._log = (self.workdir / "vm.log").open("ab")
         self.proc = subprocess.Popen(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-storageDataPath={self.workdir / 'data'}",
-             "-search.latencyOffset=1s", "-retentionPeriod=1d", "-loggerLevel=ERROR"],
+             "-search.latencyOffset=1s", "-search.disableCache", "-retentionPeriod=1d", "-loggerLevel=ERROR"],
             stdout=self._log, stderr=self._log,
         )
         wait_for_port(self.port, 20)
