@@ -54,7 +54,7 @@ class Timing:
     range_window: str = "30s"
     scrape_interval: float = 2.0
     evaluation_interval: float = 2.0
-    probe_interval: float = 0.5
+    probe_interval: float = 1.0
     latency_offset: float = 1.0
     restart_hold: float = 20.0
 
@@ -287,7 +287,7 @@ class Pipeline:
 
         def endpoint(port: int) -> dict[str, Any]:
             return {"host": "127.0.0.1", "port": port, "dbname": self.database, "user": "postgres",
-                    "sslmode": "disable", "connect_timeout": 0.3, **fast}
+                    "sslmode": "disable", "connect_timeout": 0.5, **fast}
 
         return {
             "server": {"listen_address": "127.0.0.1", "port": self.exporter_port},

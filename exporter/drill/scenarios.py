@@ -329,6 +329,12 @@ class Runner:
             if done and self._firing() <= {WATCHDOG} and WATCHDOG in self._firing():
                 break
             time.sleep(0.5)
+        for n in self.p.webhook.since(start):
+            for s in wave:
+                r = results[s.id]
+                fired_at = injected[s.id] + r.fired.get(n.name, 1e9)
+                if n.status == "resolved" and fired_at < n.received < recovered[s.id]:
+                    r.problems.append(f"{n.name} resolved before the recovery (flapped)")
         stray = {n.name for n in self.p.webhook.since(start) if n.status == "firing"} - allowed
         still = self._firing() - {WATCHDOG}
         for s in wave:
