@@ -21,7 +21,7 @@ from pathlib import Path
 
 import redis
 
-from tests.helpers.asynq import AsynqState, CronEntry
+from exporter.drill.asynq_state import AsynqState, CronEntry
 from tests.helpers.servers import RedisServer, free_port, stop_process, wait_for_port
 
 STATES = ("pending", "active", "scheduled", "retry", "archived", "completed", "processed", "failed")

@@ -1,4 +1,4 @@
-"""Command line: `run` (default), `check-config`, `render`, `catalog`."""
+"""Command line: `run` (default), `check-config`, `render`, `catalog`, `drill`."""
 
 from __future__ import annotations
 
@@ -47,7 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--out", default=".", help="directory holding rules/ and dashboards/ (default: .)")
     render.add_argument("--base-url", help="runbook base URL (default: runbook.base_url from the config)")
     render.add_argument("--for-override", help="replace every alert's `for` (end-to-end tests only)")
+    render.add_argument(
+        "--range-override", help="replace every range selector, e.g. [15m] -> [30s] (the drill only)"
+    )
     render.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files differ")
+    from exporter.drill import command as drill_command
+
+    drill_command.add_parser(sub)
     catalog = sub.add_parser("catalog", help="print the failure-mode coverage table")
     catalog.add_argument("--format", choices=("text", "json"), default="text")
     catalog.add_argument("--base-url", help="runbook base URL (default: runbook.base_url from the config)")
@@ -70,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         return _render(args, config)
     if command == "catalog":
         return _catalog(args, config)
+    if command == "drill":
+        from exporter.drill import command as drill_command
+
+        setup_logging("text", "warning")
+        return drill_command.run(args)
     if getattr(args, "mode", None):
         config = config.model_copy(update={"mode": args.mode})
     fmt = getattr(args, "log_format", None) or config.log.format
@@ -96,13 +107,13 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     root = Path(args.out)
     if args.check:
         stale = [
-            str(target) for target, text in render_all(root, base, args.for_override).items()
+            str(target) for target, text in render_all(root, base, args.for_override, args.range_override).items()
             if not target.exists() or target.read_text(encoding="utf-8") != text
         ]
         for name in stale:
             print(f"out of date: {name} (run `honeydue-exporter render`)", file=sys.stderr)
         return 1 if stale else 0
-    for written in write_all(root, base, args.for_override):
+    for written in write_all(root, base, args.for_override, args.range_override):
         print(f"wrote {written}")
     return 0
 

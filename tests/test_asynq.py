@@ -11,11 +11,11 @@ import redis
 from redis.asyncio.connection import Connection
 
 from exporter.config import AsynqConfig, Config
+from exporter.drill.asynq_state import AsynqState, CronEntry, key
 from exporter.engine import Engine
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples
-from tests.helpers.asynq import AsynqState, CronEntry, key
 from tests.helpers.servers import RedisServer
 
 

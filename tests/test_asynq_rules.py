@@ -14,12 +14,12 @@ import psycopg
 import redis
 
 from exporter.config import Config
+from exporter.drill.asynq_state import AsynqState, CronEntry
 from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.cache import ResidenceCacheProbe
 from exporter.probes.deps import Dependencies
-from tests.helpers.asynq import AsynqState, CronEntry
 from tests.helpers.servers import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -52,6 +52,8 @@ import yaml
 from aiohttp import web
 
 from exporter.config import Config
+from exporter.drill.kubeapi import Fault, KubeAPI
+from exporter.drill.vm import Vmagent
 from exporter.engine import Engine
 from exporter.probes import dns as dns_probe
 from exporter.probes import http as http_probe
@@ -67,9 +69,7 @@ from tests.conftest import PG_DSN
 from tests.helpers.edge import Dnsmasq, smtp_server
 from tests.helpers.exporter import parse_metrics, value
 from tests.helpers.faults import FaultProxy, UdpFault, eventually
-from tests.helpers.kubeapi import Fault, KubeAPI
 from tests.helpers.servers import PgBouncer, RedisServer, SilentPort, free_port, require_binary
-from tests.helpers.vm import Vmagent
 
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

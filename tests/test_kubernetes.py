@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from exporter.config import Config, KubernetesConfig
+from exporter.drill.kubeapi import K3S_VERSION, NODE_NAMES, Cluster, Fault, KubeAPI
 from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes import kubernetes as kube
 from exporter.probes.deps import Dependencies
 from tests.helpers.exporter import parse_metrics
-from tests.helpers.kubeapi import K3S_VERSION, NODE_NAMES, Cluster, Fault, KubeAPI
 
 N1, N2, N3 = NODE_NAMES
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]

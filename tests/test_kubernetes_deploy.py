@@ -17,11 +17,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from exporter.drill.kubeapi import NODE_NAMES, Fault, KubeAPI
 from exporter.engine import Engine
 from exporter.probes import kubernetes as kube
 from exporter.probes.deps import Dependencies
 from tests.helpers.exporter import value
-from tests.helpers.kubeapi import NODE_NAMES, Fault, KubeAPI
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 from tests.test_kubernetes import kube_config
 

@@ -19,13 +19,13 @@ import redis
 from redis.exceptions import NoPermissionError, ResponseError
 
 from exporter.config import Config
+from exporter.drill.asynq_state import AsynqState, CronEntry
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.cache import ResidenceCacheProbe
 from exporter.probes.deps import Dependencies
 from exporter.probes.postgres import PostgresProbe
 from exporter.probes.redis import RedisProbe
 from exporter.samples import Samples
-from tests.helpers.asynq import AsynqState, CronEntry
 from tests.helpers.least_privilege import (
     ACL_USER,
     PgRole,

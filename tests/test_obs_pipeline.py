@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import Config, NoDataConfig, VmagentConfig
+from exporter.drill.vm import VictoriaMetrics, Vmagent
 from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes import build_probes
@@ -23,7 +24,6 @@ from exporter.probes.nodata import NoDataProbe, catalog_metrics, metric_names
 from exporter.probes.vmagent import VmagentProbe, summarize
 from tests.helpers.exporter import ExporterProcess, value
 from tests.helpers.servers import free_port
-from tests.helpers.vm import VictoriaMetrics, Vmagent
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

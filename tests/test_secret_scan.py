@@ -24,11 +24,11 @@ import pytest
 import redis
 import yaml
 
-from tests.helpers.asynq import AsynqState
+from exporter.drill.asynq_state import AsynqState
+from exporter.drill.kubeapi import TOKEN as KUBE_TOKEN
+from exporter.drill.kubeapi import KubeAPI
 from tests.helpers.edge import dnsmasq, smtp_server
 from tests.helpers.exporter import parse_metrics, value
-from tests.helpers.kubeapi import TOKEN as KUBE_TOKEN
-from tests.helpers.kubeapi import KubeAPI
 from tests.helpers.least_privilege import ACL_USER, apply_redis_acl, create_pg_role, create_residence_schema
 from tests.helpers.servers import PgBouncer, RedisServer, free_port
 

@@ -20,6 +20,7 @@ import yaml
 
 from exporter.catalog import alerts
 from exporter.config import Config, TcpConfig, TcpTarget, load_config
+from exporter.drill.vm import VictoriaMetrics
 from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes import build_probes
@@ -27,7 +28,6 @@ from exporter.probes.deps import Dependencies
 from exporter.probes.tcp import TcpProbe
 from tests.helpers.exporter import ExporterProcess, value
 from tests.helpers.servers import free_port, silent_port
-from tests.helpers.vm import VictoriaMetrics
 
 
 @contextlib.contextmanager

@@ -9,10 +9,12 @@ from exporter.render.readme import render_readme
 from exporter.render.rules import render_rules
 
 
-def render_all(root: Path, base_url: str, for_override: str | None = None) -> dict[Path, str]:
+def render_all(
+    root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None
+) -> dict[Path, str]:
     """Every generated file (path relative to `root`) with its content; nothing is written."""
     files: dict[Path, str] = {}
-    for name, text in render_rules(base_url, for_override).items():
+    for name, text in render_rules(base_url, for_override, range_override).items():
         files[root / "rules" / name] = text
     for name, text in render_dashboards(base_url).items():
         files[root / "dashboards" / name] = text
@@ -22,9 +24,11 @@ def render_all(root: Path, base_url: str, for_override: str | None = None) -> di
     return files
 
 
-def write_all(root: Path, base_url: str, for_override: str | None = None) -> list[Path]:
+def write_all(
+    root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None
+) -> list[Path]:
     written = []
-    for path, text in render_all(root, base_url, for_override).items():
+    for path, text in render_all(root, base_url, for_override, range_override).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -26,7 +27,17 @@ _Dumper.add_representer(str, _str_representer)
 OBS_SIDE = "obs-side"
 
 
-def rule_groups(base_url: str, for_override: str | None = None) -> dict[str, dict[str, Any]]:
+_RANGE = re.compile(r"\[(\d+[smhdw])\]")
+
+
+def shorten_ranges(expr: str, window: str) -> str:
+    """Every range selector `[5m]` becomes `[window]` (drill only: lets windowed alerts resolve in seconds)."""
+    return _RANGE.sub(f"[{window}]", expr)
+
+
+def rule_groups(
+    base_url: str, for_override: str | None = None, range_override: str | None = None
+) -> dict[str, dict[str, Any]]:
     """Layer id (or `obs-side`) -> rule file content (as data)."""
     files: dict[str, dict[str, Any]] = {}
     obs_side: list[dict[str, Any]] = []
@@ -47,7 +58,7 @@ def rule_groups(base_url: str, for_override: str | None = None) -> dict[str, dic
                 labels |= dict(alert.labels)
                 rule = {
                     "alert": alert.name,
-                    "expr": alert.expr,
+                    "expr": shorten_ranges(alert.expr, range_override) if range_override else alert.expr,
                     "for": for_override or alert.for_,
                     "labels": labels,
                     "annotations": annotations,
@@ -60,9 +71,9 @@ def rule_groups(base_url: str, for_override: str | None = None) -> dict[str, dic
     return files
 
 
-def render_rules(base_url: str, for_override: str | None = None) -> dict[str, str]:
+def render_rules(base_url: str, for_override: str | None = None, range_override: str | None = None) -> dict[str, str]:
     return {
         f"honeydue-{layer_id}.rules.yml": HEADER
         + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
-        for layer_id, data in rule_groups(base_url, for_override).items()
+        for layer_id, data in rule_groups(base_url, for_override, range_override).items()
     }

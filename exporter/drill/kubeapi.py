@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.helpers.servers import free_port
+from exporter.drill.procs import free_port
 
 NODE_IP = web.AppKey("node_ip", str)
 TOKEN = "standin-token-4f1c"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -206,7 +207,7 @@ class AsynqState:
                   queues: dict[str, int], active_workers: int = 0, status: str = "active",
                   started: float | None = None, ttl: float = 10.0) -> str:
         """Server heartbeat at unix time `at` (every 5 s in Asynq): ServerInfo with a 10 s expiry."""
-        info = proto.ServerInfo(host=host, pid=pid, server_id=server_id, concurrency=concurrency, queues=queues,
+        info: Any = proto.ServerInfo(host=host, pid=pid, server_id=server_id, concurrency=concurrency, queues=queues,
                                 strict_priority=False, status=status, active_worker_count=active_workers)
         info.start_time.FromNanoseconds(int((started if started is not None else at) * 1e9))
         qname = f"{host}:{pid}:{server_id}"
@@ -221,7 +222,7 @@ class AsynqState:
         """Scheduler heartbeat (every 10 s): its entries as protobuf, expiry now + 2 x heartbeat."""
         blobs = []
         for e in entries:
-            msg = proto.SchedulerEntry(id=e.id, spec=e.spec, task_type=e.task_type, task_payload=b"",
+            msg: Any = proto.SchedulerEntry(id=e.id, spec=e.spec, task_type=e.task_type, task_payload=b"",
                                        enqueue_options=["Queue(\"default\")"])
             msg.next_enqueue_time.FromNanoseconds(int(e.next_at * 1e9))
             if e.prev_at:
@@ -234,10 +235,17 @@ class AsynqState:
         self.r.zadd("asynq:schedulers", {entries_key: int(at + ttl)})
         return entries_key
 
+    def record_event(self, entry: CronEntry, at: float, task_id: str) -> None:
+        """Only the history event (the task it names is already gone from the queues)."""
+        event: Any = proto.SchedulerEnqueueEvent(task_id=task_id)
+        event.enqueue_time.FromNanoseconds(int(at * 1e9))
+        self.r.eval(_ENQUEUE_EVENT, 1, f"asynq:scheduler_history:{entry.id}", int(at),
+                    event.SerializeToString(), 1000)
+
     def record_enqueue(self, entry: CronEntry, at: float) -> str:
         """The scheduler enqueued the entry's task at `at`: one SchedulerEnqueueEvent in its history."""
         task_id = self.enqueue("default", at, entry.task_type)
-        event = proto.SchedulerEnqueueEvent(task_id=task_id)
+        event: Any = proto.SchedulerEnqueueEvent(task_id=task_id)
         event.enqueue_time.FromNanoseconds(int(at * 1e9))
         self.r.eval(_ENQUEUE_EVENT, 1, f"asynq:scheduler_history:{entry.id}", int(at),
                     event.SerializeToString(), 1000)

@@ -1,7 +1,8 @@
-"""Real VictoriaMetrics and vmagent on free loopback ports: the obs TSDB and the in-cluster scraper.
+"""The obs pipeline on free loopback ports: victoria-metrics, vmagent, vmalert and Alertmanager.
 
-Both keep their port across stop()/start() so a test can take the obs box away and bring it back.
+Each keeps its port across stop()/start() so the obs box can be taken away and brought back.
 VictoriaMetrics runs with a 1 s search latency offset (the default 30 s would hide fresh samples).
+Used by `honeydue-exporter drill` and the end-to-end tests.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port, wait_port_closed
+from exporter.drill.procs import free_port, require_binary, stop_process, wait_for_port, wait_port_closed
 
 
 def _get(url: str, timeout: float = 5.0) -> bytes:
@@ -46,7 +47,7 @@ class VictoriaMetrics:
         self._log = (self.workdir / "vm.log").open("ab")
         self.proc = subprocess.Popen(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-storageDataPath={self.workdir / 'data'}",
-             "-search.latencyOffset=1s", "-retentionPeriod=1d", "-loggerLevel=ERROR"],
+             "-search.latencyOffset=1s", "-search.disableCache", "-retentionPeriod=1d", "-loggerLevel=ERROR"],
             stdout=self._log, stderr=self._log,
         )
         wait_for_port(self.port, 20)
@@ -92,6 +93,7 @@ class Vmagent:
 
     remote_write_url: str
     targets: list[str]
+    scrape_interval: str = "1s"
     port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vmagent-")))
     proc: subprocess.Popen[bytes] | None = None
@@ -107,7 +109,7 @@ class Vmagent:
         scrape.write_text(
             "scrape_configs:\n"
             "  - job_name: honeydue-exporter\n"
-            "    scrape_interval: 1s\n"
+            f"    scrape_interval: {self.scrape_interval}\n"
             f"    static_configs:\n      - targets: {json.dumps(self.targets)}\n"
         )
         self._log = (self.workdir / "vmagent.log").open("ab")
@@ -132,3 +134,100 @@ class Vmagent:
 
     def raw_metrics(self) -> str:
         return _get(self.metrics_url).decode()
+
+
+@dataclass
+class Vmalert:
+    """vmalert evaluating `rules_dir`/*.yml against `datasource_url`, notifying `notifier_url`."""
+
+    rules_dir: Path
+    datasource_url: str
+    notifier_url: str
+    evaluation_interval: str = "2s"
+    port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vmalert-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = require_binary("vmalert", "/usr/bin")
+        self._log = (self.workdir / "vmalert.log").open("ab")
+        self.proc = subprocess.Popen(
+            [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-rule={self.rules_dir}/*.yml",
+             f"-datasource.url={self.datasource_url}", f"-notifier.url={self.notifier_url}",
+             f"-evaluationInterval={self.evaluation_interval}", "-loggerLevel=ERROR"],
+            stdout=self._log, stderr=self._log,
+        )
+        wait_for_port(self.port, 20)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+            self._log.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """vmalert's active (pending and firing) alerts."""
+        reply = json.loads(_get(f"{self.url}/api/v1/alerts"))
+        return list(reply["data"]["alerts"])
+
+
+@dataclass
+class Alertmanager:
+    """prometheus-alertmanager, clustering off, every alert routed to one webhook, one alert per group."""
+
+    webhook_url: str
+    group_wait: str = "0s"
+    group_interval: str = "1s"
+    repeat_interval: str = "1h"
+    port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="alertmanager-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config_text(self) -> str:
+        return (
+            "route:\n"
+            "  receiver: drill\n"
+            "  group_by: ['...']\n"
+            f"  group_wait: {self.group_wait}\n"
+            f"  group_interval: {self.group_interval}\n"
+            f"  repeat_interval: {self.repeat_interval}\n"
+            "receivers:\n"
+            "  - name: drill\n"
+            "    webhook_configs:\n"
+            f"      - url: {json.dumps(self.webhook_url)}\n"
+            "        send_resolved: true\n"
+        )
+
+    def start(self) -> None:
+        binary = require_binary("prometheus-alertmanager", "/usr/bin")
+        config = self.workdir / "alertmanager.yml"
+        config.write_text(self.config_text())
+        self._log = (self.workdir / "alertmanager.log").open("ab")
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
+            stdout=self._log, stderr=self._log,
+        )
+        wait_for_port(self.port, 20)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+            self._log.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,80 @@
+"""The `drill` subcommand: start the pipeline, inject every scenario, print the table, exit 1 on a miss."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from exporter.drill.procs import MissingBinary
+
+EXIT_FAILED = 1
+EXIT_MISSING = 3
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    drill = sub.add_parser("drill", help="run the whole alert pipeline locally and inject every failure mode")
+    drill.add_argument("--only", action="append", metavar="ID", help="run only this scenario (repeatable)")
+    drill.add_argument("--parallel", action="store_true",
+                       help="run scenarios that share no resource together (faster; timings overlap)")
+    drill.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    drill.add_argument("--healthy-seconds", type=float, default=20.0,
+                       help="healthy period before the first injection, in which only the Watchdog may fire")
+
+
+def run(args: argparse.Namespace) -> int:
+    from exporter.drill.pipeline import Pipeline
+    from exporter.drill.scenarios import SCENARIOS, Runner, table
+
+    if args.list:
+        for s in SCENARIOS:
+            print(f"{s.id:26} {s.failure}  ->  {', '.join(s.expected)}")
+        return 0
+    chosen = [s for s in SCENARIOS if not args.only or s.id in args.only]
+    if args.only and len(chosen) != len(set(args.only)):
+        print(f"unknown scenario in {args.only}; see --list", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
+
+    pipeline = Pipeline()
+    try:
+        progress(f"starting the pipeline in {pipeline.workdir}")
+        pipeline.start(progress)
+        runner = Runner(pipeline, progress)
+        progress("warming up: waiting for the Watchdog and a quiet Alertmanager")
+        runner.warm_up()
+        progress(f"healthy period: {args.healthy_seconds:g}s in which only the Watchdog may fire")
+        healthy_wrong = runner.healthy_period(args.healthy_seconds)
+        results = runner.run(chosen, parallel=args.parallel)
+    except MissingBinary as exc:
+        print(f"honeydue-exporter drill: {exc}", file=sys.stderr)
+        return EXIT_MISSING
+    finally:
+        progress("stopping the pipeline")
+        pipeline.stop()
+    t = pipeline.timing
+    print()
+    print(table(results, t.fire_bound))
+    print()
+    print(f"bound on time to fire: for {t.for_seconds:g}s + 2 scrapes x {t.scrape_interval:g}s + 1 evaluation "
+          f"{t.evaluation_interval:g}s + VM latency offset {t.latency_offset:g}s = {t.fire_bound:g}s; "
+          f"range windows shortened to [{t.range_window}]")
+    failed = False
+    if healthy_wrong:
+        print(f"healthy period: unexpected alerts {sorted(healthy_wrong)}")
+        failed = True
+    else:
+        print("healthy period: only the Watchdog fired")
+    for r in results:
+        for problem in r.problems:
+            print(f"{r.scenario.id}: {problem}")
+        if r.wrong:
+            print(f"{r.scenario.id}: wrong alerts fired: {sorted(r.wrong)}")
+        if r.scenario.note:
+            print(f"{r.scenario.id}: note: {r.scenario.note}")
+        failed = failed or not r.ok
+    print(f"drill {'FAILED' if failed else 'passed'} in {time.monotonic() - started:.0f}s")
+    return EXIT_FAILED if failed else 0

@@ -1,0 +1,317 @@
+"""The whole alert pipeline on loopback: honeyDue's stand-ins -> exporter -> vmagent -> VictoriaMetrics ->
+vmalert (the shipped rules, re-rendered with short `for`) -> Alertmanager -> a webhook receiver.
+
+Shared by `honeydue-exporter drill` and tests/test_e2e.py. Everything listens on 127.0.0.1 (the
+Kubernetes stand-in's node API servers on 127.0.0.2-4), every process is stopped in `stop()`.
+The machine's PostgreSQL is only used to hold a fresh database (dropped at the end); the "pooler" and
+the "direct" endpoints are two pgbouncers in front of it, so both can fail without touching PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+import yaml
+
+from exporter.config import DEFAULT_RUNBOOK_BASE_URL
+from exporter.drill.asynq_state import AsynqState, CronEntry, key
+from exporter.drill.kubeapi import KubeAPI
+from exporter.drill.procs import PgBouncer, RedisServer, free_port, stop_process, wait_for_port
+from exporter.drill.standins import HTTP_TARGETS, HttpStandins, SmtpStandin, Webhook
+from exporter.drill.vm import Alertmanager, VictoriaMetrics, Vmagent, Vmalert
+
+log = logging.getLogger("exporter.drill")
+
+PG_ADMIN_DSN = os.environ.get("HONEYDUE_DRILL_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+
+# residences: 10 owned by user 1 (member: 2), 11 owned by user 2, 12 owned by user 3 (members: 1, 4)
+RESIDENCES = {10: 1, 11: 2, 12: 3}
+MEMBERS = [(10, 2), (12, 1), (12, 4)]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The pipeline's clocks. Alerts fire within for + 2 scrapes + 1 evaluation (+ VM's latency offset)."""
+
+    alert_for: str = "10s"
+    range_window: str = "30s"
+    scrape_interval: float = 2.0
+    evaluation_interval: float = 2.0
+    probe_interval: float = 1.0
+    latency_offset: float = 1.0
+    restart_hold: float = 20.0
+
+    @property
+    def for_seconds(self) -> float:
+        return float(self.alert_for.rstrip("s"))
+
+    @property
+    def fire_bound(self) -> float:
+        return self.for_seconds + 2 * self.scrape_interval + self.evaluation_interval + self.latency_offset
+
+
+class AppSimulator:
+    """honeyDue's worker and scheduler as Asynq writes them to Redis, on a thread, each switchable.
+
+    worker: heartbeats (TTL 6 s) and drains the queues; scheduler: heartbeats one cron entry
+    (`@every 10s`) and enqueues its task on time; client_flood: enqueues one email a second.
+    """
+
+    CRON = CronEntry(spec="@every 10s", task_type="reminders:daily_digest", id="0c1d2e3f-cron-entry")
+    QUEUES = ("default", "email")
+
+    def __init__(self, redis_port: int) -> None:
+        self.client = redis.Redis(port=redis_port, socket_timeout=1, socket_connect_timeout=1)
+        self.state = AsynqState(self.client)
+        self.worker_alive = True
+        self.scheduler_alive = True
+        self.cron_enqueuing = True
+        self.client_flood = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="app-simulator", daemon=True)
+        self._last_cron = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.client.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.tick(time.time())
+            except redis.RedisError as exc:  # Redis restarting or full: a real worker retries too
+                log.debug("app simulator: %s", exc)
+
+    def tick(self, now: float) -> None:
+        if self.client_flood:
+            self.state.enqueue("email", now)
+        if self.worker_alive:
+            self.state.heartbeat("worker-0", 1, "9f8e7d6c-worker", at=now, concurrency=10,
+                                 queues=dict.fromkeys(self.QUEUES, 1), ttl=6)
+            for queue in self.QUEUES:
+                while (task := self.state.dequeue(queue, now + 30)) is not None:
+                    self.state.done(queue, task, now)
+        if self.scheduler_alive:
+            if self.cron_enqueuing and now - self._last_cron >= 10:
+                self._last_cron = now
+                self.state.record_enqueue(self.CRON, now)
+            self.CRON.prev_at = self._last_cron or now
+            self.CRON.next_at = self.CRON.prev_at + 10
+            self.state.scheduler_heartbeat("scheduler-0", [self.CRON], at=now, ttl=6)
+
+    def age_cron_history(self, seconds: float) -> None:
+        """The entry's newest enqueue becomes `seconds` old: as if it had stopped that long ago."""
+        history = f"asynq:scheduler_history:{self.CRON.id}"
+        self.client.delete(history)
+        self.state.record_event(self.CRON, time.time() - seconds, str(uuid.uuid4()))
+        self._last_cron = time.time() - seconds
+
+    def pending(self, queue: str) -> int:
+        return int(self.client.llen(key(queue, "pending")))
+
+
+class ExporterProc:
+    """The real exporter (`python -m exporter run`) with the drill's config file."""
+
+    def __init__(self, config: Path, port: int, log_path: Path) -> None:
+        self.config, self.port, self.log_path = config, port, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HONEYDUE_")}
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--config", str(self.config), "run", "--log-format", "text"],
+            env=env, stdout=self._log, stderr=self._log,
+        )
+        wait_for_port(self.port, 30)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+            self._log.close()
+
+
+class Pipeline:
+    """Start everything (`start`), inject failures through the attributes, `stop` in a finally."""
+
+    def __init__(self, timing: Timing | None = None, workdir: Path | None = None) -> None:
+        self.timing = timing or Timing()
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="honeydue-drill-"))
+        self._own_workdir = workdir is None
+        self.redis = RedisServer(args=("--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"))
+        self.pooler = PgBouncer()
+        self.direct = PgBouncer()
+        self.kube = KubeAPI()
+        self.http = HttpStandins()
+        self.smtp = SmtpStandin()
+        self.webhook = Webhook()
+        self.vm = VictoriaMetrics()
+        self.exporter_port = free_port()
+        self.vmagent = Vmagent(self.vm.write_url, [f"127.0.0.1:{self.exporter_port}"],
+                               scrape_interval=f"{self.timing.scrape_interval:g}s")
+        self.alertmanager = Alertmanager(self.webhook.url)
+        self.rules_dir = self.workdir / "rules"
+        self.vmalert = Vmalert(self.rules_dir, self.vm.url, self.alertmanager.url,
+                               evaluation_interval=f"{self.timing.evaluation_interval:g}s")
+        self.database = f"honeydue_drill_{uuid.uuid4().hex[:10]}"
+        self.exporter = ExporterProc(self.workdir / "exporter.yml", self.exporter_port, self.workdir / "exporter.log")
+        self.app: AppSimulator | None = None
+        self._stops: list[Callable[[], None]] = []
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self, progress: Callable[[str], None] = lambda _: None) -> None:
+        """Start every part; on any failure stop what was started and re-raise."""
+        try:
+            progress("PostgreSQL database + two pgbouncers")
+            self._create_database()
+            for bouncer in (self.pooler, self.direct):
+                bouncer.start()
+                self._stops.append(bouncer.cleanup)
+            progress("redis-server")
+            self.redis.start()
+            self._stops.append(self.redis.stop)
+            self.app = AppSimulator(self.redis.port)
+            self.app.start()
+            self._stops.append(self.app.stop)
+            self.seed_cache()
+            progress("Kubernetes, HTTP and SMTP stand-ins, webhook receiver")
+            for standin in (self.kube, self.http, self.smtp, self.webhook):
+                standin.start()
+                self._stops.append(standin.stop)
+            progress("exporter")
+            self._write_exporter_config()
+            self.exporter.start()
+            self._stops.append(self.exporter.stop)
+            progress("victoria-metrics, vmagent, Alertmanager, vmalert")
+            self._render_rules()
+            for obs in (self.vm, self.vmagent, self.alertmanager, self.vmalert):
+                obs.start()
+                self._stops.append(obs.cleanup)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop everything started, newest first; drop the database; never raises."""
+        while self._stops:
+            stop = self._stops.pop()
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                log.warning("drill: stopping %s failed: %s", getattr(stop, "__qualname__", stop), exc)
+        with contextlib.suppress(psycopg.Error), psycopg.connect(PG_ADMIN_DSN, autocommit=True,
+                                                                 connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # --- parts ----------------------------------------------------------------------------------
+    def dsn(self) -> str:
+        return PG_ADMIN_DSN.replace("dbname=postgres", f"dbname={self.database}")
+
+    def _create_database(self) -> None:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{self.database}"')
+        self._stops.append(lambda: None)  # the database is dropped by stop() itself
+        with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=5) as conn:
+            conn.execute("CREATE TABLE residence_residence (id bigserial PRIMARY KEY, owner_id bigint NOT NULL, "
+                         "name text NOT NULL DEFAULT '', is_active boolean NOT NULL DEFAULT true)")
+            conn.execute("CREATE TABLE residence_residence_users (id bigserial PRIMARY KEY, "
+                         "residence_id bigint NOT NULL REFERENCES residence_residence(id) ON DELETE CASCADE, "
+                         "user_id bigint NOT NULL, UNIQUE (residence_id, user_id))")
+            for rid, owner in RESIDENCES.items():
+                conn.execute("INSERT INTO residence_residence (id, owner_id, name) VALUES (%s, %s, %s)",
+                             (rid, owner, f"home {rid}"))
+            for rid, uid in MEMBERS:
+                conn.execute("INSERT INTO residence_residence_users (residence_id, user_id) VALUES (%s, %s)",
+                             (rid, uid))
+
+    def truth(self) -> dict[int, list[int]]:
+        """Each user's residence ids from the database (what the cache must hold)."""
+        with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT owner_id, id FROM residence_residence UNION "
+                "SELECT user_id, residence_id FROM residence_residence_users"
+            ).fetchall()
+        ids: dict[int, list[int]] = {}
+        for user, rid in rows:
+            ids.setdefault(int(user), []).append(int(rid))
+        return {user: sorted(rids) for user, rids in ids.items()}
+
+    def seed_cache(self) -> None:
+        """What honeyDue's auth cache writes: residence_ids:<user> = JSON ids, TTL 5 minutes."""
+        client = redis.Redis(port=self.redis.port, socket_timeout=2)
+        try:
+            for user, rids in self.truth().items():
+                client.set(f"residence_ids:{user}", json.dumps(rids), ex=300)
+        finally:
+            client.close()
+
+    def redis_client(self) -> redis.Redis:
+        return redis.Redis(port=self.redis.port, socket_timeout=2, socket_connect_timeout=2)
+
+    def _render_rules(self) -> None:
+        from exporter.render.rules import render_rules
+
+        self.rules_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in render_rules(DEFAULT_RUNBOOK_BASE_URL, self.timing.alert_for,
+                                       self.timing.range_window).items():
+            (self.rules_dir / name).write_text(text, encoding="utf-8")
+
+    def exporter_config(self) -> dict[str, Any]:
+        t = self.timing
+        fast = {"interval": t.probe_interval, "timeout": 0.8 * t.probe_interval}
+
+        def endpoint(port: int) -> dict[str, Any]:
+            return {"host": "127.0.0.1", "port": port, "dbname": self.database, "user": "postgres",
+                    "sslmode": "disable", "connect_timeout": 0.5, **fast}
+
+        return {
+            "server": {"listen_address": "127.0.0.1", "port": self.exporter_port},
+            "log": {"format": "text", "level": "warning"},
+            "redis": {"url": self.redis.url, "restart_hold": t.restart_hold, **fast},
+            "postgres": {"pooler": endpoint(self.pooler.port), "direct": endpoint(self.direct.port)},
+            "http": {"targets": [
+                {"name": name, "role": role, "url": self.http.url(name), "expected_status": list(codes),
+                 **fast}
+                for name, (_, role, codes) in HTTP_TARGETS.items()
+            ]},
+            "smtp": {"targets": [{"name": "fastmail", "host": "127.0.0.1", "port": self.smtp.port,
+                                  "require_starttls": False, "tls_handshake": False, **fast}]},
+            "asynq": fast,
+            "residence_cache": {"enabled": True, "database": "direct", "interval": 1.0, "timeout": 0.9},
+            "kubernetes": {"source": "kubeconfig", "kubeconfig": str(self.kube.kubeconfig(self.workdir / "kubeconfig")),
+                           "apiserver_port": self.kube.node_port, "interval": 1.0, "timeout": 0.9,
+                           "connect_timeout": 0.3, "read_timeout": 0.5, "readyz_timeout": 0.3},
+            "vmagent": {"url": self.vmagent.metrics_url, **fast},
+        }
+
+    def _write_exporter_config(self) -> None:
+        self.exporter.config.write_text(yaml.safe_dump(self.exporter_config(), sort_keys=False))
+
+    def exporter_metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.exporter_port}/metrics", timeout=5) as response:
+            return bytes(response.read()).decode()

@@ -1,0 +1,188 @@
+"""Real servers on free loopback ports, started and stopped by their owner (the drill or a test).
+
+Shared by `honeydue-exporter drill` and the test-suite. A missing binary raises `MissingBinary`;
+the tests install a hook (`on_missing`) that turns it into a skip, or a failure under CI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class MissingBinary(RuntimeError):
+    """An executable the pipeline needs is not installed."""
+
+
+def _no_hook(message: str) -> None:
+    return None
+
+
+on_missing: Callable[[str], None] = _no_hook  # tests replace it with skip-or-fail
+
+
+def require_binary(name: str, *extra_dirs: str) -> str:
+    """Path of an executable, or MissingBinary naming the package to install."""
+    path = shutil.which(name) or next(
+        (str(Path(d) / name) for d in extra_dirs if (Path(d) / name).exists()), None
+    )
+    if path:
+        return path
+    message = f"{name} is not installed (apt-get install the package that ships it; see .ci/run)"
+    on_missing(message)
+    raise MissingBinary(message)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def wait_port_closed(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                pass
+        except OSError:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} still open after {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server; stop()/start() keep the port so clients see a restart."""
+
+    port: int = field(default_factory=free_port)
+    args: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = require_binary("redis-server")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--loglevel", "warning", *self.args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+            wait_port_closed(self.port)
+
+    def cli(self, *command: str) -> str:
+        out = subprocess.run(
+            [require_binary("redis-cli"), "-p", str(self.port), *command],
+            check=True, capture_output=True, text=True, timeout=10,
+        )
+        return out.stdout.strip()
+
+
+@dataclass
+class PgBouncer:
+    """pgbouncer in front of the machine's PostgreSQL: the stand-in for Neon's -pooler endpoint.
+
+    pgbouncer refuses to run as root, so it runs as the postgres user from a directory that user owns.
+    """
+
+    backend_port: int = 5432
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    workdir: Path | None = None
+
+    def start(self) -> None:
+        binary = require_binary("pgbouncer", "/usr/sbin")
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+            (self.workdir / "userlist.txt").write_text('"postgres" ""\n"root" ""\n')
+            (self.workdir / "pgbouncer.ini").write_text(
+                "[databases]\n"
+                f"* = host=127.0.0.1 port={self.backend_port}\n"
+                "[pgbouncer]\n"
+                f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\n"
+                f"unix_socket_dir = {self.workdir}\n"
+                "auth_type = trust\n"
+                f"auth_file = {self.workdir}/userlist.txt\n"
+                "pool_mode = transaction\n"
+                "ignore_startup_parameters = extra_float_digits,application_name\n"
+                f"logfile = {self.workdir}/pgbouncer.log\n"
+            )
+            if os.geteuid() == 0:  # pgbouncer runs as postgres and must write its log and socket here
+                shutil.chown(self.workdir, "postgres")
+                for child in self.workdir.iterdir():
+                    shutil.chown(child, "postgres")
+        command = [binary, "-v", str(self.workdir / "pgbouncer.ini")]
+        if os.geteuid() == 0:
+            command = [require_binary("runuser", "/usr/sbin", "/sbin"), "-u", "postgres", "--", *command]
+        self.proc = subprocess.Popen(command, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+            wait_port_closed(self.port)
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class SilentPort:
+    """A TCP port that accepts connections and never answers: the 'blackholed' dependency."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[SilentPort]:
+    port = SilentPort()
+    try:
+        yield port
+    finally:
+        port.close()

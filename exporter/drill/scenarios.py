@@ -1,0 +1,375 @@
+"""The drill's failure scenarios and the runner that injects them into a running `Pipeline`.
+
+A scenario injects one real failure (stop a process, flip a stand-in, change Redis' config, write
+Asynq state), names the alert(s) that must reach Alertmanager and those that may come along as
+consequences, then recovers. The runner measures seconds from injection to the firing notification
+and from recovery to the resolved one, checks severity and runbook_url against the catalog, and
+counts any other alert as wrong. Scenarios sharing no `resources` may run in the same wave.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from exporter.catalog import alerts as catalog_alerts
+from exporter.config import DEFAULT_RUNBOOK_BASE_URL
+from exporter.drill.kubeapi import NODE_NAMES, Cluster
+from exporter.drill.pipeline import Pipeline
+from exporter.drill.standins import Notification
+
+WATCHDOG = "Watchdog"
+Step = Callable[[Pipeline], None]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    failure: str  # what breaks, as the operator would say it
+    expected: tuple[str, ...]  # every one must fire and resolve
+    inject: Step
+    recover: Step
+    tolerated: tuple[str, ...] = ()  # true consequences that may also fire
+    resources: frozenset[str] = frozenset()  # "*" = runs alone
+    note: str = ""
+    delay: float = 0.0  # seconds before the failure can be seen by design (heartbeat TTL, outage length)
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    fired: dict[str, float] = field(default_factory=dict)  # alert -> seconds from injection
+    resolved: dict[str, float] = field(default_factory=dict)  # alert -> seconds from recovery
+    runbook: dict[str, str] = field(default_factory=dict)
+    severity: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    wrong: set[str] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.wrong
+
+
+def catalog_index(base: str = DEFAULT_RUNBOOK_BASE_URL) -> dict[str, tuple[str, str]]:
+    """alert name -> (severity, runbook_url) as the shipped rules carry them."""
+    return {a.name: (a.severity, e.runbook_url(base)) for e, a in catalog_alerts()}
+
+
+# --- the scenarios ----------------------------------------------------------------------------------
+def _kube_broken(c: Cluster) -> None:
+    c.node_not_ready(NODE_NAMES[2])
+    for p in c.pods["honeydue"]:
+        if p["metadata"]["name"].startswith("api-"):
+            c.crashloop(p, restarts=7)
+
+
+def _kube_healthy(p: Pipeline) -> None:
+    fresh = Cluster.honeydue()
+    p.kube.mutate(lambda c: c.__dict__.update(fresh.__dict__))
+
+
+def _noeviction(p: Pipeline) -> None:
+    """Ballast to ~4 MiB, policy noeviction, maxmemory set so used/max is about 0.97."""
+    client = p.redis_client()
+    try:
+        pipe = client.pipeline()
+        for i in range(64):
+            pipe.set(f"drill:ballast:{i}", b"x" * 65536)
+        pipe.execute()
+        client.config_set("maxmemory-policy", "noeviction")
+        for _ in range(3):  # used_memory settles once the big query buffers are freed
+            time.sleep(0.3)
+            used = int(client.info("memory")["used_memory"])
+            client.config_set("maxmemory", str(int(used / 0.97)))
+    finally:
+        client.close()
+
+
+def _eviction_back(p: Pipeline) -> None:
+    client = p.redis_client()
+    try:
+        client.config_set("maxmemory", "256mb")
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        client.delete(*(f"drill:ballast:{i}" for i in range(64)))
+    finally:
+        client.close()
+
+
+def _restart_redis(p: Pipeline) -> None:
+    p.redis.stop()
+    p.redis.start()
+
+
+def _stale_entry(p: Pipeline) -> None:
+    """User 4 is removed from residence 12 in the database; the cache is not invalidated (the bug)."""
+    import psycopg
+
+    with psycopg.connect(p.dsn(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute("DELETE FROM residence_residence_users WHERE residence_id = 12 AND user_id = 4")
+
+
+def _invalidate(p: Pipeline) -> None:
+    """The fix: the service invalidates the entry; the next request re-caches the truth."""
+    import psycopg
+
+    with psycopg.connect(p.dsn(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute("INSERT INTO residence_residence_users (residence_id, user_id) VALUES (12, 4) "
+                     "ON CONFLICT DO NOTHING")
+    p.seed_cache()
+
+
+def _worker_dead(p: Pipeline) -> None:
+    assert p.app is not None
+    p.app.worker_alive = False
+    p.app.client_flood = True
+
+
+def _worker_back(p: Pipeline) -> None:
+    assert p.app is not None
+    p.app.client_flood = False
+    p.app.worker_alive = True
+
+
+def _cron_stops(p: Pipeline) -> None:
+    assert p.app is not None
+    p.app.cron_enqueuing = False
+    p.app.age_cron_history(400)  # the +300 s grace of the rule, passed: see the note
+
+
+def _cron_back(p: Pipeline) -> None:
+    assert p.app is not None
+    p.app.cron_enqueuing = True
+    p.app.age_cron_history(0)
+
+
+def _vm_outage(p: Pipeline) -> None:
+    """The obs box goes away for 20 s and comes back; vmagent buffers and replays."""
+    p.vm.stop()
+    time.sleep(20)
+    p.vm.start()
+
+
+def _both_down(p: Pipeline) -> None:
+    p.pooler.stop()
+    p.direct.stop()
+
+
+def _both_up(p: Pipeline) -> None:
+    p.pooler.start()
+    p.direct.start()
+
+
+def _nothing(p: Pipeline) -> None:
+    return None
+
+
+def _http(name: str, mode: str) -> Step:
+    return lambda p: p.http.set(name, mode)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("pooler-down", "Neon pooler down, direct endpoint up (pgbouncer stopped)",
+             ("NeonPoolerDownDirectUp",), lambda p: p.pooler.stop(), lambda p: p.pooler.start(),
+             resources=frozenset({"postgres"})),
+    Scenario("postgres-down", "Postgres fully down (pooler and direct both stopped)",
+             ("NeonPostgresDown",), _both_down, _both_up,
+             tolerated=("NeonPoolerDownDirectUp", "NeonDirectEndpointDown"),
+             resources=frozenset({"postgres", "postgres-direct"})),
+    Scenario("worker-dead", "Asynq worker dead, backlog growing",
+             ("AsynqNoLiveWorker", "AsynqBacklogGrowingNothingProcessed"), _worker_dead, _worker_back,
+             tolerated=("AsynqQueueNotServed",), resources=frozenset({"asynq", "redis-memory"}), delay=6.0,
+             note="a dead worker is only seen when its heartbeat expires (TTL 6 s here, 10 s in Asynq)"),
+    Scenario("cron-stopped", "A cron entry stops enqueuing", ("AsynqCronEntryStopped",), _cron_stops, _cron_back,
+             resources=frozenset({"asynq-cron"}),
+             note="history aged 400 s: the rule's fixed 300 s grace cannot pass inside a drill"),
+    Scenario("redis-noeviction", "Redis switched to noeviction near maxmemory",
+             ("RedisNearLimitWithoutEviction", "RedisMaxmemoryPolicyNotAllkeysLru"), _noeviction, _eviction_back,
+             tolerated=("RedisMemoryNearLimit", "RedisRejectingWritesOOM"),
+             resources=frozenset({"redis-memory"})),
+    Scenario("redis-restarted-empty", "Redis restarted empty", ("RedisRestartedEmpty",), _restart_redis,
+             lambda p: p.seed_cache(), tolerated=("RedisDown",),
+             resources=frozenset({"redis", "redis-memory", "asynq", "asynq-cron", "cache"}),
+             note="resolves when exporter's restart_hold (20 s in the drill) has passed"),
+    Scenario("residence-cache-stale", "Stale residence-IDs cache entry", ("ResidenceIdsCacheStale",),
+             _stale_entry, _invalidate, resources=frozenset({"cache", "postgres-direct"})),
+    Scenario("smtp-down", "Fastmail SMTP down", ("FastmailSmtpUnreachable",), lambda p: p.smtp.stop(),
+             lambda p: p.smtp.start(), resources=frozenset({"smtp"})),
+    Scenario("b2-down", "Backblaze B2 down", ("BackblazeB2Unreachable",), _http("b2", "error"), _http("b2", "ok"),
+             resources=frozenset({"b2"})),
+    Scenario("api-deadlock", "api deep request hangs, shallow health passes",
+             ("ApiDeepRequestFailingShallowHealthy",), _http("api_deep", "hang"), _http("api_deep", "ok"),
+             resources=frozenset({"api"})),
+    Scenario("cloudflare-down", "Cloudflare path down, origin up",
+             ("CloudflareDownOriginUp", "CloudflareEdgeFailingOriginUp"), _http("public", "error"),
+             _http("public", "ok"), resources=frozenset({"cf"})),
+    Scenario("kube-node-api-crashloop", "Kubernetes: a node NotReady and every api pod crash-looping",
+             ("KubeNodeNotReady", "ApiAllReplicasCrashLooping", "KubePodCrashLooping"),
+             lambda p: p.kube.mutate(_kube_broken), _kube_healthy,
+             tolerated=("WorkloadPodNotReadyOnNode", "KubeApiserverEtcdCheckFailing"),
+             resources=frozenset({"kube"})),
+    Scenario("obs-unreachable", "victoria-metrics (obs box) unreachable for vmagent for 20 s",
+             ("VmagentRemoteWriteErrors",), _vm_outage, _nothing,
+             tolerated=("HoneydueExporterSeriesAbsent", WATCHDOG),
+             resources=frozenset({"*"}),
+             note="alerts are evaluated from VM: timed from VM's return, when vmagent replays its buffer"),
+)
+
+
+def waves(scenarios: tuple[Scenario, ...] | list[Scenario], parallel: bool) -> list[list[Scenario]]:
+    """Sequential: one scenario per wave. Parallel: greedy groups with disjoint resources."""
+    if not parallel:
+        return [[s] for s in scenarios]
+    groups: list[list[Scenario]] = []
+    for s in scenarios:
+        for group in groups:
+            used = frozenset().union(*(g.resources for g in group))
+            if "*" not in s.resources and "*" not in used and not (used & s.resources):
+                group.append(s)
+                break
+        else:
+            groups.append([s])
+    return groups
+
+
+# --- the runner -------------------------------------------------------------------------------------
+class Runner:
+    """Injects scenarios into a started pipeline and reads the webhook's notifications."""
+
+    def __init__(self, pipeline: Pipeline, progress: Callable[[str], None] = lambda _: None,
+                 base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> None:
+        self.p = pipeline
+        self.progress = progress
+        self.index = catalog_index(base_url)
+        t = pipeline.timing
+        self.fire_timeout = 3 * t.fire_bound + 30
+        self.resolve_timeout = 2 * float(t.range_window.rstrip("s")) + t.restart_hold + 60
+
+    def _firing(self) -> set[str]:
+        return {n.name for n in self.p.webhook.firing_now().values()}
+
+    def warm_up(self, timeout: float = 120.0) -> None:
+        """Wait for the Watchdog at Alertmanager and for start-up alerts to clear."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            firing = self._firing()
+            if WATCHDOG in firing and firing == {WATCHDOG}:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= self.p.timing.fire_bound:
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.5)
+        raise TimeoutError(f"pipeline not quiet after {timeout:g}s: firing {sorted(self._firing())}")
+
+    def healthy_period(self, seconds: float) -> set[str]:
+        """Alerts other than the Watchdog that fired while nothing was broken (must be empty)."""
+        started = time.time()
+        time.sleep(seconds)
+        fired = {n.name for n in self.p.webhook.since(started) if n.status == "firing"}
+        if WATCHDOG not in self._firing():
+            fired.add("(Watchdog not firing)")
+        return fired - {WATCHDOG}
+
+    def run(self, scenarios: tuple[Scenario, ...] | list[Scenario], parallel: bool) -> list[Result]:
+        results: list[Result] = []
+        for wave in waves(scenarios, parallel):
+            results += self._wave(wave)
+        return results
+
+    def _check(self, result: Result, n: Notification) -> None:
+        severity, runbook = self.index.get(n.name, ("?", "?"))
+        result.runbook[n.name] = n.annotations.get("runbook_url", "")
+        result.severity[n.name] = n.labels.get("severity", "")
+        if n.labels.get("severity") != severity:
+            result.problems.append(f"{n.name}: severity {n.labels.get('severity')} != {severity}")
+        if result.runbook[n.name] != runbook:
+            result.problems.append(f"{n.name}: runbook_url {result.runbook[n.name]} != {runbook}")
+
+    def _wave(self, wave: list[Scenario]) -> list[Result]:
+        results = {s.id: Result(s) for s in wave}
+        allowed = {WATCHDOG}.union(*(set(s.expected) | set(s.tolerated) for s in wave))
+        start = time.time()
+        injected: dict[str, float] = {}
+        for s in wave:
+            self.progress(f"inject   {s.id}: {s.failure}")
+            s.inject(self.p)
+            injected[s.id] = time.time()  # the failure is in place once inject returns
+        deadline = time.monotonic() + self.fire_timeout
+        while time.monotonic() < deadline:
+            for n in self.p.webhook.since(start):
+                if n.status != "firing":
+                    continue
+                for s in wave:
+                    r = results[s.id]
+                    if n.name in s.expected and n.name not in r.fired:
+                        r.fired[n.name] = n.received - injected[s.id]
+                        self._check(r, n)
+                        self.progress(f"fired    {n.name} after {r.fired[n.name]:.1f}s")
+            if all(len(results[s.id].fired) == len(s.expected) for s in wave):
+                break
+            time.sleep(0.5)
+        recovered: dict[str, float] = {}
+        for s in wave:
+            self.progress(f"recover  {s.id}")
+            recovered[s.id] = time.time()
+            s.recover(self.p)
+        deadline = time.monotonic() + self.resolve_timeout
+        while time.monotonic() < deadline:
+            for n in self.p.webhook.since(min(recovered.values())):
+                if n.status != "resolved":
+                    continue
+                for s in wave:
+                    r = results[s.id]
+                    if n.name in r.fired and n.name not in r.resolved and n.received >= recovered[s.id]:
+                        r.resolved[n.name] = n.received - recovered[s.id]
+                        self.progress(f"resolved {n.name} after {r.resolved[n.name]:.1f}s")
+            done = all(set(results[s.id].resolved) == set(results[s.id].fired) for s in wave)
+            if done and self._firing() <= {WATCHDOG} and WATCHDOG in self._firing():
+                break
+            time.sleep(0.5)
+        for n in self.p.webhook.since(start):
+            for s in wave:
+                r = results[s.id]
+                fired_at = injected[s.id] + r.fired.get(n.name, 1e9)
+                if n.status == "resolved" and fired_at < n.received < recovered[s.id]:
+                    r.problems.append(f"{n.name} resolved before the recovery (flapped)")
+        stray = {n.name for n in self.p.webhook.since(start) if n.status == "firing"} - allowed
+        still = self._firing() - {WATCHDOG}
+        for s in wave:
+            r = results[s.id]
+            r.wrong = set(stray)
+            for name in s.expected:
+                if name not in r.fired:
+                    r.problems.append(f"{name} did not fire within {self.fire_timeout:.0f}s")
+                elif name not in r.resolved:
+                    r.problems.append(f"{name} did not resolve within {self.resolve_timeout:.0f}s")
+            if still & (set(s.expected) | set(s.tolerated)):
+                r.problems.append(f"still firing after recovery: {sorted(still)}")
+        return [results[s.id] for s in wave]
+
+
+def table(results: list[Result], fire_bound: float) -> str:
+    """The drill's report: one line per expected alert."""
+    header = ("failure mode", "expected alert", "fire s", "resolve s", "ok", "runbook")
+    rows: list[tuple[str, ...]] = []
+    for r in results:
+        for i, name in enumerate(r.scenario.expected):
+            fired = r.fired.get(name)
+            resolved = r.resolved.get(name)
+            bound = fire_bound + r.scenario.delay
+            within = "" if fired is None or fired <= bound else f" >{bound:g}"
+            rows.append((
+                r.scenario.failure if i == 0 else "",
+                name,
+                "-" if fired is None else f"{fired:.1f}{within}",
+                "-" if resolved is None else f"{resolved:.1f}",
+                "yes" if r.ok else "NO",
+                r.runbook.get(name) or catalog_index().get(name, ("", ""))[1],
+            ))
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in (header, *rows)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
