@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from exporter.config import Config, ResidenceCacheConfig
+from exporter.drill.residence import create_residence_tables
 from exporter.engine import Engine
 from exporter.probes import cache
 from exporter.probes.cache import ResidenceCacheProbe
@@ -20,8 +21,6 @@ from tests.conftest import PG_DSN
 from tests.helpers.servers import RedisServer
 
 # residences: 10 owned by user 1 (member: 2), 11 owned by user 2, 12 owned by user 3 (members: 1, 4)
-RESIDENCES = {10: 1, 11: 2, 12: 3}
-MEMBERS = [(10, 2), (12, 1), (12, 4)]
 TRUTH = {1: [10, 12], 2: [10, 11], 3: [12], 4: [12]}
 
 
@@ -32,17 +31,7 @@ def dsn(dbname: str) -> str:
 @pytest.fixture
 def db(pg_database: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(dsn(pg_database), autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS residence_residence_users, residence_residence")
-        conn.execute("CREATE TABLE residence_residence (id bigserial PRIMARY KEY, owner_id bigint NOT NULL, "
-                     "name text NOT NULL DEFAULT '', is_active boolean NOT NULL DEFAULT true)")
-        conn.execute("CREATE TABLE residence_residence_users (id bigserial PRIMARY KEY, "
-                     "residence_id bigint NOT NULL REFERENCES residence_residence(id) ON DELETE CASCADE, "
-                     "user_id bigint NOT NULL, UNIQUE (residence_id, user_id))")
-        for rid, owner in RESIDENCES.items():
-            conn.execute("INSERT INTO residence_residence (id, owner_id, name) VALUES (%s, %s, %s)",
-                         (rid, owner, f"home {rid}"))
-        for rid, uid in MEMBERS:
-            conn.execute("INSERT INTO residence_residence_users (residence_id, user_id) VALUES (%s, %s)", (rid, uid))
+        create_residence_tables(conn)
         yield conn
 
 

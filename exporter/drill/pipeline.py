@@ -34,6 +34,7 @@ from exporter.config import DEFAULT_RUNBOOK_BASE_URL
 from exporter.drill.asynq_state import AsynqState, CronEntry, key
 from exporter.drill.kubeapi import KubeAPI
 from exporter.drill.procs import PgBouncer, RedisServer, free_port, stop_process, wait_for_port
+from exporter.drill.residence import create_residence_tables
 from exporter.drill.standins import HTTP_TARGETS, HttpStandins, SmtpStandin, Webhook
 from exporter.drill.vm import Alertmanager, VictoriaMetrics, Vmagent, Vmalert
 
@@ -42,8 +43,6 @@ log = logging.getLogger("exporter.drill")
 PG_ADMIN_DSN = os.environ.get("HONEYDUE_DRILL_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 
 # residences: 10 owned by user 1 (member: 2), 11 owned by user 2, 12 owned by user 3 (members: 1, 4)
-RESIDENCES = {10: 1, 11: 2, 12: 3}
-MEMBERS = [(10, 2), (12, 1), (12, 4)]
 
 
 @dataclass(frozen=True)
@@ -237,17 +236,7 @@ class Pipeline:
             admin.execute(f'CREATE DATABASE "{self.database}"')
         self._stops.append(lambda: None)  # the database is dropped by stop() itself
         with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=5) as conn:
-            conn.execute("CREATE TABLE residence_residence (id bigserial PRIMARY KEY, owner_id bigint NOT NULL, "
-                         "name text NOT NULL DEFAULT '', is_active boolean NOT NULL DEFAULT true)")
-            conn.execute("CREATE TABLE residence_residence_users (id bigserial PRIMARY KEY, "
-                         "residence_id bigint NOT NULL REFERENCES residence_residence(id) ON DELETE CASCADE, "
-                         "user_id bigint NOT NULL, UNIQUE (residence_id, user_id))")
-            for rid, owner in RESIDENCES.items():
-                conn.execute("INSERT INTO residence_residence (id, owner_id, name) VALUES (%s, %s, %s)",
-                             (rid, owner, f"home {rid}"))
-            for rid, uid in MEMBERS:
-                conn.execute("INSERT INTO residence_residence_users (residence_id, user_id) VALUES (%s, %s)",
-                             (rid, uid))
+            create_residence_tables(conn)
 
     def truth(self) -> dict[int, list[int]]:
         """Each user's residence ids from the database (what the cache must hold)."""

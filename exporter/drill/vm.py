@@ -26,8 +26,32 @@ def _get(url: str, timeout: float = 5.0) -> bytes:
         return bytes(response.read())
 
 
+class _Daemon:
+    """Start/stop/cleanup shared by the launchers: one process, its log and a private workdir."""
+
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None
+
+    def _spawn(self, args: list[str], log_name: str) -> None:
+        self._log = (self.workdir / log_name).open("ab")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=self._log)
+        wait_for_port(self.port, 20)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+            self._log.close()
+            wait_port_closed(self.port)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @dataclass
-class VictoriaMetrics:
+class VictoriaMetrics(_Daemon):
     """victoria-metrics single-node with its data in a private temp dir."""
 
     port: int = field(default_factory=free_port)
@@ -44,24 +68,11 @@ class VictoriaMetrics:
 
     def start(self) -> None:
         binary = require_binary("victoria-metrics", "/usr/bin")
-        self._log = (self.workdir / "vm.log").open("ab")
-        self.proc = subprocess.Popen(
+        self._spawn(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-storageDataPath={self.workdir / 'data'}",
              "-search.latencyOffset=1s", "-search.disableCache", "-retentionPeriod=1d", "-loggerLevel=ERROR"],
-            stdout=self._log, stderr=self._log,
+            "vm.log",
         )
-        wait_for_port(self.port, 20)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-            self._log.close()
-            wait_port_closed(self.port)
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def import_prometheus(self, text: str) -> None:
         """Insert exposition-format samples directly (no scraper), then make them searchable."""
@@ -88,7 +99,7 @@ class VictoriaMetrics:
 
 
 @dataclass
-class Vmagent:
+class Vmagent(_Daemon):
     """vmagent scraping `targets` every second and remote-writing to `remote_write_url`, with a disk queue."""
 
     remote_write_url: str
@@ -112,32 +123,19 @@ class Vmagent:
             f"    scrape_interval: {self.scrape_interval}\n"
             f"    static_configs:\n      - targets: {json.dumps(self.targets)}\n"
         )
-        self._log = (self.workdir / "vmagent.log").open("ab")
-        self.proc = subprocess.Popen(
+        self._spawn(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-remoteWrite.url={self.remote_write_url}",
              f"-promscrape.config={scrape}", f"-remoteWrite.tmpDataPath={self.workdir / 'queue'}",
              "-remoteWrite.flushInterval=200ms", "-loggerLevel=ERROR", *self.extra_args],
-            stdout=self._log, stderr=self._log,
+            "vmagent.log",
         )
-        wait_for_port(self.port, 20)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-            self._log.close()
-            wait_port_closed(self.port)
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def raw_metrics(self) -> str:
         return _get(self.metrics_url).decode()
 
 
 @dataclass
-class Vmalert:
+class Vmalert(_Daemon):
     """vmalert evaluating `rules_dir`/*.yml against `datasource_url`, notifying `notifier_url`."""
 
     rules_dir: Path
@@ -154,24 +152,12 @@ class Vmalert:
 
     def start(self) -> None:
         binary = require_binary("vmalert", "/usr/bin")
-        self._log = (self.workdir / "vmalert.log").open("ab")
-        self.proc = subprocess.Popen(
+        self._spawn(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-rule={self.rules_dir}/*.yml",
              f"-datasource.url={self.datasource_url}", f"-notifier.url={self.notifier_url}",
              f"-evaluationInterval={self.evaluation_interval}", "-loggerLevel=ERROR"],
-            stdout=self._log, stderr=self._log,
+            "vmalert.log",
         )
-        wait_for_port(self.port, 20)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-            self._log.close()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def alerts(self) -> list[dict[str, Any]]:
         """vmalert's active (pending and firing) alerts."""
@@ -180,7 +166,7 @@ class Vmalert:
 
 
 @dataclass
-class Alertmanager:
+class Alertmanager(_Daemon):
     """prometheus-alertmanager, clustering off, every alert routed to one webhook, one alert per group."""
 
     webhook_url: str
@@ -214,20 +200,8 @@ class Alertmanager:
         binary = require_binary("prometheus-alertmanager", "/usr/bin")
         config = self.workdir / "alertmanager.yml"
         config.write_text(self.config_text())
-        self._log = (self.workdir / "alertmanager.log").open("ab")
-        self.proc = subprocess.Popen(
+        self._spawn(
             [binary, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=self._log, stderr=self._log,
+            "alertmanager.log",
         )
-        wait_for_port(self.port, 20)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-            self._log.close()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
