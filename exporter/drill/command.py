@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from exporter.drill.procs import MissingBinary
 
@@ -20,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     drill.add_argument("--list", action="store_true", help="list the scenarios and exit")
     drill.add_argument("--healthy-seconds", type=float, default=20.0,
                        help="healthy period before the first injection, in which only the Watchdog may fire")
+    drill.add_argument("--workdir", type=Path, metavar="DIR",
+                       help="keep every component's config and log in DIR (default: a temp dir, removed at the end)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
 
-    pipeline = Pipeline()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(workdir=args.workdir)
     try:
         progress(f"starting the pipeline in {pipeline.workdir}")
         pipeline.start(progress)

@@ -167,14 +167,18 @@ class Pipeline:
         self.http = HttpStandins()
         self.smtp = SmtpStandin()
         self.webhook = Webhook()
-        self.vm = VictoriaMetrics()
+        # Every component keeps its data and log under the drill's workdir (`drill --workdir` keeps them).
+        parts = {name: self.workdir / name for name in ("vm", "vmagent", "vmalert", "alertmanager")}
+        for path in parts.values():
+            path.mkdir(exist_ok=True)
+        self.vm = VictoriaMetrics(workdir=parts["vm"])
         self.exporter_port = free_port()
         self.vmagent = Vmagent(self.vm.write_url, [f"127.0.0.1:{self.exporter_port}"],
-                               scrape_interval=f"{self.timing.scrape_interval:g}s")
-        self.alertmanager = Alertmanager(self.webhook.url)
+                               scrape_interval=f"{self.timing.scrape_interval:g}s", workdir=parts["vmagent"])
+        self.alertmanager = Alertmanager(self.webhook.url, workdir=parts["alertmanager"])
         self.rules_dir = self.workdir / "rules"
         self.vmalert = Vmalert(self.rules_dir, self.vm.url, self.alertmanager.url,
-                               evaluation_interval=f"{self.timing.evaluation_interval:g}s")
+                               evaluation_interval=f"{self.timing.evaluation_interval:g}s", workdir=parts["vmalert"])
         self.database = f"honeydue_drill_{uuid.uuid4().hex[:10]}"
         self.exporter = ExporterProc(self.workdir / "exporter.yml", self.exporter_port, self.workdir / "exporter.log")
         self.app: AppSimulator | None = None
@@ -208,7 +212,7 @@ class Pipeline:
             self._render_rules()
             for obs in (self.vm, self.vmagent, self.alertmanager, self.vmalert):
                 obs.start()
-                self._stops.append(obs.cleanup)
+                self._stops.append(obs.stop)  # their data lives under self.workdir
         except BaseException:
             self.stop()
             raise
