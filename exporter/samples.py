@@ -69,6 +69,13 @@ class Samples:
     def __init__(self) -> None:
         self._families: dict[str, Metric] = {}
 
+    @classmethod
+    def of(cls, spec: MetricSpec, value: float = 1.0, **labels: str) -> Samples:
+        """A set with one sample: what most probes publish when a run fails (their `up` at 0)."""
+        samples = cls()
+        samples.add(spec, value, **labels)
+        return samples
+
     def add(self, spec: MetricSpec, value: float = 1.0, **labels: str) -> None:
         if set(labels) != set(spec.labels):
             raise ValueError(f"{spec.name} needs labels {spec.labels}, got {tuple(labels)}")

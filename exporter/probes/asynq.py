@@ -303,9 +303,7 @@ class AsynqProbe:
         return s
 
     def failed(self, reason: str) -> Samples:
-        s = Samples()
-        s.add(UP, 0)
-        return s
+        return Samples.of(UP, 0)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -221,9 +221,7 @@ class ResidenceCacheProbe:
         return [e for e, (raw, _) in zip(candidates, again, strict=True) if raw is not None and raw == e.raw]
 
     def failed(self, reason: str) -> Samples:
-        s = Samples()
-        s.add(UP, 0)
-        return s
+        return Samples.of(UP, 0)
 
     async def close(self) -> None:
         await self._client.aclose()

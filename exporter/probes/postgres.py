@@ -90,9 +90,7 @@ class PostgresProbe:
         return s
 
     def failed(self, reason: str) -> Samples:
-        s = Samples()
-        s.add(UP, 0, endpoint=self.endpoint)
-        return s
+        return Samples.of(UP, 0, endpoint=self.endpoint)
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -104,9 +104,7 @@ class RedisProbe:
         return s
 
     def failed(self, reason: str) -> Samples:
-        s = Samples()
-        s.add(UP, 0)
-        return s
+        return Samples.of(UP, 0)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -144,9 +144,7 @@ class VmagentProbe:
         return summarize(body.decode("utf-8", errors="replace"))
 
     def failed(self, reason: str) -> Samples:
-        s = Samples()
-        s.add(UP, 0)
-        return s
+        return Samples.of(UP, 0)
 
     async def close(self) -> None:
         return None
