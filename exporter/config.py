@@ -138,6 +138,18 @@ def _check_label_name(value: str) -> str:
     return value
 
 
+def _check_http_url(value: str | None, credentials_hint: str = "") -> str | None:
+    """An http(s) URL with a host and no user:password in it (credentials belong in *_file fields)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL with a host")
+    if parts.password or parts.username:
+        raise ValueError("URL must not carry credentials" + (f": {credentials_hint}" if credentials_hint else ""))
+    return value
+
+
 class HttpTarget(Schedule):
     """One URL probed over a fresh connection each run; `name` and `role` become labels."""
 
@@ -162,11 +174,7 @@ class HttpTarget(Schedule):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL with a host")
-        if parts.password or parts.username:
-            raise ValueError("URL contains credentials: use headers or bearer_token_file")
+        _check_http_url(value, "use bearer_token_file")
         return value
 
     @field_validator("expected_status")
@@ -473,17 +481,6 @@ class TcpConfig(Schedule):
         if duplicates:
             raise ValueError(f"duplicate target names: {', '.join(duplicates)}")
         return value
-
-
-def _check_http_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL")
-    if parts.password or parts.username:
-        raise ValueError("URL must not carry credentials")
-    return value
 
 
 class VmagentConfig(Schedule):
