@@ -16,6 +16,7 @@ from exporter.engine import Engine
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples
+from tests.helpers.asynq_peer import AsynqPeer
 from tests.helpers.servers import RedisServer
 
 
@@ -290,3 +291,49 @@ def test_exporter_reports_the_worker_dying_within_one_interval(exporter_factory,
     exporter.wait_for("honeydue_asynq_servers_live", 0, 20, status="active")
     from tests.helpers.exporter import value
     assert value(exporter.metrics(), "honeydue_asynq_servers_registered") == 1
+
+
+# --- the real Asynq (tests/peers/cmd/asynqpeer): the exporter's metrics equal Asynq's own Inspector -------
+
+@pytest.fixture
+def peer(redis_server: RedisServer) -> Iterator[AsynqPeer]:
+    p = AsynqPeer(f"127.0.0.1:{redis_server.port}")
+    yield p
+    p.stop_all()
+
+
+async def test_metrics_equal_the_real_asynq_inspector(peer: AsynqPeer, probe: AsynqProbe) -> None:
+    """State written by Asynq itself: pending, scheduled, a worker that fails tasks into retry and archive."""
+    peer.enqueue("email", 4)
+    peer.enqueue("email", 2, delay="1h")
+    peer.enqueue("default", 3, do="fail", max_retry=0)  # failed with no retry left: archived
+    peer.enqueue("critical", 1, do="fail", max_retry=5)  # failed once: waits in retry
+    peer.start("worker", "-queues", "default=2,critical=1", "-concurrency", "2")
+    deadline = time.monotonic() + 30
+    while True:
+        truth = {q["queue"]: q for q in peer.inspect()["queues"]}
+        if truth["default"]["states"]["archived"] == 3 and truth["critical"]["failed_total"] >= 1:
+            break
+        assert time.monotonic() < deadline, truth
+        time.sleep(0.2)
+    peer.pause("critical")  # the critical task stays in retry (its next run is a second away): stop it there
+    peer.stop_all()
+    truth = {q["queue"]: q for q in peer.inspect()["queues"]}
+
+    s = await probe.collect()
+
+    assert v(s, "honeydue_asynq_queues") == len(truth)
+    for queue, q in truth.items():
+        for state, count in q["states"].items():
+            if state == "aggregating":
+                continue  # not exported (docs/asynq.md)
+            assert v(s, "asynq_tasks", queue=queue, state=state) == count, (queue, state)
+        assert v(s, "asynq_queue_size", queue=queue) == q["size"] - q["states"]["aggregating"], queue
+        assert v(s, "asynq_tasks_processed_total", queue=queue) == q["processed_total"], queue
+        assert v(s, "asynq_tasks_failed_total", queue=queue) == q["failed_total"], queue
+        assert v(s, "honeydue_asynq_tasks_processed_today", queue=queue) == q["processed"], queue
+        assert v(s, "honeydue_asynq_tasks_failed_today", queue=queue) == q["failed"], queue
+        assert v(s, "asynq_queue_paused", queue=queue) == (1 if q["paused"] else 0), queue
+        assert v(s, "asynq_queue_latency_seconds", queue=queue) == pytest.approx(q["latency_seconds"], abs=1), queue
+    assert truth["email"]["states"]["pending"] == 4 and truth["email"]["states"]["scheduled"] == 2
+    assert truth["default"]["states"]["archived"] == 3

@@ -247,13 +247,14 @@ class DirectScenario(Scenario):
         super().__init__(tmp)
         self.dbname = dbname
         self.role = f"honeydue_fm_{uuid.uuid4().hex[:8]}"
+        self.password = uuid.uuid4().hex  # the test cluster trusts only the postgres role from loopback
 
     def _admin(self, sql: str) -> None:
         with psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql.encode())
 
     async def start(self) -> None:
-        self._admin(f"CREATE ROLE {self.role} LOGIN")
+        self._admin(f"CREATE ROLE {self.role} LOGIN PASSWORD '{self.password}'")
         self.proxy = FaultProxy(("127.0.0.1", 5432), delay=DELAY)
 
     async def stop(self) -> None:
@@ -263,7 +264,8 @@ class DirectScenario(Scenario):
     def config(self) -> dict[str, Any]:
         assert self.proxy is not None
         endpoint = {"host": "127.0.0.1", "port": self.proxy.port, "dbname": self.dbname, "user": self.role,
-                    "sslmode": "disable", "interval": self.interval, "timeout": self.timeout, "connect_timeout": 1.0}
+                    "password": self.password, "sslmode": "disable", "interval": self.interval, "timeout": self.timeout,
+                    "connect_timeout": 1.0}
         return {"postgres": {"direct": endpoint, "pooler": {"enabled": False}}}
 
     def up(self, m: Metrics) -> float | None:
@@ -278,6 +280,9 @@ class DirectScenario(Scenario):
         if fault != "auth":
             return await super().recover(fault)
         self._admin(f"ALTER ROLE {self.role} LOGIN")
+
+    def secrets(self) -> list[str]:
+        return [self.password]
 
 
 class KubernetesScenario(Scenario):

@@ -205,11 +205,12 @@ async def test_asynq_probe_falls_back_to_eval_without_eval_ro() -> None:
 async def test_postgres_probes_under_the_role_on_pooler_and_direct(
     redis_server: RedisServer, acl_redis: redis.Redis, pg_role: PgRole, pgbouncer: PgBouncer, pg_database: str
 ) -> None:
-    # pgbouncer (auth_type trust) knows only the users in its auth file: add the role, restart it.
+    # pgbouncer (auth_type trust) knows only the users in its auth file and logs in to PostgreSQL with the
+    # password written there (the test cluster checks it: only the postgres role is trusted): add the role.
     assert pgbouncer.workdir is not None
     pgbouncer.stop()
     with (pgbouncer.workdir / "userlist.txt").open("a") as f:
-        f.write(f'"{pg_role.name}" ""\n')
+        f.write(f'"{pg_role.name}" "{pg_role.password}"\n')
     pgbouncer.start()
     cfg = config(redis_server, pg_database, acl=True, role=pg_role, pooler_port=pgbouncer.port)
     deps = Dependencies()

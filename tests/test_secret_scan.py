@@ -92,7 +92,7 @@ def test_full_run_leaks_no_secret(exporter_factory, tmp_path: Path, redis_server
     assert pgbouncer.workdir is not None
     pgbouncer.stop()
     with (pgbouncer.workdir / "userlist.txt").open("a") as f:
-        f.write(f'"{role.name}" ""\n')
+        f.write(f'"{role.name}" "{role.password}"\n')  # pgbouncer's own login to PostgreSQL
     pgbouncer.start()
     kube = KubeAPI()
     kube.start()

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Build the tests' Go peers and tools from the project's own Go modules under tests/peers/ (each go.mod
+# and go.sum pins every module by exact version; no module source and no binary is committed) into
+# tests/peers/bin/ (ignored). A binary is rebuilt only when its inputs change: the Go version, its module's
+# go.mod and go.sum (or the -modfile it names) and, for a peer of ours, its own source.
+# Prints how long each build took and the binary's size.
+set -euo pipefail
+cd "$(dirname "$0")/../tests/peers"
+export PATH="$PATH:/usr/local/go/bin"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+command -v go >/dev/null || { echo "go-peers: the go command is not installed (Go 1.26 is on this machine kind)" >&2; exit 1; }
+BIN="$PWD/bin"
+
+# name, module directory (relative to tests/peers), package, extra `go build` flags
+TARGETS=(
+  "asynqpeer . ./cmd/asynqpeer"
+)
+
+mkdir -p "$BIN"
+for target in "${TARGETS[@]}"; do
+  read -r name dir pkg flags <<<"$target"
+  inputs=("$dir/go.mod" "$dir/go.sum")
+  if [[ "${flags:-}" =~ -modfile=([^ ]+) ]]; then
+    mod="${BASH_REMATCH[1]}"
+    inputs=("$dir/$mod" "$dir/${mod%.mod}.sum")
+  fi
+  # The peer's own source is its package directory when it is ours; a module's package is pinned by go.sum.
+  [[ "$pkg" == ./* ]] && mapfile -t -O "${#inputs[@]}" inputs < <(find "$dir/$pkg" -type f -name '*.go' | sort)
+  stamp=$( { go version; echo "$target"; cat "${inputs[@]}"; } | sha256sum | cut -c1-64)
+  if [ -x "$BIN/$name" ] && [ "$(cat "$BIN/.$name.stamp" 2>/dev/null)" = "$stamp" ]; then
+    echo "go-peers: $name up to date"
+    continue
+  fi
+  start=$EPOCHREALTIME
+  # shellcheck disable=SC2086 # flags are words
+  (cd "$dir" && go build -trimpath ${flags:-} -o "$BIN/$name.tmp" "$pkg")
+  mv "$BIN/$name.tmp" "$BIN/$name"
+  echo "$stamp" > "$BIN/.$name.stamp"
+  awk -v n="$name" -v a="$start" -v b="$EPOCHREALTIME" -v s="$(du -m "$BIN/$name" | cut -f1)" \
+    'BEGIN { printf "go-peers: built %s in %.1f s (%d MiB)\n", n, b - a, s }'
+done
