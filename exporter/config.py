@@ -723,6 +723,14 @@ def _load(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(str(exc).splitlines()[0]) from None
 
 
+def runbook_base_url(value: str) -> str:
+    """A runbook base URL given on the command line (`render --base-url`): runbook.base_url's own check."""
+    try:
+        return RunbookConfig(base_url=value).base_url
+    except ValidationError as exc:
+        raise ConfigError(_single_line(_one_line(exc)).removeprefix("base_url: ")) from None
+
+
 def effective_config(config: Config) -> dict[str, Any]:
     """The config as plain data with every secret masked (found by type, like `Config.secrets`), for `check-config`."""
     masked: dict[str, Any] = _plain(config, lambda secret: "********" if secret.get_secret_value() else "")

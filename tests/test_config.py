@@ -298,3 +298,15 @@ def test_duplicate_names_are_rejected(tmp_path: Path, section: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(file)
     assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize("command", ["render", "catalog"])
+def test_a_runbook_url_on_the_command_line_gets_the_same_check(tmp_path: Path, command: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HONEYDUE_")}
+    out = subprocess.run([sys.executable, "-m", "exporter", command, "--base-url", "https://bot:tok3n@git.example/d"],
+                         capture_output=True, text=True, timeout=60, env=clean, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "honeydue-exporter: config error: --base-url: URL contains credentials: "
+        "the runbook URL is published in every alert and dashboard"
+    ]
