@@ -92,7 +92,7 @@ def rows(engine: Engine, absences: Mapping[str, Absence]) -> list[Row]:
     return [row(entry, engine, absences) for entry in CATALOG]
 
 
-def by_layer(all_rows: Sequence[Row]) -> list[tuple[Layer, list[Row]]]:
+def grouped(all_rows: Sequence[Row]) -> list[tuple[Layer, list[Row]]]:
     """Layers with a failing entry first (then the chapter's order); in each, the worst state first."""
     groups = [(layer, [r for r in all_rows if r.entry.layer == layer.id]) for layer in LAYERS]
     ordered = [(layer, sorted(group, key=lambda r: STATES.index(r.state))) for layer, group in groups if group]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from exporter import __version__
 from exporter.engine import Engine
-from exporter.status import STATES, Absence, Row, by_layer, off_reason, rows
+from exporter.status import STATES, Absence, Row, grouped, off_reason, rows
 
 _CSS = """
 :root{color-scheme:light dark;--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--bg:#fff;--card:#f6f8fa;
@@ -97,7 +97,7 @@ class StatusPage:
             items = "".join(f'<li><a href="#{_e(r.entry.id)}">{_e(r.entry.heading)}</a></li>' for r in failing)
             now_box = f'<div class="now"><strong>Failing now: {len(failing)}</strong><ul>{items}</ul></div>'
         sections = []
-        for layer, group in by_layer(all_rows):
+        for layer, group in grouped(all_rows):
             bad = sum(1 for r in group if r.state == "failing")
             note = f" <small>{bad} failing</small>" if bad else ""
             cards = "".join(self._card(r) for r in group)

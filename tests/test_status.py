@@ -11,7 +11,7 @@ from exporter.config import Config
 from exporter.engine import Engine
 from exporter.probes import _ABSENT, absences
 from exporter.server import make_app
-from exporter.status import Absence, by_layer, row, rows
+from exporter.status import Absence, grouped, row, rows
 from exporter.statuspage import StatusPage
 from tests.test_engine import ScriptedProbe
 
@@ -67,7 +67,7 @@ async def test_failing_layers_and_entries_come_first() -> None:
     tcp = ScriptedProbe("tcp_api")
     tcp.outcome = TimeoutError()
     engine = await _engine(ScriptedProbe("redis"), tcp)
-    layers = by_layer(rows(engine, absences(Config())))
+    layers = grouped(rows(engine, absences(Config())))
     assert layers[0][0].id == "network"  # the chapter has it fourth; it holds the failing entries
     assert [r.state for r in layers[0][1]] == ["failing"] * 3
     app = next(group for layer, group in layers if layer.id == "app")
