@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import to_jsonable_python
+from pydantic_core import InitErrorDetails, PydanticCustomError, to_jsonable_python
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "HONEYDUE_"
@@ -73,7 +73,12 @@ class _Strict(BaseModel):
             try:
                 secret = SecretStr(Path(path).read_text(encoding="utf-8").strip())
             except OSError as exc:
-                raise ValueError(f"{file_field}: cannot read secret file {str(path)!r}: {exc.strerror}") from None
+                # Raised at the *_file field's location, so the error names it (redis.password_file: ...).
+                error = PydanticCustomError(
+                    "secret_file", "cannot read secret file {path}: {why}", {"path": repr(str(path)), "why": exc.strerror}
+                )
+                details = InitErrorDetails(type=error, loc=(file_field,), input=str(path))
+                raise ValidationError.from_exception_data(type(self).__name__, [details]) from None
             object.__setattr__(self, name, secret)
         return self
 

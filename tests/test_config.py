@@ -217,9 +217,8 @@ def test_an_unreadable_secret_file_names_its_field(tmp_path: Path) -> None:
         file.write_text(yaml.safe_dump(config_with((*path[:-1], f"{path[-1]}_file"), str(tmp_path / "missing"))))
         with pytest.raises(ConfigError) as caught:
             load_config(file)
-        where = dotted(path[:-1])
         assert str(caught.value) == (
-            f"{where}: {path[-1]}_file: cannot read secret file {str(tmp_path / 'missing')!r}: No such file or directory"
+            f"{dotted(path)}_file: cannot read secret file {str(tmp_path / 'missing')!r}: No such file or directory"
         )
 
 

@@ -121,7 +121,7 @@ def test_a_person_sees_what_is_failing_first_with_reason_and_runbook(
         # A probe that is off says off, with why; healthy ones say ok; chapter blind spots say so.
         oom = _card(browser, "api-pod-oom")
         assert oom.get_attribute("data-state") == "off"
-        assert oom.text.lower().startswith("off") and "no credentials" in oom.text, oom.text
+        assert oom.text.lower().startswith("off") and "no kubeconfig found" in oom.text, oom.text
         assert _card(browser, "neon-postgres-outage").text.lower().startswith("ok")
         loss = _card(browser, "complete-cluster-loss")
         assert loss.text.lower().startswith("blind spot") and "obs-side" in loss.text

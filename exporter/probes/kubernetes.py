@@ -538,7 +538,7 @@ class ApiServicesProbe(_KubeProbe):
 
 def off_reason(cfg: KubernetesConfig) -> str:
     """Why the Kubernetes probes are off when resolve_source finds no credentials."""
-    return "kubernetes.source is off" if cfg.source == "off" else "no credentials: not in a pod and no kubeconfig"
+    return "source: off" if cfg.source == "off" else "not running in a pod and no kubeconfig found"
 
 
 class DisabledProbe:
