@@ -114,6 +114,16 @@ def test_check_config_masks_secrets(tmp_path: Path) -> None:
     assert effective["postgres"]["direct"]["password"] is None
 
 
+def error_of(tmp_path: Path, text: str) -> str:
+    """The ConfigError a config file with this text gives (one line)."""
+    file = tmp_path / "c.yml"
+    file.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(file)
+    assert len(str(caught.value).splitlines()) == 1
+    return str(caught.value)
+
+
 # --- non-finite numbers: every duration, size and count, found by type ------------------------------
 NON_FINITE = {".inf": "inf", "-.inf": "-inf", ".nan": "nan", "1e309": "1e309"}
 
@@ -136,12 +146,8 @@ def test_non_finite_numbers_are_rejected_in_every_field(tmp_path: Path, literal:
     """`interval: 1e309` once loaded as an infinite interval: the probe never ran again, silently."""
     assert yaml.safe_load(_yaml_with(("redis", "interval"), literal))["redis"]["interval"] != 15
     for path in numeric_fields():
-        file = tmp_path / "c.yml"
-        file.write_text(_yaml_with(path, literal))
-        with pytest.raises(ConfigError) as caught:
-            load_config(file)
-        message = str(caught.value)
-        assert len(message.splitlines()) == 1 and message.startswith(dotted(path) + ": "), message
+        message = error_of(tmp_path, _yaml_with(path, literal))
+        assert message.startswith(dotted(path) + ": "), message
         if path in float_fields():
             assert message == f"{dotted(path)}: Input should be a finite number", message
 
@@ -213,11 +219,8 @@ def test_every_secret_field_is_found_masked_and_kept_out_of_output(tmp_path: Pat
 
 def test_an_unreadable_secret_file_names_its_field(tmp_path: Path) -> None:
     for path in secret_fields():
-        file = tmp_path / "c.yml"
-        file.write_text(yaml.safe_dump(config_with((*path[:-1], f"{path[-1]}_file"), str(tmp_path / "missing"))))
-        with pytest.raises(ConfigError) as caught:
-            load_config(file)
-        assert str(caught.value) == (
+        text = yaml.safe_dump(config_with((*path[:-1], f"{path[-1]}_file"), str(tmp_path / "missing")))
+        assert error_of(tmp_path, text) == (
             f"{dotted(path)}_file: cannot read secret file {str(tmp_path / 'missing')!r}: No such file or directory"
         )
 
@@ -258,12 +261,8 @@ URLS = {
 @pytest.mark.parametrize("case", sorted(URLS))
 def test_bad_urls_are_one_line_errors_without_the_credentials(tmp_path: Path, case: str) -> None:
     text, expected = URLS[case]
-    file = tmp_path / "c.yml"
-    file.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(file)
-    assert str(caught.value).startswith(expected), str(caught.value)
-    assert "tok3n" not in str(caught.value)
+    message = error_of(tmp_path, text)
+    assert message.startswith(expected) and "tok3n" not in message, message
 
 
 def test_good_urls_load(tmp_path: Path) -> None:
@@ -292,11 +291,7 @@ DUPLICATES = {
 @pytest.mark.parametrize("section", sorted(DUPLICATES))
 def test_duplicate_names_are_rejected(tmp_path: Path, section: str) -> None:
     text, expected = DUPLICATES[section]
-    file = tmp_path / "c.yml"
-    file.write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(file)
-    assert str(caught.value) == expected
+    assert error_of(tmp_path, text) == expected
 
 
 @pytest.mark.parametrize("command", ["render", "catalog"])

@@ -182,6 +182,17 @@ ENV_NUMERIC = [p for p in NUMERIC if all(isinstance(k, str) for k in p) and "res
 NON_FINITE_TEXT = ["inf", "-inf", "+inf", "Infinity", "-Infinity", "nan", "NaN", "1e309", "-1e400", "1.0e+309"]
 
 
+def _rejected_as_non_finite(path: tuple[str | int, ...], data: dict[str, Any], env: dict[str, str]) -> None:
+    """Loading `data` under `env` must fail on `path`'s value, as one line naming it."""
+    with environment(env), config_file(yaml.safe_dump(data)) as file:
+        try:
+            load_config(file)
+        except ConfigError as exc:
+            _finite_error(path, str(exc))
+        else:
+            raise AssertionError(f"{dotted(path)} accepted a non-finite value ({env or data})")
+
+
 def _finite_error(path: tuple[str | int, ...], message: str) -> None:
     assert len(message.splitlines()) == 1, message
     assert message.startswith(dotted(path) + ": "), message
@@ -211,13 +222,7 @@ def test_a_number_in_any_field_loads_only_when_finite(path: tuple[str | int, ...
 @given(st.sampled_from(NUMERIC), st.sampled_from(NON_FINITE_TEXT))
 def test_non_finite_text_in_any_field_is_one_config_error(path: tuple[str | int, ...], text: str) -> None:
     """As YAML would give it for `1e309` (PyYAML reads that as a string, pydantic as inf)."""
-    with environment({}), config_file(yaml.safe_dump(config_with(path, text))) as file:
-        try:
-            load_config(file)
-        except ConfigError as exc:
-            _finite_error(path, str(exc))
-        else:
-            raise AssertionError(f"{dotted(path)}: {text} was accepted")
+    _rejected_as_non_finite(path, config_with(path, text), {})
 
 
 @SETTINGS
@@ -226,10 +231,4 @@ def test_non_finite_environment_values_are_one_config_error(
     path: tuple[str | int, ...], text: str, file_value: float
 ) -> None:
     env = {"HONEYDUE_" + "__".join(str(k) for k in path).upper(): text}
-    with environment(env), config_file(yaml.safe_dump(config_with(path, file_value))) as file:
-        try:
-            load_config(file)
-        except ConfigError as exc:
-            _finite_error(path, str(exc))
-        else:
-            raise AssertionError(f"{env} was accepted")
+    _rejected_as_non_finite(path, config_with(path, file_value), env)
