@@ -19,7 +19,7 @@ import yaml
 from aiohttp import web
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, effective_config, load_config
+from exporter.config import Config, ConfigError, RunbookConfig, effective_config, load_config, runbook_base_url
 from exporter.logs import setup_logging
 from exporter.redact import register_secrets
 
@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the config and print it with secrets masked")
     render = sub.add_parser("render", help="write rules/ and dashboards/ from the catalog")
     render.add_argument("--out", default=".", help="directory holding rules/ and dashboards/ (default: .)")
-    render.add_argument("--base-url", help="runbook base URL (default: runbook.base_url from the config)")
+    render.add_argument(
+        "--base-url", help="runbook base URL (default: runbook.base_url from the config; checked like it)"
+    )
     render.add_argument("--for-override", help="replace every alert's `for` (end-to-end tests only)")
     render.add_argument(
         "--range-override", help="replace every range selector, e.g. [15m] -> [30s] (the drill only)"
@@ -56,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     drill_command.add_parser(sub)
     catalog = sub.add_parser("catalog", help="print the failure-mode coverage table")
     catalog.add_argument("--format", choices=("text", "json"), default="text")
-    catalog.add_argument("--base-url", help="runbook base URL (default: runbook.base_url from the config)")
+    catalog.add_argument(
+        "--base-url", help="runbook base URL (default: runbook.base_url from the config; checked like it)"
+    )
     return parser
 
 
@@ -69,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"honeydue-exporter: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     register_secrets(config.secrets())
+    if getattr(args, "base_url", None):
+        try:
+            config = config.model_copy(update={"runbook": RunbookConfig(base_url=runbook_base_url(args.base_url))})
+        except ConfigError as exc:
+            print(f"honeydue-exporter: config error: --base-url: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     if command == "check-config":
         print(yaml.safe_dump(effective_config(config), sort_keys=False), end="")
         return 0
@@ -103,7 +113,7 @@ def _event_loop_run(main: Coroutine[Any, Any, None]) -> None:
 def _render(args: argparse.Namespace, config: Config) -> int:
     from exporter.render import render_all, write_all
 
-    base = args.base_url or config.runbook.base_url
+    base = config.runbook.base_url
     root = Path(args.out)
     if args.check:
         stale = [
@@ -121,7 +131,7 @@ def _render(args: argparse.Namespace, config: Config) -> int:
 def _catalog(args: argparse.Namespace, config: Config) -> int:
     from exporter.catalog import CATALOG
 
-    base = args.base_url or config.runbook.base_url
+    base = config.runbook.base_url
     rows = [
         {
             "id": e.id,
@@ -161,11 +171,11 @@ def _catalog(args: argparse.Namespace, config: Config) -> int:
 async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
     """Run probes and the HTTP server until SIGTERM/SIGINT, then stop within the shutdown budget."""
     from exporter.engine import Engine
-    from exporter.probes import build_probes
+    from exporter.probes import absences, build_probes
     from exporter.server import make_app
 
     engine = Engine(build_probes(config))
-    app = make_app(engine, config.runbook.base_url, config.server.auth)
+    app = make_app(engine, config.runbook.base_url, config.server.auth, absences(config))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.server.listen_address, config.server.port, reuse_address=True)

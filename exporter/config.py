@@ -10,8 +10,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import types
+from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
@@ -24,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError, to_jsonable_python
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "HONEYDUE_"
@@ -34,15 +38,57 @@ class ConfigError(Exception):
     """A configuration problem, already phrased as one line for the operator."""
 
 
+def _is_secret(annotation: Any) -> bool:
+    """`SecretStr`, or a union such as `SecretStr | None` that holds one."""
+    if annotation is SecretStr:
+        return True
+    return get_origin(annotation) in (Union, types.UnionType) and SecretStr in get_args(annotation)
+
+
+@cache
+def _secret_file_fields(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """(`name`, `name_file`) for every SecretStr field that has a `*_file` path beside it."""
+    fields = model.model_fields
+    return tuple(
+        (name, f"{name}_file") for name, info in fields.items() if _is_secret(info.annotation) and f"{name}_file" in fields
+    )
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `interval: 1e309` (or .inf, .nan, "inf" from the environment) would load as a
+    # duration that never elapses, a size no body reaches: every float of the config must be finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Self:
+        """Fill each SecretStr `name` from `name_file` when only the file is given (found by type, not by a list).
+
+        Read at load time so an unreadable secret is a config error, not a failure at 3 a.m. This runs before
+        the subclasses' own validators, which may then check the secret.
+        """
+        for name, file_field in _secret_file_fields(type(self)):
+            path = getattr(self, file_field)
+            if path is None or getattr(self, name) is not None:
+                continue
+            try:
+                secret = SecretStr(Path(path).read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                # Raised at the *_file field's location, so the error names it (redis.password_file: ...).
+                error = PydanticCustomError(
+                    "secret_file", "cannot read secret file {path}: {why}", {"path": repr(str(path)), "why": exc.strerror}
+                )
+                details = InitErrorDetails(type=error, loc=(file_field,), input=str(path))
+                raise ValidationError.from_exception_data(type(self).__name__, [details]) from None
+            object.__setattr__(self, name, secret)
+        return self
 
 
-def _read_secret_file(path: Path, field: str) -> SecretStr:
-    try:
-        return SecretStr(path.read_text(encoding="utf-8").strip())
-    except OSError as exc:
-        raise ValueError(f"cannot read secret file {str(path)!r} for {field}: {exc.strerror}") from None
+def _unique(names: Iterable[str], what: str) -> None:
+    """Raise when a name that must identify one thing (a label value, a probe) is given twice."""
+    seen = list(names)
+    duplicates = sorted({n for n in seen if seen.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate {what}: {', '.join(duplicates)}")
 
 
 class Schedule(_Strict):
@@ -69,24 +115,8 @@ class RedisConfig(Schedule):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"unsupported scheme {parts.scheme!r}: use redis://, rediss:// or unix://")
-        if parts.scheme != "unix" and not parts.hostname:
-            raise ValueError("URL has no host")
-        if parts.password:
-            raise ValueError("URL contains a password: use redis.password_file or HONEYDUE_REDIS__PASSWORD")
-        try:
-            parts.port  # noqa: B018 - raises on a non-numeric port
-        except ValueError:
-            raise ValueError("URL has an invalid port") from None
-        return value
-
-    @model_validator(mode="after")
-    def _load_password_file(self) -> RedisConfig:
-        if self.password_file is not None and self.password is None:
-            object.__setattr__(self, "password", _read_secret_file(self.password_file, "redis.password_file"))
-        return self
+        return _check_url(value, ("redis", "rediss", "unix"), "use redis.password_file or HONEYDUE_REDIS__PASSWORD",
+                          username=True)
 
 
 class PostgresEndpoint(Schedule):
@@ -114,9 +144,7 @@ class PostgresEndpoint(Schedule):
         return value
 
     @model_validator(mode="after")
-    def _load_password_file(self) -> PostgresEndpoint:
-        if self.password_file is not None and self.password is None:
-            object.__setattr__(self, "password", _read_secret_file(self.password_file, "postgres password_file"))
+    def _connect_within_timeout(self) -> PostgresEndpoint:
         if self.connect_timeout > self.timeout:
             raise ValueError(f"connect_timeout ({self.connect_timeout:g}s) must not exceed timeout ({self.timeout:g}s)")
         return self
@@ -138,16 +166,33 @@ def _check_label_name(value: str) -> str:
     return value
 
 
-def _check_http_url(value: str | None, credentials_hint: str = "") -> str | None:
-    """An http(s) URL with a host and no user:password in it (credentials belong in *_file fields)."""
-    if value is None:
-        return None
+def _check_url(
+    value: str, schemes: tuple[str, ...] = ("http", "https"), hint: str = "", *, username: bool = False,
+    base: bool = False,
+) -> str:
+    """The one URL check: a listed scheme, a host (unix:// aside), a valid port, and no password in it.
+
+    Credentials belong in `*_file` fields (`hint` says which); `username`: a bare user name may stay (a Redis
+    ACL user is no secret). `base`: paths are appended to this URL, so it must not end in a query or fragment.
+    """
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL with a host")
-    if parts.password or parts.username:
-        raise ValueError("URL must not carry credentials" + (f": {credentials_hint}" if credentials_hint else ""))
+    if parts.scheme not in schemes:
+        raise ValueError(f"unsupported scheme {parts.scheme!r}: use " + " or ".join(f"{s}://" for s in schemes))
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError("URL has no host")
+    if parts.password or (parts.username and not username):
+        raise ValueError("URL contains " + ("a password" if username else "credentials") + (f": {hint}" if hint else ""))
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric or out-of-range port
+    except ValueError:
+        raise ValueError("URL has an invalid port") from None
+    if base and (parts.query or parts.fragment):
+        raise ValueError("must not have a query or fragment: the chapter's path and anchor are appended to it")
     return value
+
+
+def _check_optional_url(value: str | None) -> str | None:
+    return None if value is None else _check_url(value)
 
 
 class HttpTarget(Schedule):
@@ -174,8 +219,7 @@ class HttpTarget(Schedule):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        _check_http_url(value, "use bearer_token_file")
-        return value
+        return _check_url(value, hint="use bearer_token_file")
 
     @field_validator("expected_status")
     @classmethod
@@ -192,23 +236,13 @@ class HttpTarget(Schedule):
             raise ValueError("put credentials in bearer_token_file, not in headers")
         return value
 
-    @model_validator(mode="after")
-    def _load_token_file(self) -> HttpTarget:
-        if self.bearer_token_file is not None and self.bearer_token is None:
-            token = _read_secret_file(self.bearer_token_file, f"http target {self.name} bearer_token_file")
-            object.__setattr__(self, "bearer_token", token)
-        return self
-
 
 class HttpConfig(_Strict):
     targets: list[HttpTarget] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> HttpConfig:
-        names = [t.name for t in self.targets]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate target names: {dupes}")
+        _unique((t.name for t in self.targets), "target names")
         return self
 
 
@@ -270,9 +304,8 @@ class DnsConfig(_Strict):
             unknown = [r for r in lookup.resolvers if r not in self.resolvers]
             if unknown:
                 raise ValueError(f"lookup {lookup.name}: unknown resolvers {unknown}")
-        pairs = [(lookup.name, lookup.record_type, r) for lookup in self.lookups for r in lookup.resolvers]
-        if len(set(pairs)) != len(pairs):
-            raise ValueError("the same name, record type and resolver are listed twice")
+        _unique((f"{lookup.name} {lookup.record_type} via {r}" for lookup in self.lookups for r in lookup.resolvers),
+                "lookups (the same name, record type and resolver)")
         return self
 
 
@@ -300,9 +333,7 @@ class SmtpConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> SmtpConfig:
-        names = [t.name for t in self.targets]
-        if len(set(names)) != len(names):
-            raise ValueError(f"duplicate target names: {names}")
+        _unique((t.name for t in self.targets), "target names")
         return self
 
 
@@ -476,10 +507,7 @@ class TcpConfig(Schedule):
     @field_validator("targets")
     @classmethod
     def _unique_names(cls, value: tuple[TcpTarget, ...]) -> tuple[TcpTarget, ...]:
-        names = [t.name for t in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate target names: {', '.join(duplicates)}")
+        _unique((t.name for t in value), "target names")
         return value
 
 
@@ -492,7 +520,7 @@ class VmagentConfig(Schedule):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        return _check_http_url(value)
+        return _check_optional_url(value)
 
 
 class NoDataConfig(Schedule):
@@ -509,14 +537,8 @@ class NoDataConfig(Schedule):
     @field_validator("query_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        return _check_http_url(value)
+        return _check_optional_url(value)
 
-    @model_validator(mode="after")
-    def _load_token_file(self) -> NoDataConfig:
-        if self.bearer_token_file is not None and self.bearer_token is None:
-            token = _read_secret_file(self.bearer_token_file, "nodata.bearer_token_file")
-            object.__setattr__(self, "bearer_token", token)
-        return self
 
 
 class RateLimits(_Strict):
@@ -541,10 +563,6 @@ class ServerAuth(_Strict):
 
     @model_validator(mode="after")
     def _one_scheme(self) -> ServerAuth:
-        if self.token_file is not None and self.token is None:
-            object.__setattr__(self, "token", _read_secret_file(self.token_file, "server.auth.token_file"))
-        if self.password_file is not None and self.password is None:
-            object.__setattr__(self, "password", _read_secret_file(self.password_file, "server.auth.password_file"))
         bearer = self.token is not None
         basic = self.username is not None or self.password is not None
         if bearer and basic:
@@ -577,10 +595,9 @@ class RunbookConfig(_Strict):
     @field_validator("base_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+        # Credentials are rejected here too: this URL is copied into every alert's runbook_url, every
+        # dashboard link and the status page, so anything in it reaches every reader of a notification.
+        return _check_url(value, hint="the runbook URL is published in every alert and dashboard", base=True).rstrip("/")
 
 
 class Config(BaseSettings):
@@ -592,6 +609,7 @@ class Config(BaseSettings):
         extra="forbid",
         frozen=True,
         case_sensitive=False,
+        allow_inf_nan=False,
     )
 
     server: ServerConfig = ServerConfig()
@@ -626,13 +644,23 @@ class Config(BaseSettings):
         return (env_settings, init_settings)
 
     def secrets(self) -> list[str]:
-        """Every secret value in effect, for redaction."""
-        found = [self.redis.password] + [e.password for e in (self.postgres.pooler, self.postgres.direct)]
-        found += [t.bearer_token for t in self.http.targets]
-        found.append(self.nodata.bearer_token)
-        if self.server.auth is not None:
-            found += [self.server.auth.token, self.server.auth.password]
-        return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+        """Every secret value in effect, for redaction: every SecretStr anywhere in the tree, found by type."""
+        found: list[str] = []
+        _plain(self, lambda secret: found.append(secret.get_secret_value()))
+        return [value for value in found if value]
+
+
+def _plain(node: Any, on_secret: Callable[[SecretStr], Any]) -> Any:
+    """The config tree as plain data; each SecretStr (by type, whatever its field is called) becomes on_secret's."""
+    if isinstance(node, SecretStr):
+        return on_secret(node)
+    if isinstance(node, BaseModel):
+        return {name: _plain(getattr(node, name), on_secret) for name in type(node).model_fields}
+    if isinstance(node, dict):
+        return {str(key): _plain(value, on_secret) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return [_plain(value, on_secret) for value in node]
+    return to_jsonable_python(node)
 
 
 def _key(part: int | str) -> str:
@@ -700,15 +728,15 @@ def _load(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(str(exc).splitlines()[0]) from None
 
 
+def runbook_base_url(value: str) -> str:
+    """A runbook base URL given on the command line (`render --base-url`): runbook.base_url's own check."""
+    try:
+        return RunbookConfig(base_url=value).base_url
+    except ValidationError as exc:
+        raise ConfigError(_single_line(_one_line(exc)).removeprefix("base_url: ")) from None
+
+
 def effective_config(config: Config) -> dict[str, Any]:
-    """The config as plain data with every secret masked, for `check-config`."""
-    dumped: dict[str, Any] = config.model_dump(mode="json")
-
-    def mask(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: ("********" if k in ("password", "bearer_token", "token") and v else mask(v)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [mask(item) for item in node]
-        return node
-
-    return mask(dumped)  # type: ignore[no-any-return]
+    """The config as plain data with every secret masked (found by type, like `Config.secrets`), for `check-config`."""
+    masked: dict[str, Any] = _plain(config, lambda secret: "********" if secret.get_secret_value() else "")
+    return masked

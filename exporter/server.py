@@ -1,15 +1,12 @@
-"""HTTP surface: /metrics from memory, /healthz, /readyz and a landing page for humans."""
+"""HTTP surface: /metrics and the status page from memory, /healthz, /readyz."""
 
 from __future__ import annotations
 
-import html
-import time
+from collections.abc import Mapping
 
 from aiohttp import web
 
-from exporter import __version__
 from exporter.auth import Authenticator, middleware
-from exporter.catalog import entries_for_probe
 from exporter.config import ServerAuth
 from exporter.engine import Engine
 from exporter.exposition import (
@@ -19,10 +16,12 @@ from exporter.exposition import (
     accepts_gzip,
     wants_openmetrics,
 )
+from exporter.status import Absence
+from exporter.statuspage import StatusPage
 
 ENGINE_KEY = web.AppKey("engine", Engine)
 EXPOSITION_KEY = web.AppKey("exposition", Exposition)
-RUNBOOK_KEY = web.AppKey("runbook_base", str)
+STATUS_PAGE_KEY = web.AppKey("status_page", StatusPage)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -52,41 +51,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def landing(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE_KEY]
-    base = request.app[RUNBOOK_KEY]
-    rows = []
-    now = time.time()
-    for probe in engine.probes:
-        state = engine.states[probe.name]
-        age = f"{now - state.last_success:.0f}s ago" if state.last_success else "never"
-        status = state.status + (f" ({state.reason}: {state.detail})" if state.status == "failing" else "")
-        links = "<br>".join(
-            f'<a href="{html.escape(e.runbook_url(base))}">{html.escape(e.heading)}</a>'
-            for e in entries_for_probe(probe.name)
-        )
-        rows.append(
-            f"<tr><td>{html.escape(probe.name)}</td><td>{html.escape(status)}</td>"
-            f"<td>{probe.interval:g}s / {probe.timeout:g}s</td><td>{age}</td><td>{links}</td></tr>"
-        )
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>honeydue-exporter</title>
-<style>body{{font-family:sans-serif}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}
-table{{border-collapse:collapse}}</style></head>
-<body><h1>honeydue-exporter {html.escape(__version__)}</h1>
-<p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a></p>
-<table><tr><th>probe</th><th>state</th><th>interval / timeout</th><th>last success</th>
-<th>failure modes it feeds (runbook)</th></tr>
-{''.join(rows)}
-</table></body></html>
-"""
-    return web.Response(text=page, content_type="text/html")
+    return web.Response(body=request.app[STATUS_PAGE_KEY].render(), content_type="text/html", charset="utf-8")
 
 
-def make_app(engine: Engine, runbook_base: str, auth: ServerAuth | None = None) -> web.Application:
+def make_app(
+    engine: Engine, runbook_base: str, auth: ServerAuth | None = None, absences: Mapping[str, Absence] | None = None
+) -> web.Application:
+    """`absences`: the probe families that do not run and why (exporter.probes.absences), for the status page."""
     app = web.Application(middlewares=[middleware(Authenticator(auth))] if auth is not None else [])
     app[ENGINE_KEY] = engine
     app[EXPOSITION_KEY] = Exposition(engine)
-    app[RUNBOOK_KEY] = runbook_base
+    app[STATUS_PAGE_KEY] = StatusPage(engine, runbook_base, absences)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -33,6 +33,10 @@ declare -A PACKAGES=(
   [prometheus-blackbox-exporter]=prometheus-blackbox-exporter
   [openssl]=openssl
   [ss]=iproute2
+  # The status page's browser test (tests/test_status_page.py): Debian's Chromium and its ChromeDriver,
+  # the same version, since a test tool's own browser download cannot reach its host here.
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 # `make bench` only (BENCH=1): the load generator. Tests never need it.
 if [ -n "${BENCH:-}" ]; then

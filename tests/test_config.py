@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
-from exporter.config import load_config
+from exporter.config import ConfigError, effective_config, load_config
+from tests.helpers.config_fields import config_walk, config_with, dotted, float_fields, numeric_fields, secret_fields
 
 SECRET = "pg-Secret-9f3a"
 
@@ -109,3 +112,195 @@ def test_check_config_masks_secrets(tmp_path: Path) -> None:
     assert effective["postgres"]["pooler"]["password"] == "********"
     assert effective["redis"]["password"] == "********"
     assert effective["postgres"]["direct"]["password"] is None
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    """The ConfigError a config file with this text gives (one line)."""
+    file = tmp_path / "c.yml"
+    file.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(file)
+    assert len(str(caught.value).splitlines()) == 1
+    return str(caught.value)
+
+
+# --- non-finite numbers: every duration, size and count, found by type ------------------------------
+NON_FINITE = {".inf": "inf", "-.inf": "-inf", ".nan": "nan", "1e309": "1e309"}
+
+
+def _yaml_with(path: tuple[str | int, ...], literal: str) -> str:
+    """The minimal config with a YAML literal (not a quoted string) at `path`."""
+    marker = "NUMBER-GOES-HERE"
+    return yaml.safe_dump(config_with(path, marker)).replace(marker, literal)
+
+
+def test_the_field_walk_finds_durations_sizes_and_counts() -> None:
+    """The walk below must reach nested and list fields, else the next tests would cover little."""
+    found = {dotted(p) for p in numeric_fields()}
+    assert {"redis.interval", "http.targets.0.timeout", "kubernetes.max_bytes", "residence_cache.sample_size",
+            "rate_limits.postgres_per_second", "dns.lookups.0.interval", "server.shutdown_timeout"} <= found
+
+
+@pytest.mark.parametrize("literal", sorted(NON_FINITE))
+def test_non_finite_numbers_are_rejected_in_every_field(tmp_path: Path, literal: str) -> None:
+    """`interval: 1e309` once loaded as an infinite interval: the probe never ran again, silently."""
+    assert yaml.safe_load(_yaml_with(("redis", "interval"), literal))["redis"]["interval"] != 15
+    for path in numeric_fields():
+        message = error_of(tmp_path, _yaml_with(path, literal))
+        assert message.startswith(dotted(path) + ": "), message
+        if path in float_fields():
+            assert message == f"{dotted(path)}: Input should be a finite number", message
+
+
+@pytest.mark.parametrize("value", sorted(NON_FINITE.values()))
+def test_non_finite_numbers_from_the_environment_are_rejected(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    for name, path in [("HONEYDUE_REDIS__INTERVAL", "redis.interval"),
+                       ("HONEYDUE_POSTGRES__POOLER__CONNECT_TIMEOUT", "postgres.pooler.connect_timeout"),
+                       ("HONEYDUE_VMAGENT__MAX_BYTES", "vmagent.max_bytes"),
+                       ("HONEYDUE_RATE_LIMITS__REDIS_PER_SECOND", "rate_limits.redis_per_second")]:
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=f"^{re.escape(path)}: ") as caught:
+            load_config(None)
+        assert len(str(caught.value).splitlines()) == 1
+        monkeypatch.delenv(name)
+
+
+def test_infinite_interval_exits_2_through_the_cli(tmp_path: Path) -> None:
+    out = check_config(tmp_path, "redis:\n  interval: 1e309\n", {"HONEYDUE_KUBERNETES__TIMEOUT": "nan"})
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "honeydue-exporter: config error: redis.interval: Input should be a finite number; "
+        "kubernetes.timeout: Input should be a finite number"
+    ]
+
+
+def test_large_finite_numbers_still_load(tmp_path: Path) -> None:
+    file = tmp_path / "c.yml"
+    file.write_text("redis:\n  interval: 1.0e+6\n  timeout: 1e3\n")
+    config = load_config(file)
+    assert (config.redis.interval, config.redis.timeout) == (1e6, 1e3)
+
+
+# --- secrets: found by type, from a file or the environment, never printed --------------------------
+def test_every_secret_looking_field_is_a_secret_type() -> None:
+    """A new token or password typed `str` would be printed by check-config and missed by redaction."""
+    for path, kind in config_walk():
+        name = str(path[-1])
+        if re.search(r"password|token|secret|api_?key|credential", name) and not name.endswith("_file"):
+            assert kind is SecretStr, f"{dotted(path)} holds a secret but is typed {kind}"
+        if name.endswith("_file") and kind is not type(None):
+            sibling = (*path[:-1], name.removesuffix("_file"))
+            assert sibling in secret_fields(), f"{dotted(path)} has no SecretStr {sibling[-1]} beside it"
+
+
+@pytest.mark.parametrize("source", ["file", "value"])
+def test_every_secret_field_is_found_masked_and_kept_out_of_output(tmp_path: Path, source: str) -> None:
+    fields = secret_fields()
+    assert len(fields) >= 7  # redis, postgres x2, http targets, nodata, server auth token and password
+    for index, path in enumerate(fields):
+        secret = f"S3cret-{index}-{path[-1]}"
+        if source == "file":
+            secret_file = tmp_path / f"secret-{index}"
+            secret_file.write_text(secret + "\n")
+            data = config_with((*path[:-1], f"{path[-1]}_file"), str(secret_file))
+        else:
+            data = config_with(path, secret)
+        file = tmp_path / "c.yml"
+        file.write_text(yaml.safe_dump(data))
+        config = load_config(file)
+        assert secret in config.secrets(), dotted(path)
+        effective = effective_config(config)
+        assert secret not in repr(effective), dotted(path)
+        node: object = effective
+        for key in path:
+            node = node[key]  # type: ignore[index]
+        assert node == "********", (dotted(path), node)
+
+
+def test_an_unreadable_secret_file_names_its_field(tmp_path: Path) -> None:
+    for path in secret_fields():
+        text = yaml.safe_dump(config_with((*path[:-1], f"{path[-1]}_file"), str(tmp_path / "missing")))
+        assert error_of(tmp_path, text) == (
+            f"{dotted(path)}_file: cannot read secret file {str(tmp_path / 'missing')!r}: No such file or directory"
+        )
+
+
+def test_the_environment_wins_over_a_secret_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("from-the-file")
+    monkeypatch.setenv("HONEYDUE_REDIS__PASSWORD", "from-the-env")
+    file = tmp_path / "c.yml"
+    file.write_text(f"redis:\n  password_file: {secret_file}\n")
+    config = load_config(file)
+    assert config.redis.password is not None and config.redis.password.get_secret_value() == "from-the-env"
+
+
+# --- URLs: one check for every URL, the runbook's included ------------------------------------------
+URLS = {
+    "runbook with credentials": ("runbook:\n  base_url: https://bot:tok3n@git.example.com/docs\n",
+                                 "runbook.base_url: URL contains credentials: the runbook URL is published"),
+    "runbook with a user only": ("runbook:\n  base_url: https://bot@git.example.com/docs\n",
+                                 "runbook.base_url: URL contains credentials"),
+    "runbook with a query": ("runbook:\n  base_url: https://git.example.com/docs?ref=main\n",
+                             "runbook.base_url: must not have a query or fragment"),
+    "runbook not http": ("runbook:\n  base_url: ftp://git.example.com/docs\n",
+                         "runbook.base_url: unsupported scheme 'ftp': use http:// or https://"),
+    "runbook bad port": ("runbook:\n  base_url: https://git.example.com:99999/docs\n",
+                         "runbook.base_url: URL has an invalid port"),
+    "vmagent with credentials": ("vmagent:\n  url: http://u:tok3n@vmagent:8429/metrics\n",
+                                 "vmagent.url: URL contains credentials"),
+    "nodata without host": ("nodata:\n  query_url: http:///api\n", "nodata.query_url: URL has no host"),
+    "http target with credentials": (
+        "http:\n  targets:\n  - {name: a, role: other, url: 'https://u:tok3n@example.com/'}\n",
+        "http.targets.0.url: URL contains credentials: use bearer_token_file"),
+    "redis with a password": ("redis:\n  url: redis://u:tok3n@127.0.0.1:6379/0\n",
+                              "redis.url: URL contains a password: use redis.password_file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(URLS))
+def test_bad_urls_are_one_line_errors_without_the_credentials(tmp_path: Path, case: str) -> None:
+    text, expected = URLS[case]
+    message = error_of(tmp_path, text)
+    assert message.startswith(expected) and "tok3n" not in message, message
+
+
+def test_good_urls_load(tmp_path: Path) -> None:
+    file = tmp_path / "c.yml"
+    file.write_text("runbook:\n  base_url: https://git.example.com:3000/docs/\n"
+                    "redis:\n  url: redis://worker@127.0.0.1:6379/2\n")
+    config = load_config(file)
+    assert config.runbook.base_url == "https://git.example.com:3000/docs"
+    assert config.redis.url == "redis://worker@127.0.0.1:6379/2"
+
+
+# --- names that become label values must be unique ---------------------------------------------------
+DUPLICATES = {
+    "http": ("http:\n  targets:\n  - {name: a, role: other, url: 'http://x/'}\n"
+             "  - {name: a, role: other, url: 'http://y/'}\n", "http: duplicate target names: a"),
+    "smtp": ("smtp:\n  targets:\n  - {name: m, host: x}\n  - {name: m, host: y}\n  - {name: n, host: z}\n",
+             "smtp: duplicate target names: m"),
+    "tcp": ("tcp:\n  targets:\n  - {name: t, address: 'x:1'}\n  - {name: t, address: 'y:1'}\n",
+            "tcp.targets: duplicate target names: t"),
+    "dns": ("dns:\n  resolvers: {r: {address: 127.0.0.1}}\n  lookups:\n  - {name: a.example, resolvers: [r]}\n"
+            "  - {name: a.example, resolvers: [r]}\n",
+            "dns: duplicate lookups (the same name, record type and resolver): a.example A via r"),
+}
+
+
+@pytest.mark.parametrize("section", sorted(DUPLICATES))
+def test_duplicate_names_are_rejected(tmp_path: Path, section: str) -> None:
+    text, expected = DUPLICATES[section]
+    assert error_of(tmp_path, text) == expected
+
+
+@pytest.mark.parametrize("command", ["render", "catalog"])
+def test_a_runbook_url_on_the_command_line_gets_the_same_check(tmp_path: Path, command: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HONEYDUE_")}
+    out = subprocess.run([sys.executable, "-m", "exporter", command, "--base-url", "https://bot:tok3n@git.example/d"],
+                         capture_output=True, text=True, timeout=60, env=clean, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "honeydue-exporter: config error: --base-url: URL contains credentials: "
+        "the runbook URL is published in every alert and dashboard"
+    ]

@@ -9,6 +9,7 @@ with exactly one stderr line and no traceback. Example counts stay small enough 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from exporter.config import Config, ConfigError, load_config
+from tests.helpers.config_fields import config_with, dotted, float_fields, numeric_fields
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "hd-prop-secret-7f3a"
@@ -170,3 +172,63 @@ def test_check_config_exits_0_or_2_with_one_line(data: dict[str, Any], env: dict
         assert result.returncode == 2, (result.returncode, result.stderr)
         lines = result.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("honeydue-exporter: config error: "), result.stderr
+
+
+# --- numbers: a duration, size or count loads only when finite ---------------------------------------
+NUMERIC = numeric_fields()
+FLOATS = set(float_fields())
+# Fields an environment variable can reach directly (not inside a list of targets).
+ENV_NUMERIC = [p for p in NUMERIC if all(isinstance(k, str) for k in p) and "resolvers" not in p]
+NON_FINITE_TEXT = ["inf", "-inf", "+inf", "Infinity", "-Infinity", "nan", "NaN", "1e309", "-1e400", "1.0e+309"]
+
+
+def _rejected_as_non_finite(path: tuple[str | int, ...], data: dict[str, Any], env: dict[str, str]) -> None:
+    """Loading `data` under `env` must fail on `path`'s value, as one line naming it."""
+    with environment(env), config_file(yaml.safe_dump(data)) as file:
+        try:
+            load_config(file)
+        except ConfigError as exc:
+            _finite_error(path, str(exc))
+        else:
+            raise AssertionError(f"{dotted(path)} accepted a non-finite value ({env or data})")
+
+
+def _finite_error(path: tuple[str | int, ...], message: str) -> None:
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(dotted(path) + ": "), message
+    if path in FLOATS:
+        assert message == f"{dotted(path)}: Input should be a finite number", message
+
+
+@SETTINGS
+@given(st.sampled_from(NUMERIC), st.floats(allow_nan=True, allow_infinity=True))
+def test_a_number_in_any_field_loads_only_when_finite(path: tuple[str | int, ...], number: float) -> None:
+    with environment({}), config_file(yaml.safe_dump(config_with(path, number))) as file:
+        try:
+            config = load_config(file)
+        except ConfigError as exc:
+            assert len(str(exc).splitlines()) == 1, str(exc)
+            if not math.isfinite(number):
+                _finite_error(path, str(exc))
+            return
+    assert math.isfinite(number), f"{dotted(path)} accepted {number}"
+    node: Any = config
+    for key in path:
+        node = node[key] if isinstance(key, int) else (node[key] if isinstance(node, dict) else getattr(node, key))
+    assert node == number
+
+
+@SETTINGS
+@given(st.sampled_from(NUMERIC), st.sampled_from(NON_FINITE_TEXT))
+def test_non_finite_text_in_any_field_is_one_config_error(path: tuple[str | int, ...], text: str) -> None:
+    """As YAML would give it for `1e309` (PyYAML reads that as a string, pydantic as inf)."""
+    _rejected_as_non_finite(path, config_with(path, text), {})
+
+
+@SETTINGS
+@given(st.sampled_from(ENV_NUMERIC), st.sampled_from(NON_FINITE_TEXT), st.floats(min_value=0.5, max_value=100))
+def test_non_finite_environment_values_are_one_config_error(
+    path: tuple[str | int, ...], text: str, file_value: float
+) -> None:
+    env = {"HONEYDUE_" + "__".join(str(k) for k in path).upper(): text}
+    _rejected_as_non_finite(path, config_with(path, file_value), env)

@@ -62,7 +62,9 @@ async def test_landing_page_lists_probes_and_runbooks() -> None:
         page = await (await client.get("/")).text()
     finally:
         await client.close()
-    assert "postgres_pooler" in page and "failing (refused" in page
+    assert 'id="neon-pooler-endpoint-unreachable-but-direct-endpoint-up"' not in page  # ids are the catalog's
+    assert 'id="neon-pooler-down-direct-up" data-state="failing"' in page
+    assert "postgres_pooler: refused" in page
     assert f"{BASE}/16-failure-modes.md#neon-pooler-endpoint-unreachable-but-direct-endpoint-up" in page
 
 

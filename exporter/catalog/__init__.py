@@ -22,7 +22,7 @@ CATALOG: tuple[FailureMode, ...] = (
 )
 
 __all__ = ["CATALOG", "LAYERS", "LAYER_BY_ID", "ROWS", "Alert", "FailureMode", "Layer", "alerts", "by_layer",
-           "entries_for_probe", "heading_anchor"]
+           "heading_anchor", "in_family"]
 
 
 def by_layer(layer: Layer) -> list[FailureMode]:
@@ -33,6 +33,7 @@ def alerts() -> list[tuple[FailureMode, Alert]]:
     return [(entry, alert) for entry in CATALOG for alert in entry.alerts]
 
 
-def entries_for_probe(probe_name: str) -> list[FailureMode]:
-    """Entries fed by a probe; `postgres_pooler` feeds entries that list the `postgres` family."""
-    return [e for e in CATALOG if any(probe_name == p or probe_name.startswith(p + "_") for p in e.probes)]
+def in_family(probe_name: str, family: str) -> bool:
+    """Whether a probe belongs to a family an entry's `probes=` names (`postgres_pooler` is a `postgres`)."""
+    return probe_name == family or probe_name.startswith(family + "_")
+

@@ -536,13 +536,22 @@ class ApiServicesProbe(_KubeProbe):
         return s
 
 
+def off_reason(cfg: KubernetesConfig) -> str:
+    """Why the Kubernetes probes are off when resolve_source finds no credentials."""
+    return "source: off" if cfg.source == "off" else "not running in a pod and no kubeconfig found"
+
+
 class DisabledProbe:
-    """No credentials anywhere: publish that fact (no I/O) instead of failing every run."""
+    """No credentials anywhere: publish that fact (no I/O) instead of failing every run.
+
+    `off` says why, so the status page shows the probe as off rather than ok (exporter.status.off_reason).
+    """
 
     def __init__(self, cfg: KubernetesConfig) -> None:
         self.name = "kubernetes_api"
         self.interval = cfg.interval
         self.timeout = cfg.timeout
+        self.off = off_reason(cfg)
 
     async def collect(self) -> Samples:
         s = Samples()
@@ -599,8 +608,8 @@ def build(config: Config, deps: Dependencies) -> list[Probe]:
     cfg = config.kubernetes
     source, path = resolve_source(cfg)
     if source == "none":
-        why = "source: off" if cfg.source == "off" else "not running in a pod and no kubeconfig found"
-        log.info("kubernetes probes disabled (%s); honeydue_kube_config_info{source=\"none\"} says so", why)
+        log.info("kubernetes probes disabled (%s); honeydue_kube_config_info{source=\"none\"} says so",
+                 off_reason(cfg))
         return [DisabledProbe(cfg)]
     kube = KubeClient(cfg, source, path, deps)
     probes: list[Probe] = [ApiProbe("kubernetes_api", kube), NodesProbe("kubernetes_nodes", kube)]
