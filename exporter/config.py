@@ -319,6 +319,10 @@ class AsynqConfig(Schedule):
         1000, ge=1, le=100_000, description="active task ids per queue checked for a missing lease"
     )
     max_scheduler_entries: int = Field(200, ge=1, le=10_000, description="cron entries read per cycle")
+    max_groups_checked: int = Field(
+        100, ge=0, le=100_000,
+        description="aggregation groups per queue summed for the aggregating count (a queue with more: not counted)",
+    )
 
 
 class ResidenceCacheConfig(Schedule):

@@ -70,6 +70,11 @@ PROCESSED_TODAY = gauge(
 FAILED_TODAY = gauge(
     "honeydue_asynq_tasks_failed_today", "Tasks failed since 00:00 UTC (Asynq's daily counter).", "queue"
 )
+GROUPS = gauge(
+    "honeydue_asynq_queue_groups",
+    "Task aggregation groups of the queue; above asynq.max_groups_checked the aggregating count is not read.",
+    "queue",
+)
 STUCK = gauge(
     "honeydue_asynq_stuck_active_tasks",
     "Active tasks nobody works on: lease expired (holder died) or no lease at all (never recovered).",
@@ -113,11 +118,14 @@ REGISTRY_READ_OK = gauge(
     "honeydue_asynq_registry_read_ok", "1 when asynq:servers / asynq:schedulers could be read.", "registry"
 )
 
-STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
+STORED_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")  # one key each
+STATES = (*STORED_STATES, "aggregating")  # aggregating: the sum of the queue's group zsets
 SERVER_STATUSES = ("new", "active", "stopped", "closed")
 
-# Oldest pending task's pending_since, and active ids with no lease entry. KEYS: pending, active, lease.
-# ARGV: task key prefix, max active ids to check.
+# Oldest pending task's pending_since, active ids with no lease entry, and the aggregation groups.
+# KEYS: pending, active, lease, groups. ARGV: task key prefix, max active ids to check,
+# max groups to sum, group key prefix. Returns {'ok', pending_since, no lease, groups, aggregating}
+# with aggregating -1 when the queue has more groups than the bound (Asynq walks every group).
 QUEUE_SCRIPT = """
 local id = redis.pcall('LINDEX', KEYS[1], -1)
 if type(id) == 'table' and id.err then return {'err', 'pending', id.err} end
@@ -135,24 +143,41 @@ for _, tid in ipairs(ids) do
   if type(sc) == 'table' and sc.err then return {'err', 'lease', sc.err} end
   if not sc then nolease = nolease + 1 end
 end
-return {'ok', since, nolease}
+local ngroups = redis.pcall('SCARD', KEYS[4])
+if type(ngroups) == 'table' and ngroups.err then return {'err', 'groups', ngroups.err} end
+local aggregating = 0
+if ngroups > tonumber(ARGV[3]) then
+  aggregating = -1
+elseif ngroups > 0 then
+  for _, g in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+    local n = redis.pcall('ZCARD', ARGV[4] .. g)
+    if type(n) == 'table' and n.err then return {'err', 'group', n.err} end
+    aggregating = aggregating + n
+  end
+end
+return {'ok', since, nolease, ngroups, aggregating}
 """
 
-# Live servers (score >= now) with their ServerInfo. KEYS: asynq:servers. ARGV: now.
+# Live servers with their ServerInfo, as Asynq's Inspector lists them: score >= now (whole seconds)
+# and the ServerInfo key still there (it expires with the heartbeat). KEYS: asynq:servers. ARGV: now.
 SERVERS_SCRIPT = """
 local out = {redis.call('ZCARD', KEYS[1])}
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', 0, 1000)) do
   local v = redis.pcall('GET', m)
-  if type(v) ~= 'string' then v = '' end
-  table.insert(out, m)
-  table.insert(out, v)
+  if type(v) == 'table' and v.err then v = '' end
+  if v then
+    table.insert(out, m)
+    table.insert(out, v)
+  end
 end
 return out
 """
 
 # Live schedulers' cron entries, each with the newest score of asynq:scheduler_history:<entry id>.
+# A scheduler is live while its score >= now (whole seconds) and its entries list is there (both expire
+# with its heartbeat; Asynq's Inspector knows a scheduler only through its entries).
 # The entry id is protobuf field 1 of SchedulerEntry, read here with a minimal wire-format walk.
-# KEYS: asynq:schedulers. ARGV: now, max entries.
+# KEYS: asynq:schedulers. ARGV: now, max entries. Returns {registered, live, entry, newest score, ...}.
 SCHEDULERS_SCRIPT = """
 local function field1(s)
   local i, n = 1, #s
@@ -185,14 +210,16 @@ local function field1(s)
   return nil
 end
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', 0, 100)
-local out = {redis.call('ZCARD', KEYS[1]), #live}
+local out = {redis.call('ZCARD', KEYS[1]), 0}
 local budget = tonumber(ARGV[2])
 for _, s in ipairs(live) do
-  local entries = redis.pcall('LRANGE', s, 0, budget - 1)
+  local entries = redis.pcall('LRANGE', s, 0, math.max(budget, 1) - 1)
   if type(entries) == 'table' and entries.err then
+    out[2] = out[2] + 1
     table.insert(out, '')
     table.insert(out, 'err')
   else
+    if #entries > 0 then out[2] = out[2] + 1 end
     for _, e in ipairs(entries) do
       if budget <= 0 then break end
       budget = budget - 1
@@ -240,6 +267,7 @@ class QueueReading:
     values: dict[str, float] = field(default_factory=dict)
     latency: float | None = None
     no_lease: float | None = None
+    groups: float | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -272,21 +300,24 @@ class AsynqProbe:
 
     async def _read(self, queues: list[str], now: float) -> list[Any]:
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        second = int(now)  # Asynq compares heartbeat and lease scores (unix seconds) with now.Unix()
         pipe = self._client.pipeline(transaction=False)
         for q in queues:
             for suffix, command in _QUEUE_COMMANDS:
                 if suffix.endswith("_today"):
                     pipe.execute_command("GET", queue_key(q, f"{suffix.removesuffix('_today')}:{day}"))
-                elif command == "ZCOUNT":
-                    pipe.execute_command("ZCOUNT", queue_key(q, "lease"), "-inf", f"({now}")
+                elif command == "ZCOUNT":  # lease score <= now: Asynq's own test for an expired lease
+                    pipe.execute_command("ZCOUNT", queue_key(q, "lease"), "-inf", second)
                 else:
                     pipe.execute_command(command, queue_key(q, suffix))
             pipe.execute_command(
-                self._eval, QUEUE_SCRIPT, 3, queue_key(q, "pending"), queue_key(q, "active"), queue_key(q, "lease"),
-                queue_key(q, "t:"), self._cfg.max_active_checked,
+                self._eval, QUEUE_SCRIPT, 4, queue_key(q, "pending"), queue_key(q, "active"), queue_key(q, "lease"),
+                queue_key(q, "groups"), queue_key(q, "t:"), self._cfg.max_active_checked,
+                self._cfg.max_groups_checked, queue_key(q, "g:"),
             )
-        pipe.execute_command(self._eval, SERVERS_SCRIPT, 1, "asynq:servers", now)
-        pipe.execute_command(self._eval, SCHEDULERS_SCRIPT, 1, "asynq:schedulers", now, self._cfg.max_scheduler_entries)
+        pipe.execute_command(self._eval, SERVERS_SCRIPT, 1, "asynq:servers", second)
+        pipe.execute_command(self._eval, SCHEDULERS_SCRIPT, 1, "asynq:schedulers", second,
+                             self._cfg.max_scheduler_entries)
         return list(await pipe.execute(raise_on_error=False))
 
     def _samples(self, queues: list[str], replies: list[Any], now: float) -> Samples:
@@ -341,6 +372,9 @@ def _queue(name: str, replies: list[Any], now: float) -> QueueReading:
     else:
         since = script[1]
         reading.no_lease = float(script[2])
+        reading.groups = float(script[3])
+        if int(script[4]) >= 0:  # -1: more groups than the bound, not summed
+            reading.values["aggregating"] = float(script[4])
         try:
             reading.latency = max(0.0, now - int(since) / 1e9) if since else 0.0
         except ValueError:
@@ -367,6 +401,8 @@ def _add_queue(s: Samples, r: QueueReading) -> None:
             s.add(spec, v[key], queue=q)
     if r.latency is not None:
         s.add(LATENCY, r.latency, queue=q)
+    if r.groups is not None:
+        s.add(GROUPS, r.groups, queue=q)
     if "lease" in v:
         s.add(STUCK, v["lease"], queue=q, reason="lease_expired")
     if r.no_lease is not None:
