@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -322,6 +322,11 @@ class AsynqConfig(Schedule):
     max_groups_checked: int = Field(
         100, ge=0, le=100_000,
         description="aggregation groups per queue summed for the aggregating count (a queue with more: not counted)",
+    )
+    queues: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, max_length=100,
+        description="queues read even when asynq:queues does not list them (an Asynq client registers a queue "
+        "once per process, so after Redis restarted empty the worker's queues stay unlisted)",
     )
 
 

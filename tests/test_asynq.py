@@ -351,11 +351,32 @@ async def test_redis_restarted_empty_under_a_live_worker(peer: AsynqPeer, probe:
     s, _ = await compare("redis restart: after", peer, probe, frozen=True)
     assert v(s, "honeydue_asynq_queues") == 0
     assert v(s, "honeydue_asynq_servers_live", status="active") == 1
-    with redis.Redis(port=redis_server.port) as r:  # the worker goes on processing the unlisted queues
-        until(peer, lambda t: int(r.get(queue_key("email", "processed")) or 0) >= 3, "unlisted email processed")
-    peer.enqueue("email", 1)  # a new process registers the queue again
-    until(peer, lambda t: [x["queue"] for x in t["queues"]] == ["email"], "email listed again")
-    await compare("redis restart: a new client", peer, probe, frozen=True)
+    # The worker goes on processing the unlisted queues: only a probe told the queues (asynq.queues) sees them.
+    configured = make_probe(redis_server, queues=["default", "email"])
+    try:
+        with redis.Redis(port=redis_server.port) as r:
+            until(peer, lambda t: int(r.get(queue_key("email", "processed")) or 0) >= 3, "unlisted email processed")
+        c = await configured.collect()
+        assert v(c, "honeydue_asynq_queues") == 0
+        assert v(c, "honeydue_asynq_queue_listed", queue="email") == 0
+        assert (v(c, "asynq_tasks_processed_total", queue="email") or 0) >= 3
+        peer.enqueue("email", 1)  # a new process registers the queue again
+        until(peer, lambda t: [x["queue"] for x in t["queues"]] == ["email"], "email listed again")
+        with peer.frozen():
+            s, truth = await snapshot(peer, probe)
+            c = await configured.collect()
+        check("redis restart: a new client", peer, s, truth)
+    finally:
+        await configured.close()
+    assert v(c, "honeydue_asynq_queue_listed", queue="email") == 1
+    assert v(c, "honeydue_asynq_queue_listed", queue="default") == 0  # the scheduler's client never re-registers
+    mine = {(x.name, tuple(sorted(x.labels.items()))): x.value for f in c.families() for x in f.samples
+            if x.labels.get("queue") == "email"}
+    truth_rows = {(x.name, tuple(sorted(x.labels.items()))): x.value for f in s.families() for x in f.samples
+                  if x.labels.get("queue") == "email"}
+    assert mine.keys() == truth_rows.keys()
+    for key, value in mine.items():  # equal to the probe whose samples just equalled the Inspector's
+        assert value == pytest.approx(truth_rows[key], abs=1 if key[0] == "asynq_queue_latency_seconds" else 0), key
 
 
 # --- what real Asynq cannot write: malformed state (exporter/drill/asynq_state.py) -------------------------

@@ -229,7 +229,7 @@ class Pipeline:
             ]},
             "smtp": {"targets": [{"name": "fastmail", "host": "127.0.0.1", "port": self.smtp.port,
                                   "require_starttls": False, "tls_handshake": False, **fast}]},
-            "asynq": fast,
+            "asynq": {**fast, "queues": ["default", "email"]},  # honeyDue's queues, read even when unlisted
             "residence_cache": {"enabled": True, "database": "direct", "interval": 1.0, "timeout": 0.9},
             "kubernetes": {"source": "kubeconfig", "kubeconfig": str(self.kube.kubeconfig(self.workdir / "kubeconfig")),
                            "apiserver_port": self.kube.node_port, "interval": 1.0, "timeout": 0.9,

@@ -2,15 +2,22 @@
 
 Feeds "worker stops processing jobs", the Asynq part of "redis pod dies + node is different" and
 the retry/archived pile-up of "Fastmail SMTP unreachable". Supports Asynq's key layout of v0.22 and
-later (checked against v0.26).
+later; every metric is checked against Asynq's own Inspector for v0.25.1 and v0.26.0 (tests/test_asynq.py),
+and follows it: a queue's size includes its aggregating tasks, heartbeat and lease scores (unix seconds)
+are compared with whole seconds, a server counts as live only while its ServerInfo key is there and a
+scheduler only while its entries are.
+
+Queues: those listed in `asynq:queues` and those configured in `asynq.queues`. An Asynq client adds a
+queue to `asynq:queues` once per process, so after Redis restarted empty the queues of long-lived clients
+(honeyDue's API, the scheduler) stay unlisted, for Asynq's own Inspector too, until a new process enqueues.
 
 Cost: two round trips per cycle whatever the queue count: `SMEMBERS asynq:queues`, then one
 pipeline holding every queue's counters plus three small read-only Lua scripts (EVAL) for the reads
 that need a first reply to know the next key: the oldest pending task's `pending_since`
-(LINDEX then HGET) and its active ids without a lease, the live servers' ServerInfo, and the live
-schedulers' cron entries with the newest score of each entry's history. No KEYS, no SCAN; every
-range read is bounded. The scripts use `redis.pcall`, so a malformed key shows up as an error for
-its queue only.
+(LINDEX then HGET), its active ids without a lease and its aggregation groups (up to
+`max_groups_checked`), the live servers' ServerInfo, and the live schedulers' cron entries with the
+newest score of each entry's history. No KEYS, no SCAN; every range read is bounded. The scripts use
+`redis.pcall`, so a malformed key shows up as an error for its queue only.
 
 The scripts run with EVAL_RO (Redis >= 7.0): the server refuses any write they might attempt, and
 an ACL user with read-only key permissions (`%R~asynq:*`) may run them, which plain EVAL (whose
@@ -56,6 +63,11 @@ PAUSED = gauge(
 # --- ours ------------------------------------------------------------------------------------------
 UP = gauge("honeydue_asynq_up", "Whether Asynq's state could be read from Redis (1) or not (0).")
 QUEUES = gauge("honeydue_asynq_queues", "Queues listed in asynq:queues.")
+QUEUE_LISTED = gauge(
+    "honeydue_asynq_queue_listed",
+    "1 when asynq:queues lists the queue, 0 for a configured queue (asynq.queues) it does not list.",
+    "queue",
+)
 QUEUE_READ_OK = gauge(
     "honeydue_asynq_queue_read_ok", "1 when every key of the queue was readable, 0 when one is malformed.", "queue"
 )
@@ -97,10 +109,12 @@ SERVER_QUEUE = gauge(
     "server", "queue",
 )
 SERVERS_UNDECODABLE = gauge(
-    "honeydue_asynq_servers_undecodable", "Live server entries whose ServerInfo is missing or not protobuf."
+    "honeydue_asynq_servers_undecodable", "Live server entries whose ServerInfo is not protobuf."
 )
 SCHEDULERS_REGISTERED = gauge("honeydue_asynq_schedulers_registered", "Members of asynq:schedulers.")
-SCHEDULERS_LIVE = gauge("honeydue_asynq_schedulers_live", "Schedulers (cron) whose heartbeat has not expired.")
+SCHEDULERS_LIVE = gauge(
+    "honeydue_asynq_schedulers_live", "Schedulers (cron) whose heartbeat and entries have not expired."
+)
 CRON_LAST = gauge(
     "honeydue_asynq_cron_last_enqueue_timestamp_seconds",
     "Unix time of a cron entry's newest enqueue in its scheduler_history (newest across schedulers).",
@@ -288,7 +302,8 @@ class AsynqProbe:
         try:
             async with self._deps.throttle("redis"):
                 raw = await self._client.smembers("asynq:queues")
-                queues = sorted(q.decode("utf-8", "replace") if isinstance(q, bytes) else q for q in raw)
+                listed = {q.decode("utf-8", "replace") if isinstance(q, bytes) else q for q in raw}
+                queues = sorted(listed.union(self._cfg.queues))
                 replies = await self._read(queues, now)
                 if self._eval == "EVAL_RO" and _unknown_command(replies[-1]):  # Redis < 7.0
                     self._eval = "EVAL"
@@ -296,7 +311,7 @@ class AsynqProbe:
         except BaseException:
             await self._client.connection_pool.disconnect()
             raise
-        return self._samples(queues, replies, now)
+        return self._samples(queues, listed, replies, now)
 
     async def _read(self, queues: list[str], now: float) -> list[Any]:
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
@@ -320,13 +335,14 @@ class AsynqProbe:
                              self._cfg.max_scheduler_entries)
         return list(await pipe.execute(raise_on_error=False))
 
-    def _samples(self, queues: list[str], replies: list[Any], now: float) -> Samples:
+    def _samples(self, queues: list[str], listed: set[str], replies: list[Any], now: float) -> Samples:
         s = Samples()
         s.add(UP, 1)
-        s.add(QUEUES, len(queues))
+        s.add(QUEUES, len(listed))
         per_queue = len(_QUEUE_COMMANDS) + 1
         for i, q in enumerate(queues):
             reading = _queue(q, replies[i * per_queue:(i + 1) * per_queue], now)
+            s.add(QUEUE_LISTED, 1 if q in listed else 0, queue=q)
             _add_queue(s, reading)
         servers_reply, schedulers_reply = replies[-2], replies[-1]
         _add_servers(s, servers_reply)

@@ -76,6 +76,7 @@ def expected(truth: dict[str, Any], live_schedulers: int | None) -> dict[Key, tu
     for q in truth["queues"]:
         name = q["queue"]
         put("honeydue_asynq_queue_read_ok", 1, queue=name)
+        put("honeydue_asynq_queue_listed", 1, queue=name)  # the Inspector lists exactly asynq:queues
         for state, count in q["states"].items():
             put("asynq_tasks", count, queue=name, state=state)
         put("asynq_queue_size", q["size"], queue=name)
@@ -186,7 +187,7 @@ def write_table(path: Path | None = None) -> None:
         return
 
     def fmt(x: float | None) -> str:
-        return "-" if x is None else f"{x:g}" if float(x).is_integer() else f"{x:.3f}"
+        return "-" if x is None else f"{x:.0f}" if float(x).is_integer() else f"{x:.3f}"
 
     lines = ["scenario\tasynq\tmetric\tlabels\texporter\tinspector\ttolerance\tsource\tok"]
     lines += [f"{r.scenario}\t{r.version}\t{r.metric}\t{r.labels}\t{fmt(r.exporter)}\t{fmt(r.inspector)}\t"
