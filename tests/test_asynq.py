@@ -117,13 +117,14 @@ async def test_idle(peer: AsynqPeer, probe: AsynqProbe) -> None:
 
 
 async def test_steady_load(peer: AsynqPeer, probe: AsynqProbe) -> None:
-    """Clients enqueue all the time, tasks succeed, fail, retry and get archived; compared in a frozen moment."""
-    peer.start("worker", "-queues", "default=2,email=1", "-concurrency", "4", "-delayed-check", "1s")
+    """Clients enqueue all the time, tasks succeed, fail, panic, retry and get archived; compared frozen."""
+    peer.start("worker", "-queues", "critical=3,default=2,email=1", "-concurrency", "4", "-delayed-check", "1s")
     peer.start("enqueue", "-queue", "email", "-every", "50ms", "-count", "2")
     peer.start("enqueue", "-queue", "email", "-every", "100ms", "-do", "block", "-for", "300ms")
     peer.start("enqueue", "-queue", "default", "-every", "100ms", "-do", "fail", "-max-retry", "1")
-    until(peer, lambda t: q(t, "email")["processed_total"] >= 40 and state(t, "default", "archived") >= 3,
-          "processed, failed, archived under load")
+    peer.start("enqueue", "-queue", "critical", "-every", "200ms", "-do", "panic", "-max-retry", "0")
+    until(peer, lambda t: q(t, "email")["processed_total"] >= 40 and state(t, "default", "archived") >= 3
+          and state(t, "critical", "archived") >= 2, "processed, failed, panicked, archived under load")
     _, truth = await compare("steady load", peer, probe, frozen=True)
     assert q(truth, "default")["failed_total"] >= 3 and q(truth, "email")["processed_total"] >= 40
 
