@@ -56,7 +56,7 @@ def seed(r: redis.Redis, port: int) -> AsynqPeer:
         peer.enqueue("email", 4)
         peer.enqueue("default", 1, delay="10m")
         peer.pause("default")
-        peer.start("worker", "-queues", "email=1", "-concurrency", "2")
+        peer.start("worker", "-queues", "email=1", "-concurrency", "2", "-shutdown-timeout", "1s")
         peer.start("scheduler", "-heartbeat", "1s", "-entry", "@every 1h|digest:tick|default")
         deadline = time.monotonic() + 30
         while True:
