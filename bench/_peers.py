@@ -19,28 +19,37 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
-from exporter.drill.asynq_state import AsynqState, CronEntry
+from exporter.drill.asynqpeer import AsynqPeer
 from tests.helpers.servers import RedisServer, free_port, stop_process, wait_for_port
 
 STATES = ("pending", "active", "scheduled", "retry", "archived", "completed", "processed", "failed")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def seed_asynq(r: redis.Redis, queues: int = 5, tasks: int = 1000) -> list[str]:
-    """Write `queues` x `tasks` pending tasks, a live worker and a scheduler, as Asynq does; return the queue keys."""
-    state = AsynqState(r)
-    now = time.time()
-    for q in range(queues):
-        for i in range(tasks):
-            state.enqueue(f"queue{q}", now - tasks + i)
-    state.heartbeat("worker-0", 1, "bench", at=now + 3600, concurrency=10,
-                    queues={f"queue{q}": 1 for q in range(queues)}, ttl=3600)
-    entry = CronEntry("@every 1m", "bench:tick", next_at=now + 30, prev_at=now - 30)
-    state.scheduler_heartbeat("bench", [entry], at=now + 3600, ttl=3600)
-    state.record_enqueue(entry, now - 30)
-    return [f"asynq:{{queue{q}}}:{s}" for q in range(queues) for s in STATES]
+def seed_asynq(port: int, queues: int = 5, tasks: int = 1000, live: bool = True) -> tuple[list[str], AsynqPeer]:
+    """`queues` x `tasks` pending tasks written by the real Asynq (tests/peers/bin/asynqpeer) and, if `live`, a
+    worker serving those queues (paused, so the backlog stays) and a scheduler with one cron entry. Returns the
+    queue keys and the peer, whose processes the caller stops (`stop_all`)."""
+    peer = AsynqPeer(f"127.0.0.1:{port}")
+    names = [f"queue{q}" for q in range(queues)]
+    keys = [f"asynq:{{{name}}}:{s}" for name in names for s in STATES]
+    try:
+        for name in names:
+            peer.enqueue(name, tasks, parallel=8, timeout=600)
+            peer.pause(name)
+        if not live:
+            return keys, peer
+        peer.start("worker", "-queues", ",".join(f"{name}=1" for name in names))
+        peer.start("scheduler", "-heartbeat", "2s", "-entry", "@every 1m|bench:tick|default")
+        deadline = time.monotonic() + 30
+        while not ((view := peer.inspect())["servers"] and view["scheduler_entries"]):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Asynq worker and scheduler did not register within 30 s")
+            time.sleep(0.2)
+    except BaseException:
+        peer.stop_all()
+        raise
+    return keys, peer
 
 
 def rss_bytes(pid: int) -> int:
@@ -102,9 +111,9 @@ def lineup(interval: float = 15.0, queues: int = 5, tasks: int = 1000, peers: bo
     server.start()
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     procs: list[subprocess.Popen[bytes]] = []
+    peer: AsynqPeer | None = None
     try:
-        with redis.Redis(port=server.port) as r:
-            keys = seed_asynq(r, queues, tasks)
+        keys, peer = seed_asynq(server.port, queues, tasks)
         up = Lineup(server, keys)
         port = free_port()
         proc = _start([sys.executable, "-m", "exporter", "run"], port, ours_env(port, server.url, interval))
@@ -134,6 +143,8 @@ def lineup(interval: float = 15.0, queues: int = 5, tasks: int = 1000, peers: bo
     finally:
         for proc in procs:
             stop_process(proc)
+        if peer is not None:
+            peer.stop_all()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Self, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
@@ -350,6 +350,15 @@ class AsynqConfig(Schedule):
         1000, ge=1, le=100_000, description="active task ids per queue checked for a missing lease"
     )
     max_scheduler_entries: int = Field(200, ge=1, le=10_000, description="cron entries read per cycle")
+    max_groups_checked: int = Field(
+        100, ge=0, le=100_000,
+        description="aggregation groups per queue summed for the aggregating count (a queue with more: not counted)",
+    )
+    queues: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, max_length=100,
+        description="queues read even when asynq:queues does not list them (an Asynq client registers a queue "
+        "once per process, so after Redis restarted empty the worker's queues stay unlisted)",
+    )
 
 
 class ResidenceCacheConfig(Schedule):

@@ -14,6 +14,7 @@ BIN="$PWD/bin"
 # name, module directory (relative to tests/peers), package, extra `go build` flags
 TARGETS=(
   "asynqpeer . ./cmd/asynqpeer"
+  "asynqpeer-v025 . ./cmd/asynqpeer -modfile=go.asynq-v025.mod"
 )
 
 mkdir -p "$BIN"

@@ -14,12 +14,12 @@ import psycopg
 import redis
 
 from exporter.config import Config
-from exporter.drill.asynq_state import AsynqState, CronEntry
 from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.cache import ResidenceCacheProbe
 from exporter.probes.deps import Dependencies
+from tests.helpers.asynq_peer import AsynqPeer
 from tests.helpers.servers import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,14 +28,31 @@ REPO = Path(__file__).resolve().parent.parent
 async def test_exposition_passes_promtool_check_metrics(
     promtool: str, redis_server: RedisServer, pg_database: str
 ) -> None:
-    now = time.time()
-    state = AsynqState(redis.Redis(port=redis_server.port))
-    state.enqueue("email", now - 5)
-    state.heartbeat("w", 1, "s", at=now, concurrency=2, queues={"email": 1})
-    entry = CronEntry("@every 1m", "reminders:scan", next_at=now + 30, prev_at=now - 30)
-    state.scheduler_heartbeat("sch", [entry], at=now)
-    state.record_enqueue(entry, now - 30)
-    state.r.set("residence_ids:1", json.dumps([10]), ex=300)
+    # The real Asynq: a pending email, a live worker (serving another queue), a cron entry that has enqueued.
+    peer = AsynqPeer(f"127.0.0.1:{redis_server.port}")
+    r = redis.Redis(port=redis_server.port)
+    try:
+        peer.enqueue("email", 1)
+        peer.start("worker", "-queues", "default=1")
+        peer.start("scheduler", "-heartbeat", "1s", "-entry", "@every 1s|reminders:scan|default")
+        deadline = time.monotonic() + 30
+        while not ((t := peer.inspect())["servers"] and t["scheduler_entries"]
+                   and t["scheduler_entries"][0]["events"] and t["scheduler_entries"][0]["prev"]):
+            assert time.monotonic() < deadline, t
+            time.sleep(0.2)
+        body = await _render(redis_server, pg_database, r)
+    finally:
+        peer.stop_all()
+        r.close()
+    for name in (b"asynq_tasks_processed_total", b"honeydue_residence_ids_cache_entries_stale 1.0",
+                 b"honeydue_asynq_server_concurrency{", b"honeydue_asynq_cron_last_enqueue_timestamp_seconds{"):
+        assert name in body, name
+    out = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == b"" and out.stderr == b"", out.stdout + out.stderr
+
+
+async def _render(redis_server: RedisServer, pg_database: str, r: redis.Redis) -> bytes:
+    r.set("residence_ids:1", json.dumps([10]), ex=300)
     with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={pg_database}", autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS residence_residence (id bigint PRIMARY KEY, owner_id bigint)")
         conn.execute("CREATE TABLE IF NOT EXISTS residence_residence_users (residence_id bigint, user_id bigint)")
@@ -51,7 +68,4 @@ async def test_exposition_passes_promtool_check_metrics(
         assert (await engine.run_once(probe)).status == "ok"
     body = Exposition(engine).render()
     await engine.stop()
-    state.r.close()
-    assert b"asynq_tasks_processed_total" in body and b"honeydue_residence_ids_cache_entries_stale 1.0" in body
-    out = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
-    assert out.returncode == 0 and out.stdout == b"" and out.stderr == b"", out.stdout + out.stderr
+    return body

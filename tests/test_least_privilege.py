@@ -19,13 +19,13 @@ import redis
 from redis.exceptions import NoPermissionError, ResponseError
 
 from exporter.config import Config
-from exporter.drill.asynq_state import AsynqState, CronEntry
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.cache import ResidenceCacheProbe
 from exporter.probes.deps import Dependencies
 from exporter.probes.postgres import PostgresProbe
 from exporter.probes.redis import RedisProbe
 from exporter.samples import Samples
+from tests.helpers.asynq_peer import AsynqPeer
 from tests.helpers.least_privilege import (
     ACL_USER,
     PgRole,
@@ -46,32 +46,44 @@ def flatten(s: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return {(x.name, frozenset(x.labels.items())): float(x.value) for f in s.families() for x in f.samples}
 
 
-def seed(r: redis.Redis) -> None:
-    """Asynq in every state, a live worker and scheduler, and residence-ID cache entries (one stale)."""
-    state = AsynqState(r)
-    now = time.time()
-    ids = [state.enqueue("email", now - 60 + i) for i in range(6)]
-    state.dequeue("email", lease_expiry=now + 30)
-    state.dequeue("email", lease_expiry=now - 5)  # an expired lease
-    state.done("email", ids[0], now - 3)
-    state.schedule("default", now + 600)
-    state.pause("default", now)
-    state.heartbeat("worker-1", 1, "w1", at=now - 1, concurrency=5, queues={"email": 1, "default": 1})
-    entry = CronEntry("@every 1m", "digest:tick", next_at=now + 30, prev_at=now - 30)
-    state.scheduler_heartbeat("sched-1", [entry], at=now - 1)
-    state.record_enqueue(entry, now - 30)
+def seed(r: redis.Redis, port: int) -> AsynqPeer:
+    """The real Asynq (pending, active, scheduled tasks, a paused queue, a live worker and scheduler) and
+    residence-ID cache entries (one stale). The caller stops the returned peer's processes."""
+    peer = AsynqPeer(f"127.0.0.1:{port}")
+    try:
+        peer.enqueue("email", 1)  # the worker processes this one, then takes the next two and holds them
+        peer.enqueue("email", 2, do="block")
+        peer.enqueue("email", 4)
+        peer.enqueue("default", 1, delay="10m")
+        peer.pause("default")
+        peer.start("worker", "-queues", "email=1", "-concurrency", "2", "-shutdown-timeout", "1s")
+        peer.start("scheduler", "-heartbeat", "1s", "-entry", "@every 1h|digest:tick|default")
+        deadline = time.monotonic() + 30
+        while True:
+            t = peer.inspect()
+            email = next(q for q in t["queues"] if q["queue"] == "email")
+            if (email["states"]["active"] == 2 and email["processed_total"] == 1 and t["servers"]
+                    and t["scheduler_entries"]):
+                break
+            assert time.monotonic() < deadline, t
+            time.sleep(0.2)
+    except BaseException:
+        peer.stop_all()
+        raise
     r.set("residence_ids:1", json.dumps([10, 12]), ex=300)
     r.set("residence_ids:2", json.dumps([11]), ex=300)  # stale: user 2 is also a member of 10
     r.set("residence_ids:4", json.dumps([12]), ex=300)
+    return peer
 
 
 @pytest.fixture
 def acl_redis(redis_server: RedisServer) -> Iterator[redis.Redis]:
     admin = redis.Redis(port=redis_server.port)
-    seed(admin)
+    peer = seed(admin, redis_server.port)
     apply_redis_acl(admin, PASSWORD)
     admin.execute_command("ACL", "LOG", "RESET")
     yield admin
+    peer.stop_all()
     admin.close()
 
 
@@ -138,7 +150,8 @@ async def test_redis_probes_under_the_acl_user_equal_the_default_user(
     assert s.value("honeydue_asynq_queue_read_ok", queue="email") == 1
     assert s.value("honeydue_asynq_registry_read_ok", registry="servers") == 1
     assert s.value("honeydue_asynq_registry_read_ok", registry="schedulers") == 1
-    assert s.value("honeydue_asynq_stuck_active_tasks", queue="email", reason="lease_expired") == 1
+    assert s.value("asynq_tasks", queue="email", state="active") == 2
+    assert s.value("honeydue_asynq_stuck_active_tasks", queue="email", reason="lease_expired") == 0
     assert s.value("honeydue_asynq_servers_live", status="active") == 1
     assert s.value("asynq_queue_paused", queue="default") == 1
     assert least["redis"].value("honeydue_redis_asynq_queues") == 2
@@ -187,16 +200,21 @@ async def test_asynq_probe_falls_back_to_eval_without_eval_ro() -> None:
     server.start()
     try:
         admin = redis.Redis(port=server.port)
-        seed(admin)  # (Asynq's own writes use EVAL too: count only the probe's)
-        admin.config_resetstat()
-        cfg = Config(redis={"url": server.url})  # type: ignore[arg-type]
-        probe = AsynqProbe(cfg.asynq, cfg, Dependencies())
-        first = await probe.collect()
-        second = await probe.collect()
-        await probe.close()
+        peer = seed(admin, server.port)
+        try:
+            with peer.frozen():  # Asynq's own scripts run as EVAL/EVALSHA too: count only the probe's
+                admin.config_resetstat()
+                cfg = Config(redis={"url": server.url})  # type: ignore[arg-type]
+                probe = AsynqProbe(cfg.asynq, cfg, Dependencies())
+                first = await probe.collect()
+                second = await probe.collect()
+                await probe.close()
+                evals = admin.info("commandstats")["cmdstat_eval"]["calls"]
+        finally:
+            peer.stop_all()
         assert first.value("honeydue_asynq_queue_read_ok", queue="email") == 1
         assert second.value("asynq_tasks", queue="email", state="pending") == 4
-        assert admin.info("commandstats")["cmdstat_eval"]["calls"] == 2 * 4  # 4 scripts x 2 runs: EVAL_RO not tried again
+        assert evals == 2 * 4  # 4 scripts x 2 runs: EVAL_RO not tried again
         admin.close()
     finally:
         server.stop()

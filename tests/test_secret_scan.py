@@ -24,9 +24,9 @@ import pytest
 import redis
 import yaml
 
-from exporter.drill.asynq_state import AsynqState
 from exporter.drill.kubeapi import TOKEN as KUBE_TOKEN
 from exporter.drill.kubeapi import KubeAPI
+from tests.helpers.asynq_peer import AsynqPeer
 from tests.helpers.edge import dnsmasq, smtp_server
 from tests.helpers.exporter import parse_metrics, value
 from tests.helpers.least_privilege import ACL_USER, apply_redis_acl, create_pg_role, create_residence_schema
@@ -84,7 +84,7 @@ def echo_server() -> Iterator[int]:
 def test_full_run_leaks_no_secret(exporter_factory, tmp_path: Path, redis_server: RedisServer,  # type: ignore[no-untyped-def]
                                   pgbouncer: PgBouncer, pg_database: str, echo_server: int) -> None:
     admin = redis.Redis(port=redis_server.port)
-    AsynqState(admin).enqueue("email", time.time() - 5)
+    AsynqPeer(f"127.0.0.1:{redis_server.port}").enqueue("email", 1)  # the real Asynq's client
     admin.set("residence_ids:1", json.dumps([10, 12]), ex=300)
     apply_redis_acl(admin, SECRETS["redis"])
     create_residence_schema(pg_database)

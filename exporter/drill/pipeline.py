@@ -1,5 +1,5 @@
-"""The whole alert pipeline on loopback: honeyDue's stand-ins -> exporter -> vmagent -> VictoriaMetrics ->
-vmalert (the shipped rules, re-rendered with short `for`) -> Alertmanager -> a webhook receiver.
+"""The whole alert pipeline on loopback: honeyDue's stand-ins and its real Asynq worker -> exporter -> vmagent ->
+VictoriaMetrics -> vmalert (the shipped rules, re-rendered with short `for`) -> Alertmanager -> a webhook receiver.
 
 Shared by `honeydue-exporter drill` and tests/test_e2e.py. Everything listens on 127.0.0.1 (the
 Kubernetes stand-in's node API servers on 127.0.0.2-4), every process is stopped in `stop()`.
@@ -17,8 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -31,7 +29,7 @@ import redis
 import yaml
 
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
-from exporter.drill.asynq_state import AsynqState, CronEntry, key
+from exporter.drill.asynqapp import AsynqApp
 from exporter.drill.kubeapi import KubeAPI
 from exporter.drill.procs import PgBouncer, RedisServer, free_port, stop_process, wait_for_port
 from exporter.drill.residence import create_residence_tables
@@ -64,70 +62,6 @@ class Timing:
     @property
     def fire_bound(self) -> float:
         return self.for_seconds + 2 * self.scrape_interval + self.evaluation_interval + self.latency_offset
-
-
-class AppSimulator:
-    """honeyDue's worker and scheduler as Asynq writes them to Redis, on a thread, each switchable.
-
-    worker: heartbeats (TTL 6 s) and drains the queues; scheduler: heartbeats one cron entry
-    (`@every 10s`) and enqueues its task on time; client_flood: enqueues one email a second.
-    """
-
-    CRON = CronEntry(spec="@every 10s", task_type="reminders:daily_digest", id="0c1d2e3f-cron-entry")
-    QUEUES = ("default", "email")
-
-    def __init__(self, redis_port: int) -> None:
-        self.client = redis.Redis(port=redis_port, socket_timeout=1, socket_connect_timeout=1)
-        self.state = AsynqState(self.client)
-        self.worker_alive = True
-        self.scheduler_alive = True
-        self.cron_enqueuing = True
-        self.client_flood = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="app-simulator", daemon=True)
-        self._last_cron = 0.0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self.client.close()
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                self.tick(time.time())
-            except redis.RedisError as exc:  # Redis restarting or full: a real worker retries too
-                log.debug("app simulator: %s", exc)
-
-    def tick(self, now: float) -> None:
-        if self.client_flood:
-            self.state.enqueue("email", now)
-        if self.worker_alive:
-            self.state.heartbeat("worker-0", 1, "9f8e7d6c-worker", at=now, concurrency=10,
-                                 queues=dict.fromkeys(self.QUEUES, 1), ttl=6)
-            for queue in self.QUEUES:
-                while (task := self.state.dequeue(queue, now + 30)) is not None:
-                    self.state.done(queue, task, now)
-        if self.scheduler_alive:
-            if self.cron_enqueuing and now - self._last_cron >= 10:
-                self._last_cron = now
-                self.state.record_enqueue(self.CRON, now)
-            self.CRON.prev_at = self._last_cron or now
-            self.CRON.next_at = self.CRON.prev_at + 10
-            self.state.scheduler_heartbeat("scheduler-0", [self.CRON], at=now, ttl=6)
-
-    def age_cron_history(self, seconds: float) -> None:
-        """The entry's newest enqueue becomes `seconds` old: as if it had stopped that long ago."""
-        history = f"asynq:scheduler_history:{self.CRON.id}"
-        self.client.delete(history)
-        self.state.record_event(self.CRON, time.time() - seconds, str(uuid.uuid4()))
-        self._last_cron = time.time() - seconds
-
-    def pending(self, queue: str) -> int:
-        return int(self.client.llen(key(queue, "pending")))
 
 
 class ExporterProc:
@@ -181,7 +115,7 @@ class Pipeline:
                                evaluation_interval=f"{self.timing.evaluation_interval:g}s", workdir=parts["vmalert"])
         self.database = f"honeydue_drill_{uuid.uuid4().hex[:10]}"
         self.exporter = ExporterProc(self.workdir / "exporter.yml", self.exporter_port, self.workdir / "exporter.log")
-        self.app: AppSimulator | None = None
+        self.app: AsynqApp | None = None
         self._stops: list[Callable[[], None]] = []
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -196,9 +130,10 @@ class Pipeline:
             progress("redis-server")
             self.redis.start()
             self._stops.append(self.redis.stop)
-            self.app = AppSimulator(self.redis.port)
-            self.app.start()
+            progress("Asynq worker and scheduler (the real Asynq, tests/peers/bin/asynqpeer)")
+            self.app = AsynqApp(self.redis.port, self.workdir)
             self._stops.append(self.app.stop)
+            self.app.start()
             self.seed_cache()
             progress("Kubernetes, HTTP and SMTP stand-ins, webhook receiver")
             for standin in (self.kube, self.http, self.smtp, self.webhook):
@@ -294,7 +229,7 @@ class Pipeline:
             ]},
             "smtp": {"targets": [{"name": "fastmail", "host": "127.0.0.1", "port": self.smtp.port,
                                   "require_starttls": False, "tls_handshake": False, **fast}]},
-            "asynq": fast,
+            "asynq": {**fast, "queues": ["default", "email"]},  # honeyDue's queues, read even when unlisted
             "residence_cache": {"enabled": True, "database": "direct", "interval": 1.0, "timeout": 0.9},
             "kubernetes": {"source": "kubeconfig", "kubeconfig": str(self.kube.kubeconfig(self.workdir / "kubeconfig")),
                            "apiserver_port": self.kube.node_port, "interval": 1.0, "timeout": 0.9,

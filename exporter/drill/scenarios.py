@@ -1,7 +1,7 @@
 """The drill's failure scenarios and the runner that injects them into a running `Pipeline`.
 
-A scenario injects one real failure (stop a process, flip a stand-in, change Redis' config, write
-Asynq state), names the alert(s) that must reach Alertmanager and those that may come along as
+A scenario injects one real failure (stop a process, flip a stand-in, change Redis' config, break the
+real Asynq worker), names the alert(s) that must reach Alertmanager and those that may come along as
 consequences, then recovers. The runner measures seconds from injection to the firing notification
 and from recovery to the resolved one, checks severity and runbook_url against the catalog, and
 counts any other alert as wrong. Scenarios sharing no `resources` may run in the same wave.
@@ -120,27 +120,31 @@ def _invalidate(p: Pipeline) -> None:
 
 
 def _worker_dead(p: Pipeline) -> None:
+    """The worker is SIGKILLed while honeyDue's API keeps enqueueing emails."""
     assert p.app is not None
-    p.app.worker_alive = False
-    p.app.client_flood = True
+    p.app.kill_worker()
+    p.app.start_client()
 
 
 def _worker_back(p: Pipeline) -> None:
     assert p.app is not None
-    p.app.client_flood = False
-    p.app.worker_alive = True
+    p.app.stop_client()
+    p.app.start_worker()
 
 
 def _cron_stops(p: Pipeline) -> None:
+    """The cron task's handler starts failing; the entry is unique, so its failed task holds the lock in retry
+    and the scheduler's next enqueues are refused as duplicates. Once that shows, the history is aged."""
     assert p.app is not None
-    p.app.cron_enqueuing = False
+    p.app.fail_cron_handler(True)
+    p.app.wait_cron_refused()
     p.app.age_cron_history(400)  # the +300 s grace of the rule, passed: see the note
 
 
 def _cron_back(p: Pipeline) -> None:
+    """The handler works again: the task in retry succeeds at its next attempt, the lock goes, cron enqueues."""
     assert p.app is not None
-    p.app.cron_enqueuing = True
-    p.app.age_cron_history(0)
+    p.app.fail_cron_handler(False)
 
 
 def _vm_outage(p: Pipeline) -> None:
@@ -178,11 +182,12 @@ SCENARIOS: tuple[Scenario, ...] = (
              resources=frozenset({"postgres", "postgres-direct"})),
     Scenario("worker-dead", "Asynq worker dead, backlog growing",
              ("AsynqNoLiveWorker", "AsynqBacklogGrowingNothingProcessed"), _worker_dead, _worker_back,
-             tolerated=("AsynqQueueNotServed",), resources=frozenset({"asynq", "redis-memory"}), delay=6.0,
-             note="a dead worker is only seen when its heartbeat expires (TTL 6 s here, 10 s in Asynq)"),
-    Scenario("cron-stopped", "A cron entry stops enqueuing", ("AsynqCronEntryStopped",), _cron_stops, _cron_back,
-             resources=frozenset({"asynq-cron"}),
-             note="history aged 400 s: the rule's fixed 300 s grace cannot pass inside a drill"),
+             tolerated=("AsynqQueueNotServed",), resources=frozenset({"asynq", "redis-memory"}), delay=10.0,
+             note="the real worker SIGKILLed: it is only seen dead when its heartbeat expires (Asynq: 10 s)"),
+    Scenario("cron-stopped", "A cron entry stops enqueuing (its unique task keeps failing)", ("AsynqCronEntryStopped",),
+             _cron_stops, _cron_back, resources=frozenset({"asynq-cron"}),
+             note="the real scheduler refuses duplicates; then its history is aged 400 s: the rule's fixed "
+                  "300 s grace cannot pass inside a drill"),
     Scenario("redis-noeviction", "Redis switched to noeviction near maxmemory",
              ("RedisNearLimitWithoutEviction", "RedisMaxmemoryPolicyNotAllkeysLru"), _noeviction, _eviction_back,
              tolerated=("RedisMemoryNearLimit", "RedisRejectingWritesOOM"),

@@ -2,15 +2,22 @@
 
 Feeds "worker stops processing jobs", the Asynq part of "redis pod dies + node is different" and
 the retry/archived pile-up of "Fastmail SMTP unreachable". Supports Asynq's key layout of v0.22 and
-later (checked against v0.26).
+later; every metric is checked against Asynq's own Inspector for v0.25.1 and v0.26.0 (tests/test_asynq.py),
+and follows it: a queue's size includes its aggregating tasks, heartbeat and lease scores (unix seconds)
+are compared with whole seconds, a server counts as live only while its ServerInfo key is there and a
+scheduler only while its entries are.
+
+Queues: those listed in `asynq:queues` and those configured in `asynq.queues`. An Asynq client adds a
+queue to `asynq:queues` once per process, so after Redis restarted empty the queues of long-lived clients
+(honeyDue's API, the scheduler) stay unlisted, for Asynq's own Inspector too, until a new process enqueues.
 
 Cost: two round trips per cycle whatever the queue count: `SMEMBERS asynq:queues`, then one
 pipeline holding every queue's counters plus three small read-only Lua scripts (EVAL) for the reads
 that need a first reply to know the next key: the oldest pending task's `pending_since`
-(LINDEX then HGET) and its active ids without a lease, the live servers' ServerInfo, and the live
-schedulers' cron entries with the newest score of each entry's history. No KEYS, no SCAN; every
-range read is bounded. The scripts use `redis.pcall`, so a malformed key shows up as an error for
-its queue only.
+(LINDEX then HGET), its active ids without a lease and its aggregation groups (up to
+`max_groups_checked`), the live servers' ServerInfo, and the live schedulers' cron entries with the
+newest score of each entry's history. No KEYS, no SCAN; every range read is bounded. The scripts use
+`redis.pcall`, so a malformed key shows up as an error for its queue only.
 
 The scripts run with EVAL_RO (Redis >= 7.0): the server refuses any write they might attempt, and
 an ACL user with read-only key permissions (`%R~asynq:*`) may run them, which plain EVAL (whose
@@ -56,6 +63,11 @@ PAUSED = gauge(
 # --- ours ------------------------------------------------------------------------------------------
 UP = gauge("honeydue_asynq_up", "Whether Asynq's state could be read from Redis (1) or not (0).")
 QUEUES = gauge("honeydue_asynq_queues", "Queues listed in asynq:queues.")
+QUEUE_LISTED = gauge(
+    "honeydue_asynq_queue_listed",
+    "1 when asynq:queues lists the queue, 0 for a configured queue (asynq.queues) it does not list.",
+    "queue",
+)
 QUEUE_READ_OK = gauge(
     "honeydue_asynq_queue_read_ok", "1 when every key of the queue was readable, 0 when one is malformed.", "queue"
 )
@@ -69,6 +81,11 @@ PROCESSED_TODAY = gauge(
 )
 FAILED_TODAY = gauge(
     "honeydue_asynq_tasks_failed_today", "Tasks failed since 00:00 UTC (Asynq's daily counter).", "queue"
+)
+GROUPS = gauge(
+    "honeydue_asynq_queue_groups",
+    "Task aggregation groups of the queue; above asynq.max_groups_checked the aggregating count is not read.",
+    "queue",
 )
 STUCK = gauge(
     "honeydue_asynq_stuck_active_tasks",
@@ -92,10 +109,12 @@ SERVER_QUEUE = gauge(
     "server", "queue",
 )
 SERVERS_UNDECODABLE = gauge(
-    "honeydue_asynq_servers_undecodable", "Live server entries whose ServerInfo is missing or not protobuf."
+    "honeydue_asynq_servers_undecodable", "Live server entries whose ServerInfo is not protobuf."
 )
 SCHEDULERS_REGISTERED = gauge("honeydue_asynq_schedulers_registered", "Members of asynq:schedulers.")
-SCHEDULERS_LIVE = gauge("honeydue_asynq_schedulers_live", "Schedulers (cron) whose heartbeat has not expired.")
+SCHEDULERS_LIVE = gauge(
+    "honeydue_asynq_schedulers_live", "Schedulers (cron) whose heartbeat and entries have not expired."
+)
 CRON_LAST = gauge(
     "honeydue_asynq_cron_last_enqueue_timestamp_seconds",
     "Unix time of a cron entry's newest enqueue in its scheduler_history (newest across schedulers).",
@@ -113,11 +132,14 @@ REGISTRY_READ_OK = gauge(
     "honeydue_asynq_registry_read_ok", "1 when asynq:servers / asynq:schedulers could be read.", "registry"
 )
 
-STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
+STORED_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")  # one key each
+STATES = (*STORED_STATES, "aggregating")  # aggregating: the sum of the queue's group zsets
 SERVER_STATUSES = ("new", "active", "stopped", "closed")
 
-# Oldest pending task's pending_since, and active ids with no lease entry. KEYS: pending, active, lease.
-# ARGV: task key prefix, max active ids to check.
+# Oldest pending task's pending_since, active ids with no lease entry, and the aggregation groups.
+# KEYS: pending, active, lease, groups. ARGV: task key prefix, max active ids to check,
+# max groups to sum, group key prefix. Returns {'ok', pending_since, no lease, groups, aggregating}
+# with aggregating -1 when the queue has more groups than the bound (Asynq walks every group).
 QUEUE_SCRIPT = """
 local id = redis.pcall('LINDEX', KEYS[1], -1)
 if type(id) == 'table' and id.err then return {'err', 'pending', id.err} end
@@ -135,24 +157,41 @@ for _, tid in ipairs(ids) do
   if type(sc) == 'table' and sc.err then return {'err', 'lease', sc.err} end
   if not sc then nolease = nolease + 1 end
 end
-return {'ok', since, nolease}
+local ngroups = redis.pcall('SCARD', KEYS[4])
+if type(ngroups) == 'table' and ngroups.err then return {'err', 'groups', ngroups.err} end
+local aggregating = 0
+if ngroups > tonumber(ARGV[3]) then
+  aggregating = -1
+elseif ngroups > 0 then
+  for _, g in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+    local n = redis.pcall('ZCARD', ARGV[4] .. g)
+    if type(n) == 'table' and n.err then return {'err', 'group', n.err} end
+    aggregating = aggregating + n
+  end
+end
+return {'ok', since, nolease, ngroups, aggregating}
 """
 
-# Live servers (score >= now) with their ServerInfo. KEYS: asynq:servers. ARGV: now.
+# Live servers with their ServerInfo, as Asynq's Inspector lists them: score >= now (whole seconds)
+# and the ServerInfo key still there (it expires with the heartbeat). KEYS: asynq:servers. ARGV: now.
 SERVERS_SCRIPT = """
 local out = {redis.call('ZCARD', KEYS[1])}
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', 0, 1000)) do
   local v = redis.pcall('GET', m)
-  if type(v) ~= 'string' then v = '' end
-  table.insert(out, m)
-  table.insert(out, v)
+  if type(v) == 'table' and v.err then v = '' end
+  if v then
+    table.insert(out, m)
+    table.insert(out, v)
+  end
 end
 return out
 """
 
 # Live schedulers' cron entries, each with the newest score of asynq:scheduler_history:<entry id>.
+# A scheduler is live while its score >= now (whole seconds) and its entries list is there (both expire
+# with its heartbeat; Asynq's Inspector knows a scheduler only through its entries).
 # The entry id is protobuf field 1 of SchedulerEntry, read here with a minimal wire-format walk.
-# KEYS: asynq:schedulers. ARGV: now, max entries.
+# KEYS: asynq:schedulers. ARGV: now, max entries. Returns {registered, live, entry, newest score, ...}.
 SCHEDULERS_SCRIPT = """
 local function field1(s)
   local i, n = 1, #s
@@ -185,14 +224,16 @@ local function field1(s)
   return nil
 end
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', 0, 100)
-local out = {redis.call('ZCARD', KEYS[1]), #live}
+local out = {redis.call('ZCARD', KEYS[1]), 0}
 local budget = tonumber(ARGV[2])
 for _, s in ipairs(live) do
-  local entries = redis.pcall('LRANGE', s, 0, budget - 1)
+  local entries = redis.pcall('LRANGE', s, 0, math.max(budget, 1) - 1)
   if type(entries) == 'table' and entries.err then
+    out[2] = out[2] + 1
     table.insert(out, '')
     table.insert(out, 'err')
   else
+    if #entries > 0 then out[2] = out[2] + 1 end
     for _, e in ipairs(entries) do
       if budget <= 0 then break end
       budget = budget - 1
@@ -240,6 +281,7 @@ class QueueReading:
     values: dict[str, float] = field(default_factory=dict)
     latency: float | None = None
     no_lease: float | None = None
+    groups: float | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -260,7 +302,8 @@ class AsynqProbe:
         try:
             async with self._deps.throttle("redis"):
                 raw = await self._client.smembers("asynq:queues")
-                queues = sorted(q.decode("utf-8", "replace") if isinstance(q, bytes) else q for q in raw)
+                listed = {q.decode("utf-8", "replace") if isinstance(q, bytes) else q for q in raw}
+                queues = sorted(listed.union(self._cfg.queues))
                 replies = await self._read(queues, now)
                 if self._eval == "EVAL_RO" and _unknown_command(replies[-1]):  # Redis < 7.0
                     self._eval = "EVAL"
@@ -268,34 +311,38 @@ class AsynqProbe:
         except BaseException:
             await self._client.connection_pool.disconnect()
             raise
-        return self._samples(queues, replies, now)
+        return self._samples(queues, listed, replies, now)
 
     async def _read(self, queues: list[str], now: float) -> list[Any]:
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        second = int(now)  # Asynq compares heartbeat and lease scores (unix seconds) with now.Unix()
         pipe = self._client.pipeline(transaction=False)
         for q in queues:
             for suffix, command in _QUEUE_COMMANDS:
                 if suffix.endswith("_today"):
                     pipe.execute_command("GET", queue_key(q, f"{suffix.removesuffix('_today')}:{day}"))
-                elif command == "ZCOUNT":
-                    pipe.execute_command("ZCOUNT", queue_key(q, "lease"), "-inf", f"({now}")
+                elif command == "ZCOUNT":  # lease score <= now: Asynq's own test for an expired lease
+                    pipe.execute_command("ZCOUNT", queue_key(q, "lease"), "-inf", second)
                 else:
                     pipe.execute_command(command, queue_key(q, suffix))
             pipe.execute_command(
-                self._eval, QUEUE_SCRIPT, 3, queue_key(q, "pending"), queue_key(q, "active"), queue_key(q, "lease"),
-                queue_key(q, "t:"), self._cfg.max_active_checked,
+                self._eval, QUEUE_SCRIPT, 4, queue_key(q, "pending"), queue_key(q, "active"), queue_key(q, "lease"),
+                queue_key(q, "groups"), queue_key(q, "t:"), self._cfg.max_active_checked,
+                self._cfg.max_groups_checked, queue_key(q, "g:"),
             )
-        pipe.execute_command(self._eval, SERVERS_SCRIPT, 1, "asynq:servers", now)
-        pipe.execute_command(self._eval, SCHEDULERS_SCRIPT, 1, "asynq:schedulers", now, self._cfg.max_scheduler_entries)
+        pipe.execute_command(self._eval, SERVERS_SCRIPT, 1, "asynq:servers", second)
+        pipe.execute_command(self._eval, SCHEDULERS_SCRIPT, 1, "asynq:schedulers", second,
+                             self._cfg.max_scheduler_entries)
         return list(await pipe.execute(raise_on_error=False))
 
-    def _samples(self, queues: list[str], replies: list[Any], now: float) -> Samples:
+    def _samples(self, queues: list[str], listed: set[str], replies: list[Any], now: float) -> Samples:
         s = Samples()
         s.add(UP, 1)
-        s.add(QUEUES, len(queues))
+        s.add(QUEUES, len(listed))
         per_queue = len(_QUEUE_COMMANDS) + 1
         for i, q in enumerate(queues):
             reading = _queue(q, replies[i * per_queue:(i + 1) * per_queue], now)
+            s.add(QUEUE_LISTED, 1 if q in listed else 0, queue=q)
             _add_queue(s, reading)
         servers_reply, schedulers_reply = replies[-2], replies[-1]
         _add_servers(s, servers_reply)
@@ -341,6 +388,9 @@ def _queue(name: str, replies: list[Any], now: float) -> QueueReading:
     else:
         since = script[1]
         reading.no_lease = float(script[2])
+        reading.groups = float(script[3])
+        if int(script[4]) >= 0:  # -1: more groups than the bound, not summed
+            reading.values["aggregating"] = float(script[4])
         try:
             reading.latency = max(0.0, now - int(since) / 1e9) if since else 0.0
         except ValueError:
@@ -367,6 +417,8 @@ def _add_queue(s: Samples, r: QueueReading) -> None:
             s.add(spec, v[key], queue=q)
     if r.latency is not None:
         s.add(LATENCY, r.latency, queue=q)
+    if r.groups is not None:
+        s.add(GROUPS, r.groups, queue=q)
     if "lease" in v:
         s.add(STUCK, v["lease"], queue=q, reason="lease_expired")
     if r.no_lease is not None:
