@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="write rules/ and dashboards/ from the catalog")
     render.add_argument("--out", default=".", help="directory holding rules/ and dashboards/ (default: .)")
     render.add_argument("--base-url", help="runbook base URL (default: runbook.base_url from the config)")
+    render.add_argument(
+        "--grafana-url", help="Grafana base URL for alerts' dashboard_url (default: grafana.base_url from the config)"
+    )
     render.add_argument("--for-override", help="replace every alert's `for` (end-to-end tests only)")
     render.add_argument(
         "--range-override", help="replace every range selector, e.g. [15m] -> [30s] (the drill only)"
@@ -104,16 +107,18 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     from exporter.render import render_all, write_all
 
     base = args.base_url or config.runbook.base_url
+    grafana = args.grafana_url or config.grafana.base_url
     root = Path(args.out)
     if args.check:
+        rendered = render_all(root, base, args.for_override, args.range_override, grafana)
         stale = [
-            str(target) for target, text in render_all(root, base, args.for_override, args.range_override).items()
+            str(target) for target, text in rendered.items()
             if not target.exists() or target.read_text(encoding="utf-8") != text
         ]
         for name in stale:
             print(f"out of date: {name} (run `honeydue-exporter render`)", file=sys.stderr)
         return 1 if stale else 0
-    for written in write_all(root, base, args.for_override, args.range_override):
+    for written in write_all(root, base, args.for_override, args.range_override, grafana):
         print(f"wrote {written}")
     return 0
 

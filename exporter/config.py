@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 ENV_PREFIX = "HONEYDUE_"
 DEFAULT_RUNBOOK_BASE_URL = "https://git.example.com/honeyDue/honeyDueAPI/src/branch/main/docs/deployment"
+DEFAULT_GRAFANA_BASE_URL = "https://grafana.example.com"
 
 
 class ConfigError(Exception):
@@ -571,16 +572,31 @@ class LogConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    return value.rstrip("/")
+
+
 class RunbookConfig(_Strict):
     base_url: str = DEFAULT_RUNBOOK_BASE_URL
 
     @field_validator("base_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+        return _base_url(value)
+
+
+class GrafanaConfig(_Strict):
+    """Where the obs box's Grafana serves the shipped dashboard: alerts' `dashboard_url` points there."""
+
+    base_url: str = DEFAULT_GRAFANA_BASE_URL
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _base_url(value)
 
 
 class Config(BaseSettings):
@@ -598,6 +614,7 @@ class Config(BaseSettings):
     log: LogConfig = LogConfig()
     rate_limits: RateLimits = RateLimits()
     runbook: RunbookConfig = RunbookConfig()
+    grafana: GrafanaConfig = GrafanaConfig()
     redis: RedisConfig = RedisConfig()
     postgres: PostgresEndpoints = PostgresEndpoints()
     http: HttpConfig = HttpConfig()

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 from exporter.catalog import alerts as catalog_alerts
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
+from exporter.drill.dashboard_check import DashboardCheck
 from exporter.drill.kubeapi import NODE_NAMES, Cluster
 from exporter.drill.pipeline import Pipeline
 from exporter.drill.standins import Notification
+from exporter.render.panels import SEVERITY_STATE
 
 WATCHDOG = "Watchdog"
 Step = Callable[[Pipeline], None]
@@ -45,6 +47,8 @@ class Result:
     severity: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     wrong: set[str] = field(default_factory=set)
+    dashboard: list[str] | None = None  # what the dashboard failed to show (None: not checked)
+    now_row: dict[str, int] = field(default_factory=dict)  # failure mode -> state shown while firing
 
     @property
     def ok(self) -> bool:
@@ -244,6 +248,8 @@ class Runner:
         t = pipeline.timing
         self.fire_timeout = 3 * t.fire_bound + 30
         self.resolve_timeout = 2 * float(t.range_window.rstrip("s")) + t.restart_hold + 60
+        self.dashboard = DashboardCheck(pipeline.vm.url)
+        self.healthy_at: float | None = None
 
     def _firing(self) -> set[str]:
         return {n.name for n in self.p.webhook.firing_now().values()}
@@ -270,6 +276,10 @@ class Runner:
         fired = {n.name for n in self.p.webhook.since(started) if n.status == "firing"}
         if WATCHDOG not in self._firing():
             fired.add("(Watchdog not firing)")
+        self.healthy_at = time.time()
+        shown = self._now_row_settled({self.index_failure_mode[WATCHDOG]})
+        if shown != {self.index_failure_mode[WATCHDOG]: SEVERITY_STATE["info"]}:
+            fired.add(f"(dashboard Now row shows {shown})")
         return fired - {WATCHDOG}
 
     def run(self, scenarios: tuple[Scenario, ...] | list[Scenario], parallel: bool) -> list[Result]:
@@ -310,6 +320,7 @@ class Runner:
             if all(len(results[s.id].fired) == len(s.expected) for s in wave):
                 break
             time.sleep(0.5)
+        self._check_dashboard(wave, results, allowed)
         recovered: dict[str, float] = {}
         for s in wave:
             self.progress(f"recover  {s.id}")
@@ -348,6 +359,48 @@ class Runner:
             if still & (set(s.expected) | set(s.tolerated)):
                 r.problems.append(f"still firing after recovery: {sorted(still)}")
         return [results[s.id] for s in wave]
+
+
+    # --- the dashboard, read from VictoriaMetrics while the failure is on --------------------------------
+    @property
+    def index_failure_mode(self) -> dict[str, str]:
+        return {a.name: e.id for e, a in catalog_alerts()}
+
+    def _now_row_settled(self, needed: set[str], timeout: float = 30.0) -> dict[str, int]:
+        """The "Now" row once it shows `needed` (new ALERTS series take up to ~10 s to be searchable)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.dashboard.shown(self.dashboard.now())
+            if needed <= set(shown) or time.monotonic() > deadline:
+                return shown
+            time.sleep(1.0)
+
+    def _check_dashboard(self, wave: list[Scenario], results: dict[str, Result], allowed: set[str]) -> None:
+        """Each scenario's failure on the dashboard: its failure modes (and only the wave's) in the "Now"
+        row at their severity, and each expected alert's panel showing a series past its threshold."""
+        fm = self.index_failure_mode
+        fired = [s for s in wave if len(results[s.id].fired) == len(s.expected)]
+        needed = {fm[name] for s in fired for name in s.expected}
+        shown = self._now_row_settled(needed)
+        allowed_modes = {fm[name] for name in allowed if name in fm}
+        at = time.time()
+        for s in fired:
+            r = results[s.id]
+            r.now_row = dict(shown)
+            problems: list[str] = []
+            for name in s.expected:
+                severity = self.index[name][0]
+                state = shown.get(fm[name], 0)
+                if state < SEVERITY_STATE[severity]:
+                    problems.append(f"Now row: {fm[name]} at {state}, below {name}'s {severity}")
+            extra = set(shown) - allowed_modes
+            if extra:
+                problems.append(f"Now row shows failure modes outside the wave's alerts: {sorted(extra)}")
+            for name in s.expected:
+                why = self.dashboard.shows_failure(name, self.healthy_at or at - 60, at)
+                if why:
+                    problems.append(why)
+            r.dashboard = problems
 
 
 def table(results: list[Result], fire_bound: float) -> str:
