@@ -64,13 +64,23 @@ def _first(kind: str) -> int:
     return next(i for i, p in enumerate(BOARD["panels"]) if p["type"] == kind and p["id"] > 100)
 
 
+def _memory_panel(board: dict[str, Any]) -> dict[str, Any]:
+    panel_id = build_plan().alert_panel["RedisNearLimitWithoutEviction"]
+    return next(p for p in board["panels"] if p["id"] == panel_id)
+
+
+def _memory_up(board: dict[str, Any]) -> dict[str, Any]:
+    panel_id = build_plan().alert_panel["RedisDown"]
+    return next(p for p in board["panels"] if p["id"] == panel_id)
+
+
 MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "unknown panel key": lambda b: b["panels"][_first("timeseries")].update(bogus=1),
     "unknown state-timeline option": lambda b: b["panels"][_first("state-timeline")]["options"].update(bogus=1),
     "string grid height": lambda b: b["panels"][_first("timeseries")]["gridPos"].update(h="8"),
     "unknown enum value": lambda b: b["panels"][_first("state-timeline")]["options"].update(showValue="often"),
-    "unknown threshold key": lambda b: _override(b["panels"][_first("timeseries")], "A", "thresholds").update(x=1)
-    if _override(b["panels"][_first("timeseries")], "A", "thresholds") else b.update(bogus=1),
+    "unknown threshold key": lambda b: _override(_memory_panel(b), "A", "thresholds").update(x=1),
+    "unknown value-mapping key": lambda b: _override(_memory_up(b), "A", "mappings")[0].update(x=1),
     "unknown query key": lambda b: b["panels"][_first("timeseries")]["targets"][0].update(bogus=1),
 }
 

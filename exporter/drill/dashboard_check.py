@@ -93,6 +93,11 @@ class DashboardCheck:
                 states[by_heading[target.legend]] = int(float(result[0]["value"][1]))
         return states
 
+    def firing(self, at: float | None = None) -> list[str]:
+        """`alertname (failure_mode)` of the ALERTS series firing at `at`: what a Now-row state stands for."""
+        result = self.instant('ALERTS{alertstate="firing"}', at)
+        return sorted(f"{s['metric'].get('alertname')} ({s['metric'].get('failure_mode')})" for s in result)
+
     def pages(self, at: float | None = None) -> int:
         result = self.instant(build_plan().now[0].targets[0].expr, at)
         return int(float(result[0]["value"][1])) if result else -1

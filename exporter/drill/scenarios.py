@@ -277,9 +277,10 @@ class Runner:
         if WATCHDOG not in self._firing():
             fired.add("(Watchdog not firing)")
         self.healthy_at = time.time()
-        shown = self._now_row_settled({self.index_failure_mode[WATCHDOG]})
-        if shown != {self.index_failure_mode[WATCHDOG]: SEVERITY_STATE["info"]}:
-            fired.add(f"(dashboard Now row shows {shown})")
+        watchdog = {self.index_failure_mode[WATCHDOG]: SEVERITY_STATE["info"]}
+        shown = self._now_row_settled(watchdog, self.healthy_at)
+        if shown != watchdog:
+            fired.add(f"(dashboard Now row shows {shown}: {self.dashboard.firing(self.healthy_at)})")
         return fired - {WATCHDOG}
 
     def run(self, scenarios: tuple[Scenario, ...] | list[Scenario], parallel: bool) -> list[Result]:
@@ -320,7 +321,7 @@ class Runner:
             if all(len(results[s.id].fired) == len(s.expected) for s in wave):
                 break
             time.sleep(0.5)
-        self._check_dashboard(wave, results, allowed)
+        self._check_dashboard(wave, results, allowed, injected)
         recovered: dict[str, float] = {}
         for s in wave:
             self.progress(f"recover  {s.id}")
@@ -366,26 +367,31 @@ class Runner:
     def index_failure_mode(self) -> dict[str, str]:
         return {a.name: e.id for e, a in catalog_alerts()}
 
-    def _now_row_settled(self, needed: set[str], timeout: float = 30.0) -> dict[str, int]:
-        """The "Now" row once it shows `needed` (new ALERTS series take up to ~10 s to be searchable)."""
+    def _now_row_settled(self, needed: dict[str, int], at: float, timeout: float = 30.0) -> dict[str, int]:
+        """The "Now" row at `at`, once it shows `needed` states (VictoriaMetrics 1.79 makes new ALERTS series
+        searchable only after an index refresh of up to ~10 s; their samples at `at` are there already)."""
         deadline = time.monotonic() + timeout
         while True:
-            shown = self.dashboard.shown(self.dashboard.now())
-            if needed <= set(shown) or time.monotonic() > deadline:
+            shown = self.dashboard.shown(self.dashboard.now(at))
+            if all(shown.get(fm, 0) >= state for fm, state in needed.items()) or time.monotonic() > deadline:
                 return shown
             time.sleep(1.0)
 
-    def _check_dashboard(self, wave: list[Scenario], results: dict[str, Result], allowed: set[str]) -> None:
-        """Each scenario's failure on the dashboard: its failure modes (and only the wave's) in the "Now"
-        row at their severity, and each expected alert's panel showing a series past its threshold."""
+    def _check_dashboard(self, wave: list[Scenario], results: dict[str, Result], allowed: set[str],
+                         injected: dict[str, float]) -> None:
+        """Each scenario's failure on the dashboard, read as of the moment its alerts had all fired: its
+        failure modes (and only the wave's) in the "Now" row at their alerts' severity, and each expected
+        alert's panel showing, when the alert fired, a series past its threshold not there when healthy."""
         fm = self.index_failure_mode
-        fired = [s for s in wave if len(results[s.id].fired) == len(s.expected)]
-        needed = {fm[name] for s in fired for name in s.expected}
-        shown = self._now_row_settled(needed)
         allowed_modes = {fm[name] for name in allowed if name in fm}
-        at = time.time()
-        for s in fired:
+        for s in (s for s in wave if len(results[s.id].fired) == len(s.expected)):
             r = results[s.id]
+            fired_at = {name: injected[s.id] + r.fired[name] for name in s.expected}
+            at = max(fired_at.values())
+            needed: dict[str, int] = {}
+            for name in s.expected:
+                needed[fm[name]] = max(needed.get(fm[name], 0), SEVERITY_STATE[self.index[name][0]])
+            shown = self._now_row_settled(needed, at)
             r.now_row = dict(shown)
             problems: list[str] = []
             for name in s.expected:
@@ -395,9 +401,10 @@ class Runner:
                     problems.append(f"Now row: {fm[name]} at {state}, below {name}'s {severity}")
             extra = set(shown) - allowed_modes
             if extra:
-                problems.append(f"Now row shows failure modes outside the wave's alerts: {sorted(extra)}")
+                problems.append(f"Now row shows failure modes outside the wave's alerts: {sorted(extra)} "
+                                f"(firing: {self.dashboard.firing(at)})")
             for name in s.expected:
-                why = self.dashboard.shows_failure(name, self.healthy_at or at - 60, at)
+                why = self.dashboard.shows_failure(name, self.healthy_at or at - 60, fired_at[name])
                 if why:
                     problems.append(why)
             r.dashboard = problems
