@@ -37,6 +37,10 @@ class DashboardCheck:
 
     url: str
     timeout: float = 10.0
+    # The look-back of an instant query, as a Grafana panel's step on a few hours' range: VictoriaMetrics
+    # defaults to 5m, which would still show an alert resolved minutes ago (vmalert 1.79 writes no
+    # staleness marker when an ALERTS series ends).
+    step: str = "15s"
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         query = urllib.parse.urlencode(params)
@@ -51,7 +55,7 @@ class DashboardCheck:
                 return {"status": "error", "error": f"HTTP {exc.code}: {body[:200]}"}
 
     def instant(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
-        params = {"query": shipped(expr)} | ({"time": f"{at:.3f}"} if at is not None else {})
+        params = {"query": shipped(expr), "step": self.step} | ({"time": f"{at:.3f}"} if at is not None else {})
         reply = self._get("/api/v1/query", params)
         if reply.get("status") != "success":
             raise ValueError(f"{expr}: {reply.get('error', reply)}")

@@ -321,7 +321,6 @@ class Runner:
             if all(len(results[s.id].fired) == len(s.expected) for s in wave):
                 break
             time.sleep(0.5)
-        self._check_dashboard(wave, results, allowed, injected)
         recovered: dict[str, float] = {}
         for s in wave:
             self.progress(f"recover  {s.id}")
@@ -341,6 +340,8 @@ class Runner:
             if done and self._firing() <= {WATCHDOG} and WATCHDOG in self._firing():
                 break
             time.sleep(0.5)
+        # Read as of the fire times, so it never delays a recovery (a held signal would outlive its hold).
+        self._check_dashboard(wave, results, allowed, injected)
         for n in self.p.webhook.since(start):
             for s in wave:
                 r = results[s.id]
@@ -379,8 +380,8 @@ class Runner:
 
     def _check_dashboard(self, wave: list[Scenario], results: dict[str, Result], allowed: set[str],
                          injected: dict[str, float]) -> None:
-        """Each scenario's failure on the dashboard, read as of the moment its alerts had all fired: its
-        failure modes (and only the wave's) in the "Now" row at their alerts' severity, and each expected
+        """Each scenario's failure on the dashboard, read after the wave as of the moment its alerts had all
+        fired: its failure modes (and only the wave's) in the "Now" row at their alerts' severity, and each expected
         alert's panel showing, when the alert fired, a series past its threshold not there when healthy."""
         fm = self.index_failure_mode
         allowed_modes = {fm[name] for name in allowed if name in fm}
