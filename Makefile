@@ -20,7 +20,8 @@ lint:
 # Re-generate rules/ and dashboards/ from exporter/catalog (commit the result).
 render:
 	@scripts/venv.sh
-	.venv/bin/honeydue-exporter render $(if $(RUNBOOK_BASE_URL),--base-url $(RUNBOOK_BASE_URL))
+	.venv/bin/honeydue-exporter render $(if $(RUNBOOK_BASE_URL),--base-url $(RUNBOOK_BASE_URL)) \
+		$(if $(GRAFANA_BASE_URL),--grafana-url $(GRAFANA_BASE_URL))
 
 # Benchmarks (figures printed, never asserted; includes a 10-minute RSS soak). Not part of `make test`/CI.
 bench:

@@ -19,7 +19,15 @@ import yaml
 from aiohttp import web
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, RunbookConfig, effective_config, load_config, runbook_base_url
+from exporter.config import (
+    Config,
+    ConfigError,
+    GrafanaConfig,
+    RunbookConfig,
+    base_url_option,
+    effective_config,
+    load_config,
+)
 from exporter.logs import setup_logging
 from exporter.redact import register_secrets
 
@@ -48,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--base-url", help="runbook base URL (default: runbook.base_url from the config; checked like it)"
     )
+    render.add_argument(
+        "--grafana-url", help="Grafana base URL for alerts' dashboard_url (default: grafana.base_url; checked like it)"
+    )
     render.add_argument("--for-override", help="replace every alert's `for` (end-to-end tests only)")
     render.add_argument(
         "--range-override", help="replace every range selector, e.g. [15m] -> [30s] (the drill only)"
@@ -73,11 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"honeydue-exporter: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     register_secrets(config.secrets())
-    if getattr(args, "base_url", None):
+    for option, section, model in (("base_url", "runbook", RunbookConfig), ("grafana_url", "grafana", GrafanaConfig)):
+        value = getattr(args, option, None)
+        if not value:
+            continue
         try:
-            config = config.model_copy(update={"runbook": RunbookConfig(base_url=runbook_base_url(args.base_url))})
+            config = config.model_copy(update={section: model(base_url=base_url_option(model, value))})
         except ConfigError as exc:
-            print(f"honeydue-exporter: config error: --base-url: {exc}", file=sys.stderr)
+            print(f"honeydue-exporter: config error: --{option.replace('_', '-')}: {exc}", file=sys.stderr)
             return EXIT_CONFIG
     if command == "check-config":
         print(yaml.safe_dump(effective_config(config), sort_keys=False), end="")
@@ -114,16 +128,18 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     from exporter.render import render_all, write_all
 
     base = config.runbook.base_url
+    grafana = config.grafana.base_url
     root = Path(args.out)
     if args.check:
+        rendered = render_all(root, base, args.for_override, args.range_override, grafana)
         stale = [
-            str(target) for target, text in render_all(root, base, args.for_override, args.range_override).items()
+            str(target) for target, text in rendered.items()
             if not target.exists() or target.read_text(encoding="utf-8") != text
         ]
         for name in stale:
             print(f"out of date: {name} (run `honeydue-exporter render`)", file=sys.stderr)
         return 1 if stale else 0
-    for written in write_all(root, base, args.for_override, args.range_override):
+    for written in write_all(root, base, args.for_override, args.range_override, grafana):
         print(f"wrote {written}")
     return 0
 

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 ENV_PREFIX = "HONEYDUE_"
 DEFAULT_RUNBOOK_BASE_URL = "https://git.example.com/honeyDue/honeyDueAPI/src/branch/main/docs/deployment"
+DEFAULT_GRAFANA_BASE_URL = "https://grafana.example.com"
 
 
 class ConfigError(Exception):
@@ -609,6 +610,18 @@ class RunbookConfig(_Strict):
         return _check_url(value, hint="the runbook URL is published in every alert and dashboard", base=True).rstrip("/")
 
 
+class GrafanaConfig(_Strict):
+    """Where the obs box's Grafana serves the shipped dashboard: alerts' `dashboard_url` points there."""
+
+    base_url: str = DEFAULT_GRAFANA_BASE_URL
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        # Published in every alert's dashboard_url, like the runbook URL: no credentials, query or fragment.
+        return _check_url(value, hint="the Grafana URL is published in every alert", base=True).rstrip("/")
+
+
 class Config(BaseSettings):
     """The whole configuration; see README 'Configuration' for every field."""
 
@@ -625,6 +638,7 @@ class Config(BaseSettings):
     log: LogConfig = LogConfig()
     rate_limits: RateLimits = RateLimits()
     runbook: RunbookConfig = RunbookConfig()
+    grafana: GrafanaConfig = GrafanaConfig()
     redis: RedisConfig = RedisConfig()
     postgres: PostgresEndpoints = PostgresEndpoints()
     http: HttpConfig = HttpConfig()
@@ -737,10 +751,10 @@ def _load(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(str(exc).splitlines()[0]) from None
 
 
-def runbook_base_url(value: str) -> str:
-    """A runbook base URL given on the command line (`render --base-url`): runbook.base_url's own check."""
+def base_url_option(section: type[RunbookConfig | GrafanaConfig], value: str) -> str:
+    """A base URL given on the command line (`--base-url`, `--grafana-url`): checked like the config's own."""
     try:
-        return RunbookConfig(base_url=value).base_url
+        return section(base_url=value).base_url
     except ValidationError as exc:
         raise ConfigError(_single_line(_one_line(exc)).removeprefix("base_url: ")) from None
 

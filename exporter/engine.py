@@ -37,6 +37,10 @@ PROBE_ERROR = info(
     "honeydue_probe_error_info", "Present while the probe's last run failed: the reason.", "probe", "reason"
 )
 BUILD_INFO = info("honeydue_exporter_build_info", "Version of the running exporter.", "version")
+START_TIME = gauge(
+    "honeydue_exporter_start_time_seconds", "Unix time the exporter process started (marks restarts on the dashboard)."
+)
+_PROCESS_STARTED = time.time()
 
 
 class Probe(Protocol):
@@ -192,6 +196,7 @@ class Engine:
         """The engine's own series plus every probe's latest snapshot."""
         own = Samples()
         own.add(BUILD_INFO, version=__version__)
+        own.add(START_TIME, _PROCESS_STARTED)
         for name, state in self.states.items():
             own.add(PROBE_INTERVAL, state.interval, probe=name)
             if state.runs == 0:

@@ -90,10 +90,11 @@ def test_render_base_url_reaches_every_link(tmp_path: Path) -> None:
 def test_dashboard_shape() -> None:
     board = json.loads((REPO / "dashboards" / DASHBOARD_FILE).read_text())
     assert board["uid"] == DASHBOARD_UID
-    assert [v["name"] for v in board["templating"]["list"]] == ["datasource"]
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "node"]
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
-    assert rows == [r for r in ROWS if any(e.dashboard_row == r for e in CATALOG)]
-    data_panels = [p for p in board["panels"] if p["type"] not in ("row", "text")]
+    assert rows == ["Now"] + [r for r in ROWS if any(e.dashboard_row == r for e in CATALOG)]
+    first_row = next(i for i, p in enumerate(board["panels"]) if p["type"] == "row" and p["title"] != "Now")
+    data_panels = [p for p in board["panels"][first_row:] if p["type"] not in ("row", "text")]
     assert data_panels
     for panel in data_panels:
         assert panel["datasource"]["uid"] == "${datasource}"

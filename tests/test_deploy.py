@@ -569,9 +569,10 @@ def test_alertmanager_routes_and_templates(pipeline: tuple[Alertmanager, Webhook
     parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in mail.walk() if not part.is_multipart()}
     lines = parts["text/plain"].strip().splitlines()
     notes = warning["annotations"]
-    assert lines[:4] == [notes["summary"], notes["description"], f"Runbook: {notes['runbook_url']}",
-                         f"Recovery: {notes['recovery']} {notes['recovery_url']}"]
+    assert lines[:5] == [notes["summary"], notes["description"], f"Runbook: {notes['runbook_url']}",
+                         f"Dashboard: {notes['dashboard_url']}", f"Recovery: {notes['recovery']} {notes['recovery_url']}"]
     assert f'href="{notes["runbook_url"]}"' in parts["text/html"]
+    assert f'href="{notes["dashboard_url"]}"' in parts["text/html"]
     assert not [p for p, payload in webhook.posts if any(a["labels"]["alertname"] == "NeonDirectEndpointDown"
                                                          for a in payload["alerts"])]
 

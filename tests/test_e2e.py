@@ -3,7 +3,13 @@
 One pipeline (exporter.drill.pipeline) serves the whole module; scenarios that share no resource run in
 the same wave. For each scenario the Alertmanager notification must carry the alert name, the catalog's
 severity and the runbook_url of the right chapter-16 section, and a resolved notification must follow
-the recovery. Before any injection, a healthy period in which only the Watchdog fires.
+the recovery. Before any injection, a healthy period in which only the Watchdog fires (and the
+dashboard's "Now" row shows only its info).
+
+The dashboard is read from the same VictoriaMetrics while each wave's alerts fire (exporter.drill.
+dashboard_check, run by the Runner): the "Now" row shows the scenario's failure modes and none beyond the
+wave's, and each expected alert's panel shows a series past the threshold it draws. Every notification
+carries a `dashboard_url` opening that panel.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from exporter.catalog import CATALOG
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
 from exporter.drill.pipeline import Pipeline
 from exporter.drill.scenarios import SCENARIOS, WATCHDOG, Result, Runner, catalog_index, table
+from exporter.render.panels import DASHBOARD_UID, build_plan
 from tests.helpers.servers import require_binary
 
 pytestmark = pytest.mark.slow
@@ -90,3 +97,29 @@ def test_alert_fires_and_resolves(scenario: str, results: dict[str, Result]) -> 
         assert r.severity[name] == severity
     assert r.problems == []
     assert r.wrong == set()
+
+
+@pytest.mark.parametrize("scenario", [s.id for s in SCENARIOS])
+def test_dashboard_shows_the_failure(scenario: str, results: dict[str, Result], runner: Runner) -> None:
+    r = results[scenario]
+    assert r.dashboard is not None, f"not every expected alert fired, so the dashboard was not read: {r.problems}"
+    assert r.dashboard == []
+    modes = {runner.index_failure_mode[name] for name in r.scenario.expected}
+    assert modes <= set(r.now_row)
+
+
+def test_every_dashboard_query_runs_on_the_drill_data(runner: Runner, results: dict[str, Result]) -> None:
+    assert results
+    assert runner.dashboard.failing_queries(window=900) == []
+
+
+def test_every_notification_opens_its_panel(pipeline: Pipeline, results: dict[str, Result]) -> None:
+    plan = build_plan()
+    ids = {p.id for p in plan.panels()}
+    firing = [n for n in pipeline.webhook.notifications if n.status == "firing"]
+    assert {n.name for n in firing} >= {name for s in SCENARIOS for name in s.expected}
+    for n in firing:
+        url = n.annotations.get("dashboard_url", "")
+        assert f"/d/{DASHBOARD_UID}/" in url, n.name
+        panel = int(url.rsplit("viewPanel=", 1)[1])
+        assert panel in ids and panel == plan.alert_panel[n.name], n.name

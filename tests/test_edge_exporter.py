@@ -16,6 +16,7 @@ import yaml
 from bench.blackholed_cycle import run as blackholed_cycle
 from tests.helpers.edge import dnsmasq, http_target, silent_udp, smtp_server
 from tests.helpers.exporter import ExporterProcess, value
+from tests.helpers.rule_tests import rule_test_tree
 from tests.helpers.servers import silent_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,8 +107,8 @@ async def test_exporter_with_edge_targets(
 
 
 @pytest.mark.parametrize("name", ["http.test.yml", "dns.test.yml", "smtp.test.yml"])
-def test_promtool_rule_tests(promtool: str, name: str) -> None:
-    result = subprocess.run([promtool, "test", "rules", name], cwd=REPO / "rules" / "tests",
+def test_promtool_rule_tests(promtool: str, name: str, tmp_path: Path) -> None:
+    result = subprocess.run([promtool, "test", "rules", name], cwd=rule_test_tree(tmp_path),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 

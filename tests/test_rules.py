@@ -12,6 +12,7 @@ import yaml
 import exporter.probes  # noqa: F401 - registers every probe's metric declarations
 from exporter.catalog import CATALOG, alerts
 from exporter.samples import declared_metrics
+from tests.helpers.rule_tests import rule_test_tree
 
 REPO = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((REPO / "rules").glob("*.rules.yml"))
@@ -31,9 +32,10 @@ def test_promtool_check_rules(promtool: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_promtool_unit_tests_pass(promtool: str) -> None:
-    out = subprocess.run([promtool, "test", "rules", *map(str, TEST_FILES)], capture_output=True, text=True,
-                         timeout=120, cwd=REPO)
+def test_promtool_unit_tests_pass(promtool: str, tmp_path: Path) -> None:
+    tests = rule_test_tree(tmp_path)
+    out = subprocess.run([promtool, "test", "rules", *(p.name for p in TEST_FILES)], capture_output=True, text=True,
+                         timeout=120, cwd=tests)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
 
 

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         progress(f"healthy period: {args.healthy_seconds:g}s in which only the Watchdog may fire")
         healthy_wrong = runner.healthy_period(args.healthy_seconds)
         results = runner.run(chosen, parallel=args.parallel)
+        progress("dashboard: every panel, annotation and variable query against VictoriaMetrics")
+        query_errors = runner.dashboard.failing_queries()
     except MissingBinary as exc:
         print(f"honeydue-exporter drill: {exc}", file=sys.stderr)
         return EXIT_MISSING
@@ -73,7 +75,14 @@ def run(args: argparse.Namespace) -> int:
         failed = True
     else:
         print("healthy period: only the Watchdog fired")
+    for error in query_errors:
+        print(f"dashboard query failed: {error}")
+    print(f"dashboard: {len(runner.dashboard.queries())} queries, {len(query_errors)} failed")
+    failed = failed or bool(query_errors)
     for r in results:
+        for problem in r.dashboard or []:
+            print(f"{r.scenario.id}: dashboard: {problem}")
+        failed = failed or bool(r.dashboard)
         for problem in r.problems:
             print(f"{r.scenario.id}: {problem}")
         if r.wrong:

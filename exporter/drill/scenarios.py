@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 from exporter.catalog import alerts as catalog_alerts
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
+from exporter.drill.dashboard_check import DashboardCheck
 from exporter.drill.kubeapi import NODE_NAMES, Cluster
 from exporter.drill.pipeline import Pipeline
 from exporter.drill.standins import Notification
+from exporter.render.panels import SEVERITY_STATE
 
 WATCHDOG = "Watchdog"
 Step = Callable[[Pipeline], None]
@@ -45,6 +47,8 @@ class Result:
     severity: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     wrong: set[str] = field(default_factory=set)
+    dashboard: list[str] | None = None  # what the dashboard failed to show (None: not checked)
+    now_row: dict[str, int] = field(default_factory=dict)  # failure mode -> state shown while firing
 
     @property
     def ok(self) -> bool:
@@ -249,6 +253,8 @@ class Runner:
         t = pipeline.timing
         self.fire_timeout = 3 * t.fire_bound + 30
         self.resolve_timeout = 2 * float(t.range_window.rstrip("s")) + t.restart_hold + 60
+        self.dashboard = DashboardCheck(pipeline.vm.url)
+        self.healthy_at: float | None = None
 
     def _firing(self) -> set[str]:
         return {n.name for n in self.p.webhook.firing_now().values()}
@@ -275,6 +281,11 @@ class Runner:
         fired = {n.name for n in self.p.webhook.since(started) if n.status == "firing"}
         if WATCHDOG not in self._firing():
             fired.add("(Watchdog not firing)")
+        self.healthy_at = time.time()
+        watchdog = {self.index_failure_mode[WATCHDOG]: SEVERITY_STATE["info"]}
+        shown = self._now_row_settled(watchdog, self.healthy_at)
+        if shown != watchdog:
+            fired.add(f"(dashboard Now row shows {shown}: {self.dashboard.firing(self.healthy_at)})")
         return fired - {WATCHDOG}
 
     def run(self, scenarios: tuple[Scenario, ...] | list[Scenario], parallel: bool) -> list[Result]:
@@ -334,6 +345,8 @@ class Runner:
             if done and self._firing() <= {WATCHDOG} and WATCHDOG in self._firing():
                 break
             time.sleep(0.5)
+        # Read as of the fire times, so it never delays a recovery (a held signal would outlive its hold).
+        self._check_dashboard(wave, results, allowed, injected)
         for n in self.p.webhook.since(start):
             for s in wave:
                 r = results[s.id]
@@ -353,6 +366,54 @@ class Runner:
             if still & (set(s.expected) | set(s.tolerated)):
                 r.problems.append(f"still firing after recovery: {sorted(still)}")
         return [results[s.id] for s in wave]
+
+
+    # --- the dashboard, read from VictoriaMetrics while the failure is on --------------------------------
+    @property
+    def index_failure_mode(self) -> dict[str, str]:
+        return {a.name: e.id for e, a in catalog_alerts()}
+
+    def _now_row_settled(self, needed: dict[str, int], at: float, timeout: float = 30.0) -> dict[str, int]:
+        """The "Now" row at `at`, once it shows `needed` states (VictoriaMetrics 1.79 makes new ALERTS series
+        searchable only after an index refresh of up to ~10 s; their samples at `at` are there already)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.dashboard.shown(self.dashboard.now(at))
+            if all(shown.get(fm, 0) >= state for fm, state in needed.items()) or time.monotonic() > deadline:
+                return shown
+            time.sleep(1.0)
+
+    def _check_dashboard(self, wave: list[Scenario], results: dict[str, Result], allowed: set[str],
+                         injected: dict[str, float]) -> None:
+        """Each scenario's failure on the dashboard, read after the wave as of the moment its alerts had all
+        fired: its failure modes (and only the wave's) in the "Now" row at their alerts' severity, and each expected
+        alert's panel showing, when the alert fired, a series past its threshold not there when healthy."""
+        fm = self.index_failure_mode
+        allowed_modes = {fm[name] for name in allowed if name in fm}
+        for s in (s for s in wave if len(results[s.id].fired) == len(s.expected)):
+            r = results[s.id]
+            fired_at = {name: injected[s.id] + r.fired[name] for name in s.expected}
+            at = max(fired_at.values())
+            needed: dict[str, int] = {}
+            for name in s.expected:
+                needed[fm[name]] = max(needed.get(fm[name], 0), SEVERITY_STATE[self.index[name][0]])
+            shown = self._now_row_settled(needed, at)
+            r.now_row = dict(shown)
+            problems: list[str] = []
+            for name in s.expected:
+                severity = self.index[name][0]
+                state = shown.get(fm[name], 0)
+                if state < SEVERITY_STATE[severity]:
+                    problems.append(f"Now row: {fm[name]} at {state}, below {name}'s {severity}")
+            extra = set(shown) - allowed_modes
+            if extra:
+                problems.append(f"Now row shows failure modes outside the wave's alerts: {sorted(extra)} "
+                                f"(firing: {self.dashboard.firing(at)})")
+            for name in s.expected:
+                why = self.dashboard.shows_failure(name, self.healthy_at or at - 60, fired_at[name])
+                if why:
+                    problems.append(why)
+            r.dashboard = problems
 
 
 def table(results: list[Result], fire_bound: float) -> str:

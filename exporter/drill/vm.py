@@ -136,7 +136,11 @@ class Vmagent(_Daemon):
 
 @dataclass
 class Vmalert(_Daemon):
-    """vmalert evaluating `rules_dir`/*.yml against `datasource_url`, notifying `notifier_url`."""
+    """vmalert evaluating `rules_dir`/*.yml against `datasource_url`, notifying `notifier_url`.
+
+    Like production (deploy/vmalert) it writes its `ALERTS` series back to the datasource, which the
+    dashboard's "Now" row reads.
+    """
 
     rules_dir: Path
     datasource_url: str
@@ -155,7 +159,8 @@ class Vmalert(_Daemon):
         self._spawn(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-rule={self.rules_dir}/*.yml",
              f"-datasource.url={self.datasource_url}", f"-notifier.url={self.notifier_url}",
-             f"-evaluationInterval={self.evaluation_interval}", "-loggerLevel=ERROR"],
+             f"-evaluationInterval={self.evaluation_interval}", f"-remoteWrite.url={self.datasource_url}",
+             "-remoteWrite.flushInterval=1s", "-loggerLevel=ERROR"],
             "vmalert.log",
         )
 
