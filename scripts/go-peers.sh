@@ -14,6 +14,7 @@ BIN="$PWD/bin"
 # name, module directory (relative to tests/peers), package, extra `go build` flags
 TARGETS=(
   "asynqpeer . ./cmd/asynqpeer"
+  "vmalert-tool vmalert-tool github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert-tool"
 )
 
 mkdir -p "$BIN"
