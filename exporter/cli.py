@@ -104,16 +104,17 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     from exporter.render import render_all, write_all
 
     base = args.base_url or config.runbook.base_url
+    anchors = config.runbook.chapter17_anchors
     root = Path(args.out)
     if args.check:
         stale = [
-            str(target) for target, text in render_all(root, base, args.for_override, args.range_override).items()
+            str(target) for target, text in render_all(root, base, args.for_override, args.range_override, anchors).items()
             if not target.exists() or target.read_text(encoding="utf-8") != text
         ]
         for name in stale:
             print(f"out of date: {name} (run `honeydue-exporter render`)", file=sys.stderr)
         return 1 if stale else 0
-    for written in write_all(root, base, args.for_override, args.range_override):
+    for written in write_all(root, base, args.for_override, args.range_override, anchors):
         print(f"wrote {written}")
     return 0
 

@@ -573,6 +573,20 @@ class LogConfig(_Strict):
 
 class RunbookConfig(_Strict):
     base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    chapter17_anchors: dict[str, str] = Field(
+        default_factory=dict,
+        description='anchor of a chapter 17 section when it is not the default slug, e.g. {"§25": "25-switch-db-host"}',
+    )
+
+    @field_validator("chapter17_anchors")
+    @classmethod
+    def _check_anchors(cls, value: dict[str, str]) -> dict[str, str]:
+        for section, anchor in value.items():
+            if not re.fullmatch(r"§\d+", section):
+                raise ValueError(f"{section!r} is not a section like §25")
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", anchor):
+                raise ValueError(f"anchor {anchor!r} must be letters, digits, hyphens and underscores (no #)")
+        return value
 
     @field_validator("base_url")
     @classmethod

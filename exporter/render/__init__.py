@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from exporter.render.dashboards import render_dashboards
@@ -10,11 +11,12 @@ from exporter.render.rules import render_rules
 
 
 def render_all(
-    root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None
+    root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None,
+    anchors: Mapping[str, str] | None = None,
 ) -> dict[Path, str]:
     """Every generated file (path relative to `root`) with its content; nothing is written."""
     files: dict[Path, str] = {}
-    for name, text in render_rules(base_url, for_override, range_override).items():
+    for name, text in render_rules(base_url, for_override, range_override, anchors).items():
         files[root / "rules" / name] = text
     for name, text in render_dashboards(base_url).items():
         files[root / "dashboards" / name] = text
@@ -25,10 +27,11 @@ def render_all(
 
 
 def write_all(
-    root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None
+    root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None,
+    anchors: Mapping[str, str] | None = None,
 ) -> list[Path]:
     written = []
-    for path, text in render_all(root, base_url, for_override, range_override).items():
+    for path, text in render_all(root, base_url, for_override, range_override, anchors).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -36,7 +37,8 @@ def shorten_ranges(expr: str, window: str) -> str:
 
 
 def rule_groups(
-    base_url: str, for_override: str | None = None, range_override: str | None = None
+    base_url: str, for_override: str | None = None, range_override: str | None = None,
+    anchors: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Layer id (or `obs-side`) -> rule file content (as data)."""
     files: dict[str, dict[str, Any]] = {}
@@ -50,7 +52,7 @@ def rule_groups(
                     "description": alert.description,
                     "runbook_url": entry.runbook_url(base_url),
                 }
-                recovery_url = entry.recovery_url(base_url)
+                recovery_url = entry.recovery_url(base_url, anchors)
                 if entry.chapter17 and recovery_url:
                     annotations["recovery"] = f"Chapter 17 {entry.chapter17}."
                     annotations["recovery_url"] = recovery_url
@@ -71,9 +73,12 @@ def rule_groups(
     return files
 
 
-def render_rules(base_url: str, for_override: str | None = None, range_override: str | None = None) -> dict[str, str]:
+def render_rules(
+    base_url: str, for_override: str | None = None, range_override: str | None = None,
+    anchors: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     return {
         f"honeydue-{layer_id}.rules.yml": HEADER
         + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
-        for layer_id, data in rule_groups(base_url, for_override, range_override).items()
+        for layer_id, data in rule_groups(base_url, for_override, range_override, anchors).items()
     }
