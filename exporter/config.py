@@ -234,7 +234,9 @@ class DnsLookup(Schedule):
 
     interval: float = Field(30.0, gt=0)
     name: str
-    role: Literal["cluster", "public"] = "public"
+    role: Literal["cluster", "cluster_upstream", "public"] = Field(
+        "public", description="cluster: a Service name via CoreDNS; cluster_upstream: an outside name via CoreDNS",
+    )
     record_type: Literal["A", "AAAA"] = "A"
     resolvers: list[str] = Field(min_length=1)
     expected_cidrs: list[str] = Field(default_factory=list)
@@ -462,6 +464,15 @@ class TcpTarget(_Strict):
         return self
 
 
+class TcpDiscovery(_Strict):
+    """The pods behind a Service, found in its EndpointSlices on every run (with the node of each pod)."""
+
+    backend: str = Field(pattern=_TARGET_NAME)
+    namespace: str = Field("honeydue", min_length=1, max_length=63)
+    service: str = Field(min_length=1, max_length=63)
+    port: int = Field(ge=1, le=65535)
+
+
 class TcpConfig(Schedule):
     """TCP connect probes; `mode: netcheck` (or `run --mode netcheck`) runs only these, per node."""
 
@@ -472,6 +483,9 @@ class TcpConfig(Schedule):
         description="this exporter's node (downward API env NODE_NAME); the `node` label",
     )
     targets: tuple[TcpTarget, ...] = ()
+    discover: tuple[TcpDiscovery, ...] = Field(
+        (), description="backends whose pod IPs are read from the Service's EndpointSlices (needs kubernetes)"
+    )
 
     @field_validator("targets")
     @classmethod

@@ -497,6 +497,14 @@ def test_vmagent_relabeling_keeps_the_node_label(tmp_path: Path, victoria: Victo
         # The exporter's own `node` label arrives as `node`, never as exported_node.
         assert [s["metric"]["node"] for s in tcp] == ["n2"]
         assert tcp[0]["metric"]["job"] == "honeydue-netcheck" and tcp[0]["value"][1] == "1"
+        # Stable identity: the pod and node stay on `up` and build_info only, never on data series.
+        assert "kubernetes_pod_name" not in tcp[0]["metric"] and "kubernetes_node" not in tcp[0]["metric"]
+        assert tcp[0]["metric"]["instance"] == "netcheck-n2" and tcp[0]["metric"]["kubernetes_namespace"] == "honeydue"
+        assert victoria.query('{__name__=~"honeydue_.+", __name__!="honeydue_exporter_build_info", '
+                              'kubernetes_pod_name!=""}') == []
+        assert victoria.query('{__name__=~"honeydue_.+", __tmp_keep!=""}') == []
+        ups = {s["metric"]["job"]: s["metric"] for s in victoria.query('up{job=~"honeydue-.+"}')}
+        assert ups["honeydue-exporter"]["kubernetes_pod_name"] == "honeydue-exporter-7d9f-abcde"
         assert victoria.query('{__name__=~"honeydue_.+", exported_node!=""}') == []
         assert victoria.query('{__name__=~"honeydue_.+", exported_namespace!=""}') == []
     finally:
