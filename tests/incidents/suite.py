@@ -1,0 +1,355 @@
+"""The incident suite: incidents (rules/incidents/*.yml) through both rule engines and a real Alertmanager.
+
+An incident is a timeline of faults. `cluster.series` turns each step's faults into every series the rules
+read; `rule_test_file` writes them, once per engine, as a unit-test file that asks for the firing alerts
+(`ALERTS{alertstate="firing"}`) at every step. Neither engine can print what fires except as a failed
+expectation, so each step expects nothing and `firing_alerts` reads the engine's "got" list: promtool
+(PromQL) and vmalert-tool (MetricsQL, what production runs) must report the same alerts at every step.
+Those alerts, with their rules' annotations, are pushed into a real Alertmanager running
+deploy/alertmanager/alertmanager.yml (receivers on loopback) and the suite compares what the receivers
+get with the incident's `expect`.
+
+Page budget, checked for every incident: one critical page per root cause. A page is one notification
+group at the pager receiver (Alertmanager groups by failure mode and node); the groups paged over the
+whole incident must name only failure modes of its `root_causes`, one group per root cause, and the
+Watchdog must keep reaching the dead-man's switch.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.incidents import cluster
+
+REPO = Path(__file__).resolve().parents[2]
+INCIDENTS = REPO / "rules" / "incidents"
+RECEIVER_SEVERITY = {"pager": "critical", "tickets": "warning", "low-noise": "info", "deadmansswitch": "info"}
+TOOL_EPOCH = {"promtool": 0.0, "vmalert-tool": 946684800.0}  # each engine's clock at step 0
+WARMUP = 120
+_DURATION = re.compile(r"^(\d+)(s|m|h)$")
+
+
+def seconds(text: str | int) -> int:
+    if isinstance(text, int):
+        return text
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r}")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def duration(total: int) -> str:
+    return f"{total // 60}m{total % 60}s" if total % 60 else f"{total // 60}m"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One alert in a notification: which receiver got it, its name, severity, runbook anchor and node."""
+
+    receiver: str
+    alert: str
+    severity: str
+    anchor: str
+    node: str = ""
+
+    def __str__(self) -> str:
+        where = f" node={self.node}" if self.node else ""
+        word = {"pager": "page", "tickets": "ticket", "low-noise": "digest", "deadmansswitch": "watchdog"}[self.receiver]
+        return f"{word} {self.alert} {self.anchor}{where}"
+
+    @classmethod
+    def parse(cls, text: str) -> Delivery:
+        """`page KubeNodeNotReady one-nodes-nic-fails node=n3`: receiver (page|ticket|digest|watchdog), alert,
+        the runbook anchor it links to, and the node when the alert has one."""
+        words = text.split()
+        receiver = {"page": "pager", "ticket": "tickets", "digest": "low-noise", "watchdog": "deadmansswitch"}[words[0]]
+        node = next((w.removeprefix("node=") for w in words[3:] if w.startswith("node=")), "")
+        anchor = words[2]
+        return cls(receiver, words[1], RECEIVER_SEVERITY[receiver] if receiver != "deadmansswitch" else "info",
+                   anchor, node)
+
+
+@dataclass
+class Incident:
+    id: str
+    title: str
+    root_causes: list[str]
+    step: int
+    duration: int
+    initial: dict[str, Any]
+    timeline: list[dict[str, Any]]
+    expect: dict[int, set[Delivery]]
+    notes: str = ""
+    probe_every: int = 0  # ask for the firing alerts every N seconds (default: every step)
+
+    @property
+    def steps(self) -> int:
+        return self.duration // self.step + 1
+
+    @property
+    def query_steps(self) -> list[int]:
+        every = max(self.probe_every // self.step, 1) if self.probe_every else 1
+        wanted = set(range(0, self.steps, every)) | {t // self.step for t in self.expect}
+        # from 2 minutes on: the Watchdog (for: 1m) fires from then, the cluster has warmed up
+        return sorted(k for k in wanted if WARMUP <= k * self.step and k < self.steps)
+
+
+def load(path: Path) -> Incident:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    step = seconds(doc.get("step", "30s"))
+    expect = {seconds(t): {Delivery.parse(d) for d in (items or [])} for t, items in (doc.get("expect") or {}).items()}
+    for t in expect:
+        if t % step:
+            raise ValueError(f"{path.name}: expect time {t}s is not on a step of {step}s")
+    return Incident(
+        id=doc["id"], title=doc["title"], root_causes=list(doc.get("root_causes") or []), step=step,
+        duration=seconds(doc["duration"]), initial=doc.get("initial") or {}, timeline=doc.get("timeline") or [],
+        expect=expect, notes=doc.get("notes", ""), probe_every=seconds(doc.get("probe_every", 0) or 0),
+    )
+
+
+def load_all(directory: Path = INCIDENTS) -> list[Incident]:
+    return [load(p) for p in sorted(directory.glob("*.yml"))]
+
+
+# --- the timeline -> series ---------------------------------------------------------------------------
+def states(incident: Incident) -> list[cluster.State]:
+    """The cluster's state at every step: the timeline's changes, plus what Kubernetes does by itself."""
+    state = cluster.State()
+    cluster.apply(state, incident.initial)
+    events: dict[int, list[dict[str, Any]]] = {}
+    for event in incident.timeline:
+        events.setdefault(seconds(event["at"]) // incident.step, []).append(event)
+    out = []
+    for k in range(incident.steps):
+        state.restart = False
+        for event in events.get(k, []):
+            cluster.apply(state, event.get("set") or {})
+            if event.get("restart"):  # the exporter pod is replaced (rollout, crash): a new pod, fresh memory
+                state.restart = True
+                state.exporter_pod += 1
+                state.redis_restarted_empty = False
+        for node in cluster.NODES:
+            if node in state.down:
+                state.down_since.setdefault(node, k)
+            else:
+                state.down_since.pop(node, None)
+        # The exporter leaves a dead node 30 s after it is marked NotReady (its tolerations) and starts
+        # elsewhere, unless etcd has no quorum to schedule it.
+        since = state.down_since.get(state.exporter_node)
+        if since is not None and (k - since) * incident.step >= 60 and not cluster.quorum_lost(state):
+            state.exporter_node = next(n for n in cluster.NODES if n not in state.down)
+            state.exporter_pod += 1
+        if not state.worker:
+            state.pending += 5
+        else:
+            state.processed += 10
+        out.append(cluster.copy_state(state))
+    return out
+
+
+SeriesKey = tuple[str, frozenset[tuple[str, str]]]
+
+
+def timeline_series(incident: Incident, identity: str = "stable") -> dict[SeriesKey, list[float | None | str]]:
+    """Every series' value per step; None = no sample; "stale" = vmagent's staleness marker."""
+    per_step = [cluster.series(s, k, incident.step, identity).values for k, s in enumerate(states(incident))]
+    keys = {key for values in per_step for key in values}
+    out: dict[SeriesKey, list[float | None | str]] = {}
+    for key in keys:
+        row: list[float | None | str] = []
+        for k, values in enumerate(per_step):
+            if key in values:
+                row.append(values[key])
+            elif k > 0 and isinstance(row[-1], float):
+                row.append("stale")  # a series that vanished from a scrape (or a failed scrape) is marked stale
+            else:
+                row.append(None)
+        out[key] = row
+    return out
+
+
+def _series_name(key: SeriesKey) -> str:
+    name, labels = key
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels))
+    return f"{name}{{{inner}}}"
+
+
+def _values(row: list[float | None | str], offset: float) -> str:
+    words = []
+    for value in row:
+        if value is None:
+            words.append("_")
+        elif value == "stale":
+            words.append("stale")
+        else:
+            assert isinstance(value, float)
+            number = value + offset
+            words.append(str(int(number)) if number == int(number) else repr(number))
+    return " ".join(words)
+
+
+def rule_test_file(incidents: Iterable[Incident], tool: str, rule_files: list[Path],
+                   identity: str = "stable") -> dict[str, Any]:
+    """One unit-test file for `tool` (promtool or vmalert-tool): one group per incident."""
+    key = "promql_expr_test" if tool == "promtool" else "metricsql_expr_test"
+    groups = []
+    for incident in incidents:
+        inputs = []
+        for series_key, row in sorted(timeline_series(incident, identity).items(), key=lambda kv: _series_name(kv[0])):
+            offset = TOOL_EPOCH[tool] if series_key[0].endswith("_timestamp_seconds") else 0.0
+            inputs.append({"series": _series_name(series_key), "values": _values(row, offset)})
+        tests = [
+            {"expr": f'ALERTS{{alertstate="firing",incident_step!="{incident.id}@{k}"}}',
+             "eval_time": duration(k * incident.step), "exp_samples": []}
+            for k in incident.query_steps
+        ]
+        groups.append({"name": incident.id, "interval": duration(incident.step), "input_series": inputs, key: tests})
+    step = min(i.step for i in incidents)
+    return {"rule_files": [str(p) for p in rule_files], "evaluation_interval": duration(step), "tests": groups}
+
+
+# --- running the engines ---------------------------------------------------------------------------------
+_EXPR = re.compile(r'expr: "ALERTS\{alertstate=\\"firing\\",incident_step!=\\"(?P<id>[^@]+)@(?P<k>\d+)\\"\}"')
+_SAMPLE = re.compile(r"\{(?P<labels>[^{}]*)\} 1E\+00")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def run_tool(tool: str, binary: str, test_file: Path, timeout: float = 600) -> str:
+    if tool == "promtool":
+        args = [binary, "test", "rules", str(test_file)]
+    else:
+        args = [binary, "unittest", "--disableAlertgroupLabel", f"--files={test_file}"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=test_file.parent)
+    return out.stdout + out.stderr
+
+
+Alert = frozenset[tuple[str, str]]
+
+
+def firing_alerts(output: str) -> dict[tuple[str, int], set[Alert]]:
+    """(incident id, step) -> the firing alerts' labels, from a tool's failure report."""
+    found: dict[tuple[str, int], set[Alert]] = {}
+    blocks = _EXPR.split(output)
+    # split() yields [pre, id, k, rest, id, k, rest, ...]
+    for i in range(1, len(blocks) - 2, 3):
+        incident_id, step, rest = blocks[i], int(blocks[i + 1]), blocks[i + 2]
+        got = rest.split("got:", 1)[1] if "got:" in rest else ""
+        got = got.split("expr:", 1)[0]
+        alerts = set()
+        for sample in _SAMPLE.finditer(got):
+            labels = dict(_LABEL.findall(sample.group("labels")))
+            for drop in ("__name__", "alertstate", "alertgroup"):
+                labels.pop(drop, None)
+            alerts.add(frozenset(labels.items()))
+        found[(incident_id, step)] = alerts
+    return found
+
+
+# --- Alertmanager ----------------------------------------------------------------------------------------
+def rule_annotations(rule_files: list[Path]) -> dict[str, dict[str, str]]:
+    """alertname -> the rule's annotations with templates left as written (runbook links are plain)."""
+    out: dict[str, dict[str, str]] = {}
+    for path in rule_files:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    out[rule["alert"]] = dict(rule.get("annotations") or {})
+    return out
+
+
+def isolated_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Alertmanager's config with the label `incident_step` added to every grouping and inhibit rule.
+
+    Each incident step's alerts carry their own `incident_step`, so thousands of steps share one
+    Alertmanager and one push: inside one step the routing and inhibition are exactly the shipped ones,
+    across steps nothing groups or inhibits.
+    """
+    def route(node: dict[str, Any]) -> None:
+        if "group_by" in node:
+            node["group_by"] = [*node["group_by"], "incident_step"]
+        for child in node.get("routes", []):
+            route(child)
+
+    route(config["route"])
+    for rule in config.get("inhibit_rules", []):
+        rule["equal"] = [*rule.get("equal", []), "incident_step"]
+    return config
+
+
+@dataclass
+class Checkpoint:
+    incident: str
+    step: int
+    alerts: set[Alert]
+    delivered: set[Delivery] = field(default_factory=set)
+    page_groups: set[tuple[str, str]] = field(default_factory=set)  # (failure_mode, node) at the pager
+
+    @property
+    def label(self) -> str:
+        return f"{self.incident}@{self.step}"
+
+
+def checkpoints(incident: Incident, firing: dict[tuple[str, int], set[Alert]]) -> list[Checkpoint]:
+    """A checkpoint wherever the firing set changes, and at every step the incident has an expectation for."""
+    out: list[Checkpoint] = []
+    previous: set[Alert] | None = None
+    expected_steps = {t // incident.step for t in incident.expect}
+    for k in incident.query_steps:
+        alerts = firing.get((incident.id, k))
+        if alerts is None:
+            continue
+        if alerts != previous or k in expected_steps:
+            out.append(Checkpoint(incident.id, k, alerts))
+        previous = alerts
+    return out
+
+
+def push_alerts(points: list[Checkpoint], annotations: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    alerts = []
+    for point in points:
+        for alert in point.alerts:
+            labels = dict(alert) | {"incident_step": point.label}
+            alerts.append({"labels": labels, "annotations": annotations.get(labels["alertname"], {}),
+                           "generatorURL": "http://127.0.0.1/vmalert"})
+    return alerts
+
+
+def collect(points: list[Checkpoint], posts: list[tuple[str, dict[str, Any]]]) -> None:
+    by_label = {p.label: p for p in points}
+    for receiver, payload in posts:
+        for alert in payload["alerts"]:
+            if alert["status"] != "firing":
+                continue
+            labels = alert["labels"]
+            point = by_label.get(labels.get("incident_step", ""))
+            if point is None:
+                continue
+            anchor = str(alert["annotations"].get("runbook_url", "")).partition("#")[2]
+            point.delivered.add(Delivery(receiver, labels["alertname"], labels.get("severity", ""), anchor,
+                                         labels.get("node", "")))
+            if receiver == "pager":
+                point.page_groups.add((labels.get("failure_mode", ""), labels.get("node", "")))
+
+
+def budget_problems(incident: Incident, points: list[Checkpoint]) -> list[str]:
+    """One critical page per root cause, no page outside the root causes, the Watchdog always through."""
+    problems = []
+    groups = {g for p in points for g in p.page_groups}
+    modes = [mode for mode, _ in groups]
+    for mode in sorted(set(modes)):
+        if mode not in incident.root_causes:
+            problems.append(f"paged for {mode}, not a root cause of the incident ({incident.root_causes})")
+    if len(groups) > len(incident.root_causes):
+        problems.append(f"{len(groups)} pages ({sorted(groups)}) for {len(incident.root_causes)} root cause(s)")
+    for point in points:
+        if not any(d.receiver == "deadmansswitch" for d in point.delivered):
+            problems.append(f"step {point.step}: the Watchdog did not reach the dead-man's switch")
+    return problems
