@@ -1,6 +1,6 @@
 """Application-level failure modes: api, admin, worker, Redis and the residence-IDs cache."""
 
-from exporter.catalog.gates import BY, REDIS_NODE_CORDONED, grew, unless_cluster_dns
+from exporter.catalog.gates import BY, QUORUM_LOST, REDIS_NODE_CORDONED, grew, unless_cluster_dns
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 REDIS_RATIO = "honeydue_redis_memory_used_bytes / (honeydue_redis_memory_max_bytes > 0)"
@@ -109,12 +109,13 @@ ENTRIES = (
             Alert(
                 name="ApiDeepRequestFailingShallowHealthy",
                 severity="critical",
-                expr='honeydue_http_up{role="api_deep"} == 0 '
-                'and on (instance) (max by (instance) (honeydue_http_up{role="api_shallow"}) == 1)',
+                expr='(honeydue_http_up{role="api_deep"} == 0) '
+                f'and on ({BY}) (max by ({BY}) (honeydue_http_up{{role="api_shallow"}}) == 1) '
+                f'unless on ({BY}) (honeydue_postgres_up{{endpoint="pooler"}} == 0)',
                 for_="3m",
                 summary="The api's shallow health check passes while a real request fails or hangs.",
                 description="The deep request {{ $labels.target }} has failed or timed out for 3 minutes while "
-                "/api/health/ answers, so readiness and liveness see nothing. Likely a deadlock: "
+                "/api/health/ answers and the Neon pooler accepts connections, so readiness and liveness see nothing. Likely a deadlock: "
                 "kubectl rollout restart deployment/api -n honeydue.",
             ),
         ),
@@ -145,7 +146,7 @@ ENTRIES = (
             Alert(
                 name="AdminUnreachable",
                 severity="warning",
-                expr='honeydue_http_up{role="admin"} == 0',
+                expr=unless_cluster_dns('honeydue_http_up{role="admin"} == 0'),
                 for_="5m",
                 summary="The admin site does not answer as expected.",
                 description="The admin target {{ $labels.target }} has failed for 5 minutes (502 at Cloudflare "
@@ -353,11 +354,12 @@ ENTRIES = (
             Alert(
                 name="RedisDown",
                 severity="critical",
-                expr=f"({unless_cluster_dns('honeydue_redis_up == 0')}) unless on ({BY}) {REDIS_NODE_CORDONED}",
+                expr=f"({unless_cluster_dns('honeydue_redis_up == 0')}) unless on ({BY}) {REDIS_NODE_CORDONED} "
+                f"unless on ({BY}) ({QUORUM_LOST})",
                 for_="2m",
                 summary="Redis does not answer: Asynq jobs and the auth caches are unavailable.",
                 description="The exporter {{ $labels.instance }} could not reach Redis for 2 minutes (quiet while "
-                "CoreDNS fails or while the Redis node is cordoned for maintenance). Check the redis pod and the "
+                "CoreDNS fails, while the Redis node is cordoned for maintenance and while etcd has lost quorum). Check the redis pod and the "
                 "node labelled honeydue/redis=true.",
             ),
             Alert(

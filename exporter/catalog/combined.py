@@ -17,6 +17,11 @@ SITE_DOWN = (
     f"{_all_down('public')} and on ({BY}) {_all_down('origin')} and on ({BY}) {_all_down('api_shallow')} "
     f"unless on ({BY}) ({API_ALL_CRASHLOOPING})"
 )
+# A rollout in progress: its new pods are not Ready yet and not in the Service either (no 502 from them).
+ROLLING = (
+    'label_replace(honeydue_kube_deployment_status_replicas_updated < honeydue_kube_deployment_spec_replicas, '
+    '"workload", "$1", "deployment", "(.+)")'
+)
 WAITING_OTHER = (
     'max_over_time(honeydue_kube_pod_container_status_waiting_reason{namespace="honeydue",'
     'reason!~"CrashLoopBackOff|ImagePullBackOff|ErrImagePull"}[5m]) >= 1'
@@ -76,11 +81,11 @@ ENTRIES = (
             Alert(
                 name="WorkloadPodNotReadyOnNode",
                 severity="warning",
-                expr='honeydue_kube_workload_pods{ready="false"} > 0',
+                expr=f'(honeydue_kube_workload_pods{{ready="false"}} > 0) unless on ({BY}, namespace, workload) {ROLLING}',
                 for_="5m",
                 summary="An api or traefik pod on one node is not Ready, so some users get 502.",
                 description="{{ $value }} {{ $labels.workload }} pods on node {{ $labels.node }} have not been "
-                "Ready for 5 minutes. Connections that land on that node fail; read that pod's logs.",
+                "Ready for 5 minutes (outside a rollout). Connections that land on that node fail; read that pod's logs.",
             ),
         ),
         panels=(

@@ -29,6 +29,20 @@ NODE_LIST_FAILING = (
     f'honeydue_kube_resource_error_info{{resource="nodes",reason=~"forbidden|unauthorized"}}))'
 )
 
+QUORUM = f"max by ({BY}) (honeydue_kube_etcd_quorum)"
+# Evidence that quorum is really lost, not just that the checks went unanswered (a firewall between
+# the exporter and the servers' :6443 leaves every check unanswered while etcd is fine).
+QUORUM_EVIDENCE = (
+    f"(count by ({BY}) (honeydue_kube_apiserver_readyz_up == 1 "
+    f"and on ({BY}, node) honeydue_kube_apiserver_etcd_ready == 0) > 0)"
+    f" or (max by ({BY}) (honeydue_kube_control_plane_nodes_ready) < on ({BY}) {QUORUM})"
+    f" or {NODE_LIST_FAILING}"
+)
+QUORUM_LOST = (
+    f"(sum by ({BY}) (honeydue_kube_apiserver_etcd_ready) < on ({BY}) {QUORUM}) "
+    f"and on ({BY}) ({QUORUM_EVIDENCE})"
+)
+
 
 def unless_cluster_dns(expr: str) -> str:
     """`expr`, quiet while the same exporter's cluster DNS lookups fail."""

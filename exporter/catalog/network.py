@@ -18,8 +18,9 @@ ENTRIES = (
         id="ufw-blocks-traffic",
         heading="UFW rule accidentally blocks essential traffic",
         layer="network",
-        signals=("honeydue_tcp_up", "honeydue_tcp_connect_duration_seconds", "honeydue_tcp_failure_info"),
-        probes=("tcp",),
+        signals=("honeydue_tcp_up", "honeydue_tcp_connect_duration_seconds", "honeydue_tcp_failure_info",
+                 "honeydue_kube_apiserver_readyz_up"),
+        probes=("tcp", "kubernetes_nodes"),
         alerts=(
             Alert(
                 name="EssentialTcpPathUnreachable",
@@ -30,6 +31,17 @@ ENTRIES = (
                 description="TCP connects to {{ $labels.target }} from node {{ $labels.node }} have failed for "
                 "3 minutes while other nodes still connect, so the dependency is up and this node's path is "
                 "blocked: sudo ufw status numbered on {{ $labels.node }}.",
+            ),
+            Alert(
+                name="KubeApiserverPortUnanswered",
+                severity="warning",
+                expr="(sum by (job, instance) (honeydue_kube_apiserver_readyz_up) == 0) "
+                "and on (job, instance) (honeydue_kube_api_up == 1)",
+                for_="10m",
+                summary="No server node's :6443 answers from pods while the Kubernetes API does.",
+                description="For 10 minutes {{ $labels.instance }} has had no answer to /readyz/etcd from any "
+                "server node while its established API connection works: a firewall drops new pod -> node:6443 "
+                "connections (sudo ufw status numbered on the nodes). Pods that open new API connections fail.",
             ),
         ),
         panels=(

@@ -4,25 +4,10 @@ Every node alert carries a `node` label so the Alertmanager inhibit rule in
 deploy/alertmanager/ can silence it while that node is cordoned for maintenance.
 """
 
-from exporter.catalog.gates import BY, NODE_LIST_FAILING
+from exporter.catalog.gates import BY, NODE_LIST_FAILING, QUORUM_LOST
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 NODE_READY = 'honeydue_kube_node_status_condition{condition="Ready",status="true"}'
-QUORUM = f"max by ({BY}) (honeydue_kube_etcd_quorum)"
-# Evidence that quorum is really lost, not just that the checks went unanswered (a firewall between
-# the exporter and the servers' :6443 leaves every check unanswered while etcd is fine).
-QUORUM_EVIDENCE = (
-    f"(count by ({BY}) (honeydue_kube_apiserver_readyz_up == 1 "
-    f"and on ({BY}, node) honeydue_kube_apiserver_etcd_ready == 0) > 0)"
-    f" or (max by ({BY}) (honeydue_kube_control_plane_nodes_ready) < on ({BY}) {QUORUM})"
-    f" or {NODE_LIST_FAILING}"
-)
-QUORUM_LOST = (
-    f"(sum by ({BY}) (honeydue_kube_apiserver_etcd_ready) < on ({BY}) {QUORUM}) "
-    f"and on ({BY}) ({QUORUM_EVIDENCE})"
-)
-
-
 def absent(job: str) -> str:
     """No series of this scrape job for 3 minutes (vmagent's `job` label tells exporter and netcheck apart)."""
     return f'absent_over_time(honeydue_exporter_build_info{{job="{job}"}}[3m])'

@@ -70,13 +70,17 @@ class State:
     direct: bool = True
     cf_pop: bool = True                                    # the POP our probe is routed to
     cf_global: bool = True
-    api: str = "ok"                                        # ok | crashloop | deadlock | bad_deploy | config_error
+    api: str = "ok"                  # ok | down (answers nothing) | crashloop | deadlock | bad_deploy | config_error
+    api_generation: int = 0                                # bumps at every rollout (new pod names, new IPs)
     b2: bool = True
     registry: bool = True
     obs_ingest: bool = True
     vmagent_writes: bool = True                            # vmagent reaches the obs box
     kubelet: dict[str, str] = field(default_factory=dict)  # node -> kubelet version (default v1.35.1+k3s1)
     disk_pressure: str = ""
+    lists: str = "ok"                                      # ok | stale (served from the API's cache) | fail
+    failing_probes: list[str] = field(default_factory=list)  # probes that fail every run (series vanish)
+    dns_outside: int = 0                                   # public answers outside the expected ranges
 
 
 def _lbl(**labels: str) -> dict[str, str]:
@@ -164,8 +168,8 @@ def _redis(out: Series, s: State, sc: dict[str, str], dns: bool, now: float) -> 
                                                                   and s.flannel_broken == s.exporter_node)
     out.add("honeydue_redis_up", 1 if path else 0, sc)
     _probe(out, sc, "redis", path, "refused" if dns else "dns")
-    asynq_ok = path
-    _probe(out, sc, "asynq", asynq_ok, "refused" if dns else "dns")
+    asynq_ok = path and "asynq" not in s.failing_probes
+    _probe(out, sc, "asynq", asynq_ok, "protocol" if path else "refused" if dns else "dns")
     if not path:
         return
     out.add("honeydue_redis_restarted_empty", 1 if s.redis_restarted_empty else 0, sc)
@@ -173,6 +177,8 @@ def _redis(out: Series, s: State, sc: dict[str, str], dns: bool, now: float) -> 
     out.add("honeydue_redis_memory_used_bytes", 2_400_000, sc)
     out.add("honeydue_redis_memory_max_bytes", 268_435_456, sc)
     out.add("honeydue_redis_maxmemory_policy_info", 1, sc, policy="allkeys-lru")
+    if not asynq_ok:
+        return
     out.add("honeydue_asynq_up", 1, sc)
     servers = 1 if s.worker else 0
     out.add("honeydue_asynq_servers_live", servers, sc, status="active")
@@ -243,41 +249,48 @@ def _dns(out: Series, s: State, sc: dict[str, str]) -> None:
         else:
             ok = True
         out.add("honeydue_dns_up", 1 if ok else 0, sc, domain=domain, resolver=resolver, role=role)
-        out.add("honeydue_dns_unexpected_answers", 0, sc, domain=domain, resolver=resolver, role=role)
+        outside = s.dns_outside if role == "public" else 0
+        out.add("honeydue_dns_unexpected_answers", outside, sc, domain=domain, resolver=resolver, role=role)
         _probe(out, sc, f"dns_{resolver}_{domain}_a", True)
 
 
 # --- Kubernetes, as the exporter's probes read it ------------------------------------------------------
 def _kubernetes(out: Series, s: State, sc: dict[str, str], now: float) -> None:
-    lost = quorum_lost(s)
     out.add("honeydue_kube_api_up", 1, sc)  # some API server answers /version (also without quorum)
     _probe(out, sc, "kubernetes_api", True)
-    lists = not lost
-    resources = [("nodes", ""), ("pods", "honeydue"), ("pods", "kube-system"), ("deployments", "honeydue"),
-                 ("deployments", "kube-system"), ("apiservices", "")]
-    probe_names = ["kubernetes_nodes", "kubernetes_pods_honeydue", "kubernetes_pods_kube_system",
-                   "kubernetes_deployments_honeydue", "kubernetes_deployments_kube_system", "kubernetes_apiservices"]
-    for (resource, ns), probe in zip(resources, probe_names, strict=True):
-        out.add("honeydue_kube_resource_up", 1 if lists else 0, sc, resource=resource, namespace=ns)
-        if not lists:
-            out.add("honeydue_kube_resource_error_info", 1, sc, resource=resource, namespace=ns, reason="timeout")
-        _probe(out, sc, probe, lists)
+    resources = [("nodes", "", "kubernetes_nodes"), ("pods", "honeydue", "kubernetes_pods_honeydue"),
+                 ("pods", "kube-system", "kubernetes_pods_kube_system"),
+                 ("deployments", "honeydue", "kubernetes_deployments_honeydue"),
+                 ("deployments", "kube-system", "kubernetes_deployments_kube_system"),
+                 ("apiservices", "", "kubernetes_apiservices")]
+    listed = {}
+    for resource, ns, probe in resources:
+        ok = s.lists != "fail" and probe not in s.failing_probes
+        listed[probe] = ok
+        out.add("honeydue_kube_resource_up", 1 if ok else 0, sc, resource=resource, namespace=ns)
+        if not ok:
+            out.add("honeydue_kube_resource_error_info", 1, sc, resource=resource, namespace=ns,
+                    reason="timeout" if s.lists == "fail" else "server_error")
+        _probe(out, sc, probe, ok, "timeout" if s.lists == "fail" else "server_error")
     _readyz(out, s, sc)
-    if not lists:
-        return
-    ready = [n for n in NODES if n not in s.down]
-    for node in NODES:
-        out.add("honeydue_kube_node_status_condition", 1 if node in ready else 0, sc,
-                node=node, condition="Ready", status="true")
-        out.add("honeydue_kube_node_status_condition", 1 if s.disk_pressure == node else 0, sc,
-                node=node, condition="DiskPressure", status="true")
-        out.add("honeydue_kube_node_spec_unschedulable", 1 if node in s.cordoned else 0, sc, node=node)
-        out.add("honeydue_kube_node_info", 1, sc, node=node, kubelet_version=s.kubelet.get(node, "v1.35.1+k3s1"))
-    out.add("honeydue_kube_control_plane_nodes_ready", len(ready), sc)
-    out.add("honeydue_kube_redis_nodes", 1, sc)
-    out.add("honeydue_kube_redis_node_ready", 1 if s.redis_node in ready else 0, sc, node=s.redis_node)
-    out.add("honeydue_kube_apiservice_available", 1, sc, apiservice="v1beta1.metrics.k8s.io")
-    _workloads(out, s, sc)
+    # With etcd's quorum gone nobody can write node status: a list served from the cache shows it as it was.
+    seen = s if s.lists == "ok" else State(kubelet=s.kubelet, cordoned=s.cordoned, redis_node=s.redis_node)
+    if listed["kubernetes_nodes"]:
+        ready = [n for n in NODES if n not in seen.down]
+        for node in NODES:
+            out.add("honeydue_kube_node_status_condition", 1 if node in ready else 0, sc,
+                    node=node, condition="Ready", status="true")
+            out.add("honeydue_kube_node_status_condition", 1 if s.disk_pressure == node else 0, sc,
+                    node=node, condition="DiskPressure", status="true")
+            out.add("honeydue_kube_node_spec_unschedulable", 1 if node in s.cordoned else 0, sc, node=node)
+            out.add("honeydue_kube_node_info", 1, sc, node=node,
+                    kubelet_version=s.kubelet.get(node, "v1.35.1+k3s1"))
+        out.add("honeydue_kube_control_plane_nodes_ready", len(ready), sc)
+        out.add("honeydue_kube_redis_nodes", 1, sc)
+        out.add("honeydue_kube_redis_node_ready", 1 if s.redis_node in ready else 0, sc, node=s.redis_node)
+    if listed["kubernetes_apiservices"]:
+        out.add("honeydue_kube_apiservice_available", 1, sc, apiservice="v1beta1.metrics.k8s.io")
+    _workloads(out, s if s.lists == "ok" else seen, sc, listed)
 
 
 def _readyz(out: Series, s: State, sc: dict[str, str]) -> None:
@@ -292,18 +305,22 @@ def _readyz(out: Series, s: State, sc: dict[str, str]) -> None:
 def _api_pods(s: State) -> dict[str, list[tuple[str, str, str]]]:
     """node -> [(pod, waiting reason or '', terminated reason or '')] of the api Deployment."""
     pods: dict[str, list[tuple[str, str, str]]] = {}
-    alive = [n for n in NODES if n not in s.down]
+    alive = [n for n in NODES if n not in s.down and n not in s.cordoned]  # drained nodes run no api pod
     for i, node in enumerate(NODES):
         home = node if node in alive or quorum_lost(s) else alive[i % len(alive)] if alive else node
         waiting = "CrashLoopBackOff" if s.api == "crashloop" else ""
-        pods.setdefault(home, []).append((f"api-6c9d-{i}", waiting, "Error" if waiting else ""))
+        pods.setdefault(home, []).append((f"api-{6000 + s.api_generation}-{i}", waiting, "Error" if waiting else ""))
     if s.api in ("bad_deploy", "config_error"):
         reason = "CrashLoopBackOff" if s.api == "bad_deploy" else "CreateContainerConfigError"
         pods.setdefault(alive[0] if alive else "n1", []).append(("api-7f00-0", reason, "Error" if s.api == "bad_deploy" else ""))
     return pods
 
 
-def _workloads(out: Series, s: State, sc: dict[str, str]) -> None:
+def _workloads(out: Series, s: State, sc: dict[str, str], listed: dict[str, bool]) -> None:
+    if listed["kubernetes_deployments_honeydue"]:
+        _deployments(out, s, sc)
+    if not listed["kubernetes_pods_honeydue"]:
+        return
     pods = _api_pods(s)
     ready_by_node: dict[str, int] = {}
     not_ready_by_node: dict[str, int] = {}
@@ -331,7 +348,11 @@ def _workloads(out: Series, s: State, sc: dict[str, str]) -> None:
             traefik = 1 if (ready == "true") == (node not in s.down) else 0
             out.add("honeydue_kube_workload_pods", traefik, sc, namespace="kube-system", workload="traefik",
                     node=node, ready=ready)
-    api_ready = sum(ready_by_node.values()) - (1 if s.api in ("bad_deploy", "config_error") else 0)
+
+
+def _deployments(out: Series, s: State, sc: dict[str, str]) -> None:
+    pods = _api_pods(s)
+    api_ready = sum(1 for node, items in pods.items() for _, waiting, _ in items if not waiting and node not in s.down)
     for (ns, name), desired in DEPLOYMENTS.items():
         available = desired
         updated = desired
@@ -339,11 +360,7 @@ def _workloads(out: Series, s: State, sc: dict[str, str]) -> None:
             available = max(min(api_ready, desired), 0)
             if s.api in ("bad_deploy", "config_error"):
                 updated, available = 1, desired
-        elif name == "coredns" and not s.coredns:
-            available = 0
-        elif name == "redis" and (not s.redis or s.redis_node in s.down):
-            available = 0
-        elif name == "worker" and not s.worker:
+        elif (name == "coredns" and not s.coredns) or (name == "redis" and (not s.redis or s.redis_node in s.down)) or (name == "worker" and not s.worker):
             available = 0
         labels = {"namespace": ns, "deployment": name}
         out.add("honeydue_kube_deployment_exists", 1, sc, **labels)
@@ -384,7 +401,8 @@ def _netcheck(out: Series, s: State, node: str) -> None:
             ok = not remote or (overlay and s.flannel_broken != pod_node)
             out.add("honeydue_tcp_up", 1 if ok else 0, scrape, target=f"api-pod-{pod_node}", role="pod",
                     backend="api", path="remote" if remote else "local", node=node)
-    out.add("honeydue_tcp_up", 1 if services and _api_serving(s) else 0, scrape, target="api-svc", role="service",
+    endpoints = any(not w for items in pods.values() for _, w, _ in items)  # a ready pod behind the Service
+    out.add("honeydue_tcp_up", 1 if services and endpoints else 0, scrape, target="api-svc", role="service",
             backend="api", path="", node=node)
 
 

@@ -33,16 +33,17 @@ INCIDENTS = REPO / "rules" / "incidents"
 RECEIVER_SEVERITY = {"pager": "critical", "tickets": "warning", "low-noise": "info", "deadmansswitch": "info"}
 TOOL_EPOCH = {"promtool": 0.0, "vmalert-tool": 946684800.0}  # each engine's clock at step 0
 WARMUP = 120
-_DURATION = re.compile(r"^(\d+)(s|m|h)$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def seconds(text: str | int) -> int:
     if isinstance(text, int):
         return text
     match = _DURATION.match(str(text))
-    if not match:
+    if not match or not str(text):
         raise ValueError(f"not a duration: {text!r}")
-    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+    hours, minutes, secs = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + secs
 
 
 def duration(total: int) -> str:
@@ -98,7 +99,7 @@ class Incident:
         every = max(self.probe_every // self.step, 1) if self.probe_every else 1
         wanted = set(range(0, self.steps, every)) | {t // self.step for t in self.expect}
         # from 2 minutes on: the Watchdog (for: 1m) fires from then, the cluster has warmed up
-        return sorted(k for k in wanted if WARMUP <= k * self.step and k < self.steps)
+        return sorted(k for k in wanted if k * self.step >= WARMUP and k < self.steps)
 
 
 def load(path: Path) -> Incident:
@@ -158,13 +159,13 @@ def states(incident: Incident) -> list[cluster.State]:
 SeriesKey = tuple[str, frozenset[tuple[str, str]]]
 
 
-def timeline_series(incident: Incident, identity: str = "stable") -> dict[SeriesKey, list[float | None | str]]:
+def timeline_series(incident: Incident, identity: str = "stable") -> dict[SeriesKey, list[float | str | None]]:
     """Every series' value per step; None = no sample; "stale" = vmagent's staleness marker."""
     per_step = [cluster.series(s, k, incident.step, identity).values for k, s in enumerate(states(incident))]
     keys = {key for values in per_step for key in values}
-    out: dict[SeriesKey, list[float | None | str]] = {}
+    out: dict[SeriesKey, list[float | str | None]] = {}
     for key in keys:
-        row: list[float | None | str] = []
+        row: list[float | str | None] = []
         for k, values in enumerate(per_step):
             if key in values:
                 row.append(values[key])
@@ -182,7 +183,7 @@ def _series_name(key: SeriesKey) -> str:
     return f"{name}{{{inner}}}"
 
 
-def _values(row: list[float | None | str], offset: float) -> str:
+def _values(row: list[float | str | None], offset: float) -> str:
     words = []
     for value in row:
         if value is None:
@@ -286,6 +287,7 @@ def isolated_config(config: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Checkpoint:
+    engine: str
     incident: str
     step: int
     alerts: set[Alert]
@@ -294,10 +296,10 @@ class Checkpoint:
 
     @property
     def label(self) -> str:
-        return f"{self.incident}@{self.step}"
+        return f"{self.engine}:{self.incident}@{self.step}"
 
 
-def checkpoints(incident: Incident, firing: dict[tuple[str, int], set[Alert]]) -> list[Checkpoint]:
+def checkpoints(incident: Incident, firing: dict[tuple[str, int], set[Alert]], engine: str) -> list[Checkpoint]:
     """A checkpoint wherever the firing set changes, and at every step the incident has an expectation for."""
     out: list[Checkpoint] = []
     previous: set[Alert] | None = None
@@ -307,7 +309,7 @@ def checkpoints(incident: Incident, firing: dict[tuple[str, int], set[Alert]]) -
         if alerts is None:
             continue
         if alerts != previous or k in expected_steps:
-            out.append(Checkpoint(incident.id, k, alerts))
+            out.append(Checkpoint(engine, incident.id, k, alerts))
         previous = alerts
     return out
 
@@ -337,6 +339,32 @@ def collect(points: list[Checkpoint], posts: list[tuple[str, dict[str, Any]]]) -
                                          labels.get("node", "")))
             if receiver == "pager":
                 point.page_groups.add((labels.get("failure_mode", ""), labels.get("node", "")))
+
+
+def engine_differences(incident: Incident, promql: dict[tuple[str, int], set[Alert]],
+                       metricsql: dict[tuple[str, int], set[Alert]]) -> list[str]:
+    """Where the engines disagree beyond a one-evaluation shift at a range window's edge.
+
+    Prometheus 2.x range selectors include the sample at the window's start, MetricsQL's do not: on a
+    grid where samples sit exactly on evaluation times, an alert built on `[5m]` or `absent_over_time`
+    may start or end one evaluation apart. Every other difference is a disagreement: each step where
+    only one engine fires an alert must be next to a step where both fire it.
+    """
+    steps = incident.query_steps
+    problems = []
+    alerts = {a for k in steps for a in promql[(incident.id, k)] | metricsql[(incident.id, k)]}
+    for alert in alerts:
+        p = {k for k in steps if alert in promql[(incident.id, k)]}
+        m = {k for k in steps if alert in metricsql[(incident.id, k)]}
+        both = p & m
+        for k in sorted(p ^ m):
+            i = steps.index(k)
+            neighbours = {steps[j] for j in (i - 1, i + 1) if 0 <= j < len(steps)}
+            if not neighbours & both or any(abs(n - k) * incident.step > incident.step for n in neighbours & both):
+                engine = "PromQL" if k in p else "MetricsQL"
+                problems.append(f"{duration(k * incident.step)}: only {engine} fires {dict(alert)['alertname']} "
+                                f"{dict(alert)}")
+    return problems
 
 
 def budget_problems(incident: Incident, points: list[Checkpoint]) -> list[str]:
