@@ -115,7 +115,8 @@ ENTRIES = (
                 for_="3m",
                 summary="The api's shallow health check passes while a real request fails or hangs.",
                 description="The deep request {{ $labels.target }} has failed or timed out for 3 minutes while "
-                "/api/health/ answers and the Neon pooler accepts connections, so readiness and liveness see nothing. Likely a deadlock: "
+                "/api/health/ answers and the Neon pooler accepts connections, so readiness and liveness see "
+                "nothing. Likely a deadlock: "
                 "kubectl rollout restart deployment/api -n honeydue.",
             ),
         ),
@@ -359,7 +360,8 @@ ENTRIES = (
                 for_="2m",
                 summary="Redis does not answer: Asynq jobs and the auth caches are unavailable.",
                 description="The exporter {{ $labels.instance }} could not reach Redis for 2 minutes (quiet while "
-                "CoreDNS fails, while the Redis node is cordoned for maintenance and while etcd has lost quorum). Check the redis pod and the "
+                "CoreDNS fails, while the Redis node is cordoned for maintenance and while etcd has lost quorum). "
+                "Check the redis pod and the "
                 "node labelled honeydue/redis=true.",
             ),
             Alert(

@@ -151,7 +151,7 @@ def _exporter(out: Series, s: State, sc: dict[str, str], now: float) -> None:
     out.add("honeydue_vmagent_up", 1 if vm_ok else 0, sc)
     _probe(out, sc, "vmagent", vm_ok, "dns")
     if vm_ok:
-        out.add("honeydue_vmagent_remotewrite_errors_total", 0 if s.vmagent_writes else 0, sc)
+        out.add("honeydue_vmagent_remotewrite_errors_total", 0, sc)
         out.add("honeydue_vmagent_remotewrite_pending_bytes", 1_000_000, sc)
         out.add("honeydue_vmagent_remotewrite_packets_dropped_total", 0, sc)
         out.add("honeydue_vmagent_persistentqueue_blocks_dropped_total", 0, sc)
@@ -350,6 +350,15 @@ def _workloads(out: Series, s: State, sc: dict[str, str], listed: dict[str, bool
                     node=node, ready=ready)
 
 
+def _unavailable(s: State, deployment: str) -> bool:
+    """A single-replica deployment with no pod available."""
+    return {
+        "coredns": not s.coredns,
+        "redis": not s.redis or s.redis_node in s.down,
+        "worker": not s.worker,
+    }.get(deployment, False)
+
+
 def _deployments(out: Series, s: State, sc: dict[str, str]) -> None:
     pods = _api_pods(s)
     api_ready = sum(1 for node, items in pods.items() for _, waiting, _ in items if not waiting and node not in s.down)
@@ -360,7 +369,7 @@ def _deployments(out: Series, s: State, sc: dict[str, str]) -> None:
             available = max(min(api_ready, desired), 0)
             if s.api in ("bad_deploy", "config_error"):
                 updated, available = 1, desired
-        elif (name == "coredns" and not s.coredns) or (name == "redis" and (not s.redis or s.redis_node in s.down)) or (name == "worker" and not s.worker):
+        elif _unavailable(s, name):
             available = 0
         labels = {"namespace": ns, "deployment": name}
         out.add("honeydue_kube_deployment_exists", 1, sc, **labels)
