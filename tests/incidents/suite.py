@@ -17,6 +17,7 @@ Watchdog must keep reaching the dead-man's switch.
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 from collections.abc import Iterable
@@ -215,6 +216,36 @@ def rule_test_file(incidents: Iterable[Incident], tool: str, rule_files: list[Pa
         groups.append({"name": incident.id, "interval": duration(incident.step), "input_series": inputs, key: tests})
     step = min(i.step for i in incidents)
     return {"rule_files": [str(p) for p in rule_files], "evaluation_interval": duration(step), "tests": groups}
+
+
+_TERM = re.compile(r"^(-?[0-9.e+]+?)((?:[+-][0-9.e]+)?x\d+)?$")
+
+
+def shift_values(values: str, offset: float) -> str:
+    """A promtool `values` string with every starting value moved by `offset` (`a+bxn` -> `(a+offset)+bxn`)."""
+    words = []
+    for word in str(values).split():
+        match = _TERM.match(word)
+        if word in ("_", "stale") or word.startswith("_x") or match is None:
+            words.append(word)
+            continue
+        start = float(match.group(1)) + offset
+        words.append(f"{start:g}{match.group(2) or ''}" if start != int(start) else f"{int(start)}{match.group(2) or ''}")
+    return " ".join(words)
+
+
+def for_vmalert_tool(doc: dict[str, Any], rule_dir: Path) -> dict[str, Any]:
+    """A promtool unit-test file as vmalert-tool reads it: absolute rule paths, `*_timestamp_seconds` series
+    moved to vmalert-tool's clock (it starts at 2000-01-01, promtool at 1970-01-01)."""
+    out = copy.deepcopy(doc)
+    out["rule_files"] = [str((rule_dir / f).resolve()) for f in doc.get("rule_files", [])]
+    for group in out.get("tests", []):
+        for series in group.get("input_series", []):
+            if series["series"].split("{", 1)[0].endswith("_timestamp_seconds"):
+                series["values"] = shift_values(series["values"], TOOL_EPOCH["vmalert-tool"])
+        if "promql_expr_test" in group:
+            group["metricsql_expr_test"] = group.pop("promql_expr_test")
+    return out
 
 
 # --- running the engines ---------------------------------------------------------------------------------
