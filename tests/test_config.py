@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.config import load_config
+from exporter.config import ConfigError, load_config
 
 SECRET = "pg-Secret-9f3a"
 
@@ -109,3 +109,14 @@ def test_check_config_masks_secrets(tmp_path: Path) -> None:
     assert effective["postgres"]["pooler"]["password"] == "********"
     assert effective["redis"]["password"] == "********"
     assert effective["postgres"]["direct"]["password"] is None
+
+
+def test_chapter17_anchors_are_checked(tmp_path: Path) -> None:
+    good = tmp_path / "good.yml"
+    good.write_text("runbook:\n  chapter17_anchors: {'§25': '25-switch-db-host'}\n")
+    assert load_config(good).runbook.chapter17_anchors == {"§25": "25-switch-db-host"}
+    for bad in ("{'25': 'x'}", "{'§25': 'has#hash'}"):
+        path = tmp_path / "bad.yml"
+        path.write_text(f"runbook:\n  chapter17_anchors: {bad}\n")
+        with pytest.raises(ConfigError, match="chapter17_anchors"):
+            load_config(path)
