@@ -130,6 +130,6 @@ def test_alert_texts_match_the_probes() -> None:
     """Defect 11: RBAC errors link to "no data", not to a two-node failure; restarts are told by run_id."""
     by_alert = {a.name: (e, a) for e in CATALOG for a in e.alerts}
     assert by_alert["KubeExporterAccessDenied"][0].id == "grafana-no-data"
-    for entry, alert in by_alert.values():
+    for _, alert in by_alert.values():
         assert "uptime reset" not in alert.description, alert.name
     assert "run_id" in by_alert["RedisRestartedEmpty"][1].description
