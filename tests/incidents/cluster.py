@@ -88,11 +88,18 @@ def _lbl(**labels: str) -> dict[str, str]:
 
 
 class Series:
-    """name{labels} -> value for one step; `job` says whose scrape it is."""
+    """name{labels} -> value for one step.
 
-    def __init__(self, identity: str) -> None:
+    `legacy` draws the cluster as the exporter and deploy files before issue 11 made it look (for the
+    before/after comparison only): the pod and node on every series, readyz checks only with a good node
+    list, netcheck's static api pod IPs, the deep api check accepting 401, smtp.fastmail.com's lookup in
+    role public.
+    """
+
+    def __init__(self, identity: str, legacy: bool = False) -> None:
         self.values: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
         self.identity = identity
+        self.legacy = legacy
 
     def add(self, name: str, value: float, scrape: dict[str, str], **labels: str) -> None:
         all_labels = {**scrape, **labels}
@@ -113,8 +120,8 @@ def exporter_alive(s: State) -> bool:
     return s.exporter_node not in s.down
 
 
-def series(s: State, step: int, step_seconds: float, identity: str = "stable") -> Series:
-    out = Series(identity)
+def series(s: State, step: int, step_seconds: float, identity: str = "stable", legacy: bool = False) -> Series:
+    out = Series("churn" if legacy else identity, legacy)
     now = step * step_seconds
     pod = f"honeydue-exporter-5d8f7c-{s.exporter_pod:05d}"
     scrape = {**EXPORTER, "kubernetes_pod_name": pod, "kubernetes_node": s.exporter_node}
@@ -222,7 +229,7 @@ def _http(out: Series, s: State, sc: dict[str, str], dns: bool) -> None:
             answered = True
         elif role == "origin":
             ok, answered = serving and "n1" not in s.down, "n1" not in s.down
-        elif role == "api_shallow":
+        elif role == "api_shallow" or (role == "api_deep" and out.legacy):
             ok = answered = serving
         elif role == "api_deep":
             ok, answered = serving and s.api != "deadlock" and s.pooler, serving and s.api != "deadlock"
@@ -242,7 +249,7 @@ def _http(out: Series, s: State, sc: dict[str, str], dns: bool) -> None:
 def _dns(out: Series, s: State, sc: dict[str, str]) -> None:
     lookups = [(name, "coredns", "cluster") for name in CLUSTER_NAMES]
     lookups += [("myhoneydue.com", r, "public") for r in ("cloudflare", "quad9")]
-    lookups += [("smtp.fastmail.com", "coredns", "cluster_upstream")]
+    lookups += [("smtp.fastmail.com", "coredns", "public" if out.legacy else "cluster_upstream")]
     for domain, resolver, role in lookups:
         if resolver == "coredns":
             ok = s.coredns and s.flannel_broken != s.exporter_node and (role == "cluster" or s.coredns_upstream)
@@ -272,7 +279,8 @@ def _kubernetes(out: Series, s: State, sc: dict[str, str], now: float) -> None:
             out.add("honeydue_kube_resource_error_info", 1, sc, resource=resource, namespace=ns,
                     reason="timeout" if s.lists == "fail" else "server_error")
         _probe(out, sc, probe, ok, "timeout" if s.lists == "fail" else "server_error")
-    _readyz(out, s, sc)
+    if listed["kubernetes_nodes"] or not out.legacy:  # before: no node list, no readyz checks
+        _readyz(out, s, sc)
     # With etcd's quorum gone nobody can write node status: a list served from the cache shows it as it was.
     seen = s if s.lists == "ok" else State(kubelet=s.kubelet, cordoned=s.cordoned, redis_node=s.redis_node)
     if listed["kubernetes_nodes"]:
@@ -400,8 +408,16 @@ def _netcheck(out: Series, s: State, node: str) -> None:
         out.add("honeydue_tcp_up", 1 if ok else 0, scrape, target=target, role="essential", backend="", path="",
                 node=node)
     pods = _api_pods(s)
-    discover_ok = not quorum_lost(s)
-    out.add("honeydue_probe_success", 1 if discover_ok else 0, scrape, probe="netcheck_pods_api")
+    endpoints = any(not w for items in pods.values() for _, w, _ in items)  # a ready pod behind the Service
+    if out.legacy:  # static pod IPs from the first rollout: after another one, every one of them is dead
+        for pod_node in NODES:
+            ok = s.api_generation == 0 and pod_node not in s.down and (pod_node == node or overlay)
+            out.add("honeydue_tcp_up", 1 if ok else 0, scrape, target=f"api-pod-{pod_node}", role="pod",
+                    backend="api", path="local" if pod_node == node else "remote", node=node)
+        pods = {}
+    discover_ok = not quorum_lost(s) and not out.legacy
+    if not out.legacy:
+        out.add("honeydue_probe_success", 1 if discover_ok else 0, scrape, probe="netcheck_pods_api")
     if discover_ok:
         for pod_node, items in sorted(pods.items()):
             if pod_node in s.down or all(w for _, w, _ in items):
@@ -410,7 +426,6 @@ def _netcheck(out: Series, s: State, node: str) -> None:
             ok = not remote or (overlay and s.flannel_broken != pod_node)
             out.add("honeydue_tcp_up", 1 if ok else 0, scrape, target=f"api-pod-{pod_node}", role="pod",
                     backend="api", path="remote" if remote else "local", node=node)
-    endpoints = any(not w for items in pods.values() for _, w, _ in items)  # a ready pod behind the Service
     out.add("honeydue_tcp_up", 1 if services and endpoints else 0, scrape, target="api-svc", role="service",
             backend="api", path="", node=node)
 
