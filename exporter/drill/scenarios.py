@@ -206,7 +206,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("kube-node-api-crashloop", "Kubernetes: a node NotReady and every api pod crash-looping",
              ("KubeNodeNotReady", "ApiAllReplicasCrashLooping", "KubePodCrashLooping"),
              lambda p: p.kube.mutate(_kube_broken), _kube_healthy,
-             tolerated=("WorkloadPodNotReadyOnNode", "KubeApiserverEtcdCheckFailing"),
+             tolerated=("WorkloadPodNotReadyOnNode", "KubeApiserverEtcdCheckFailing", "KubeDeploymentReplicasMismatch"),
              resources=frozenset({"kube"})),
     Scenario("obs-unreachable", "victoria-metrics (obs box) unreachable for vmagent for 20 s",
              ("VmagentRemoteWriteErrors",), _vm_outage, _nothing,

@@ -29,11 +29,13 @@ OBS_SIDE = "obs-side"
 
 
 _RANGE = re.compile(r"\[(\d+[smhdw])\]")
+_OFFSET = re.compile(r"\boffset (\d+[smhdw])\b")
 
 
 def shorten_ranges(expr: str, window: str) -> str:
-    """Every range selector `[5m]` becomes `[window]` (drill only: lets windowed alerts resolve in seconds)."""
-    return _RANGE.sub(f"[{window}]", expr)
+    """Every range selector `[5m]` and `offset 5m` uses `window` instead (drill only: windowed alerts fire and
+    resolve in seconds; the counter comparisons `x - x offset 5m` see growth within the drill)."""
+    return _OFFSET.sub(f"offset {window}", _RANGE.sub(f"[{window}]", expr))
 
 
 def rule_groups(

@@ -411,7 +411,8 @@ def _netcheck(out: Series, s: State, node: str) -> None:
     endpoints = any(not w for items in pods.values() for _, w, _ in items)  # a ready pod behind the Service
     if out.legacy:  # static pod IPs from the first rollout: after another one, every one of them is dead
         for pod_node in NODES:
-            ok = s.api_generation == 0 and pod_node not in s.down and (pod_node == node or overlay)
+            running = s.api_generation == 0 and s.api != "crashloop" and pod_node not in s.down
+            ok = running and (pod_node == node or overlay)
             out.add("honeydue_tcp_up", 1 if ok else 0, scrape, target=f"api-pod-{pod_node}", role="pod",
                     backend="api", path="local" if pod_node == node else "remote", node=node)
         pods = {}

@@ -65,8 +65,9 @@ def describe(groups: dict[tuple[str, str], set[str]]) -> str:
 def table(incidents: list[suite.Incident], before: dict[str, list[suite.Checkpoint]],
           after: dict[str, list[suite.Checkpoint]], rev: str) -> str:
     lines = [
-        f"| incident | pages before ({rev}) | pages after | root causes | critical pages per root cause | tickets after |",
-        "|---|---|---|---|---|---|",
+        f"| incident | pages before ({rev}) | pages after | root causes | critical pages per root cause "
+        f"| tickets before | tickets after |",
+        "|---|---|---|---|---|---|---|",
     ]
     for incident in incidents:
         after_pages = pages(after[incident.id])
@@ -74,7 +75,8 @@ def table(incidents: list[suite.Incident], before: dict[str, list[suite.Checkpoi
         causes = ", ".join(incident.root_causes) or "none (no page due)"
         lines.append(
             f"| `{incident.id}` | {describe(pages(before[incident.id]))} | {describe(after_pages)} | {causes} | "
-            f"{per_cause:g} | {', '.join(sorted(tickets(after[incident.id]))) or '-'} |")
+            f"{per_cause:g} | {', '.join(sorted(tickets(before[incident.id]))) or '-'} | "
+            f"{', '.join(sorted(tickets(after[incident.id]))) or '-'} |")
     return "\n".join(lines) + "\n"
 
 
