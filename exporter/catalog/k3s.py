@@ -8,12 +8,14 @@ from exporter.catalog.model import Alert, FailureMode, Panel, Query
 # generic probe-failing ticket would only repeat it; every other probe's failure makes its series vanish.
 PROBES_WITH_OWN_ALERT = "redis|postgres_.+|http_.+|dns_.+|smtp_.+|tcp_.+|kubernetes_api|vmagent|nodata"
 KUBE_PROBES = 'probe=~"kubernetes_.+",probe!="kubernetes_api"'
-# Consequences stay quiet: Asynq and the cache cannot be read while Redis is down (RedisDown pages), the
+# Consequences stay quiet: Asynq cannot be read while Redis is down (RedisDown pages), the residence cache
+# while Redis or a Postgres endpoint is down (RedisDown, the Neon alerts), the
 # other Kubernetes resources cannot be listed while the node list fails (KubeAPIUnreachable pages).
 PROBE_FAILING = (
     f'(honeydue_probe_success{{probe!~"{PROBES_WITH_OWN_ALERT}|asynq|residence_cache|kubernetes_.+"}} == 0)'
-    f' or ((honeydue_probe_success{{probe=~"asynq|residence_cache"}} == 0) '
-    f"unless on ({BY}) (honeydue_redis_up == 0))"
+    f' or ((honeydue_probe_success{{probe="asynq"}} == 0) unless on ({BY}) (honeydue_redis_up == 0))'
+    f' or ((honeydue_probe_success{{probe="residence_cache"}} == 0) unless on ({BY}) '
+    f"((honeydue_redis_up == 0) or (min by ({BY}) (honeydue_postgres_up) == 0)))"
     f" or ((honeydue_probe_success{{{KUBE_PROBES}}} == 0) unless on ({BY}) {NODE_LIST_FAILING})"
 )
 # The main exporter sends nothing while netcheck pods still do: the cluster and vmagent are fine, the

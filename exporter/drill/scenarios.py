@@ -199,7 +199,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              resources=frozenset({"b2"})),
     Scenario("api-deadlock", "api deep request hangs, shallow health passes",
              ("ApiDeepRequestFailingShallowHealthy",), _http("api_deep", "hang"), _http("api_deep", "ok"),
-             resources=frozenset({"api"})),
+             resources=frozenset({"api", "postgres"})),  # the rule is quiet while the pooler is down
     Scenario("cloudflare-down", "Cloudflare path down, origin up",
              ("CloudflareDownOriginUp", "CloudflareEdgeFailingOriginUp"), _http("public", "error"),
              _http("public", "ok"), resources=frozenset({"cf"})),
