@@ -129,9 +129,10 @@ def _render(args: argparse.Namespace, config: Config) -> int:
 
     base = config.runbook.base_url
     grafana = config.grafana.base_url
+    anchors = config.runbook.chapter17_anchors
     root = Path(args.out)
     if args.check:
-        rendered = render_all(root, base, args.for_override, args.range_override, grafana)
+        rendered = render_all(root, base, args.for_override, args.range_override, grafana_url=grafana, anchors=anchors)
         stale = [
             str(target) for target, text in rendered.items()
             if not target.exists() or target.read_text(encoding="utf-8") != text
@@ -139,7 +140,7 @@ def _render(args: argparse.Namespace, config: Config) -> int:
         for name in stale:
             print(f"out of date: {name} (run `honeydue-exporter render`)", file=sys.stderr)
         return 1 if stale else 0
-    for written in write_all(root, base, args.for_override, args.range_override, grafana):
+    for written in write_all(root, base, args.for_override, args.range_override, grafana_url=grafana, anchors=anchors):
         print(f"wrote {written}")
     return 0
 

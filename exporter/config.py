@@ -269,7 +269,9 @@ class DnsLookup(Schedule):
 
     interval: float = Field(30.0, gt=0)
     name: str
-    role: Literal["cluster", "public"] = "public"
+    role: Literal["cluster", "cluster_upstream", "public"] = Field(
+        "public", description="cluster: a Service name via CoreDNS; cluster_upstream: an outside name via CoreDNS",
+    )
     record_type: Literal["A", "AAAA"] = "A"
     resolvers: list[str] = Field(min_length=1)
     expected_cidrs: list[str] = Field(default_factory=list)
@@ -503,6 +505,15 @@ class TcpTarget(_Strict):
         return self
 
 
+class TcpDiscovery(_Strict):
+    """The pods behind a Service, found in its EndpointSlices on every run (with the node of each pod)."""
+
+    backend: str = Field(pattern=_TARGET_NAME)
+    namespace: str = Field("honeydue", min_length=1, max_length=63)
+    service: str = Field(min_length=1, max_length=63)
+    port: int = Field(ge=1, le=65535)
+
+
 class TcpConfig(Schedule):
     """TCP connect probes; `mode: netcheck` (or `run --mode netcheck`) runs only these, per node."""
 
@@ -513,6 +524,9 @@ class TcpConfig(Schedule):
         description="this exporter's node (downward API env NODE_NAME); the `node` label",
     )
     targets: tuple[TcpTarget, ...] = ()
+    discover: tuple[TcpDiscovery, ...] = Field(
+        (), description="backends whose pod IPs are read from the Service's EndpointSlices (needs kubernetes)"
+    )
 
     @field_validator("targets")
     @classmethod
@@ -601,6 +615,20 @@ class LogConfig(_Strict):
 
 class RunbookConfig(_Strict):
     base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    chapter17_anchors: dict[str, str] = Field(
+        default_factory=dict,
+        description='anchor of a chapter 17 section when it is not the default slug, e.g. {"§25": "25-switch-db-host"}',
+    )
+
+    @field_validator("chapter17_anchors")
+    @classmethod
+    def _check_anchors(cls, value: dict[str, str]) -> dict[str, str]:
+        for section, anchor in value.items():
+            if not re.fullmatch(r"§\d+", section):
+                raise ValueError(f"{section!r} is not a section like §25")
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", anchor):
+                raise ValueError(f"anchor {anchor!r} must be letters, digits, hyphens and underscores (no #)")
+        return value
 
     @field_validator("base_url")
     @classmethod

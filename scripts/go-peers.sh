@@ -15,6 +15,7 @@ BIN="$PWD/bin"
 TARGETS=(
   "asynqpeer . ./cmd/asynqpeer"
   "asynqpeer-v025 . ./cmd/asynqpeer -modfile=go.asynq-v025.mod"
+  "vmalert-tool vmalert-tool github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert-tool"
 )
 
 mkdir -p "$BIN"

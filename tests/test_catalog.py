@@ -114,3 +114,23 @@ def test_catalog_command_lists_35_entries() -> None:
     assert all(row["runbook"].startswith(DEFAULT_RUNBOOK_BASE_URL) for row in rows)
     text = subprocess.run([sys.executable, "-m", "exporter", "catalog"], capture_output=True, text=True, timeout=60)
     assert text.stdout.strip().splitlines()[-1].startswith("35 failure modes")
+
+
+def test_chapter17_links_carry_the_section_anchor() -> None:
+    """Defect 11: recovery links open the section, the default slug or the configured anchor."""
+    by_id = {e.id: e for e in CATALOG}
+    neon = by_id["neon-pooler-down-direct-up"]
+    base = DEFAULT_RUNBOOK_BASE_URL
+    assert neon.recovery_url(base) == f"{base}/17-runbook.md#25-switch-db-host-between-pooler-and-direct-endpoints"
+    assert neon.recovery_url(base, {"§25": "switch-db-host"}) == f"{base}/17-runbook.md#switch-db-host"
+    assert by_id["stale-residence-ids-cache"].recovery_url(base, {"§25": "x"}, ).endswith(
+        "#23-invalidate-residence-ids-cache-for-a-user")
+
+
+def test_alert_texts_match_the_probes() -> None:
+    """Defect 11: RBAC errors link to "no data", not to a two-node failure; restarts are told by run_id."""
+    by_alert = {a.name: (e, a) for e in CATALOG for a in e.alerts}
+    assert by_alert["KubeExporterAccessDenied"][0].id == "grafana-no-data"
+    for _, alert in by_alert.values():
+        assert "uptime reset" not in alert.description, alert.name
+    assert "run_id" in by_alert["RedisRestartedEmpty"][1].description

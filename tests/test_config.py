@@ -304,3 +304,12 @@ def test_a_runbook_url_on_the_command_line_gets_the_same_check(tmp_path: Path, c
         "honeydue-exporter: config error: --base-url: URL contains credentials: "
         "the runbook URL is published in every alert and dashboard"
     ]
+def test_chapter17_anchors_are_checked(tmp_path: Path) -> None:
+    good = tmp_path / "good.yml"
+    good.write_text("runbook:\n  chapter17_anchors: {'§25': '25-switch-db-host'}\n")
+    assert load_config(good).runbook.chapter17_anchors == {"§25": "25-switch-db-host"}
+    for bad in ("{'25': 'x'}", "{'§25': 'has#hash'}"):
+        path = tmp_path / "bad.yml"
+        path.write_text(f"runbook:\n  chapter17_anchors: {bad}\n")
+        with pytest.raises(ConfigError, match="chapter17_anchors"):
+            load_config(path)

@@ -38,6 +38,14 @@ BASE = DEPLOY / "base"
 SECRETS_DIR = "/etc/honeydue-exporter/secrets"
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
 HTTP_ROLES = {"public", "origin", "api_shallow", "api_deep", "admin", "b2", "registry", "obs_ingest"}
+# Cloudflare's published ranges, https://www.cloudflare.com/ips-v4 and /ips-v6 (as of 2026-11).
+CLOUDFLARE_RANGES = {
+    "173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22", "141.101.64.0/18", "108.162.192.0/18",
+    "190.93.240.0/20", "188.114.96.0/20", "197.234.240.0/22", "198.41.128.0/17", "162.158.0.0/15", "104.16.0.0/13",
+    "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22",
+    "2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32", "2405:8100::/32", "2a06:98c0::/29",
+    "2c0f:f248::/32",
+}
 
 
 # --- kustomize: the subset deploy/base uses, rendered the way `kubectl kustomize` does ---------------
@@ -80,6 +88,7 @@ def test_every_manifest_validates_against_kubernetes_1_35(manifests: list[dict[s
     kinds = sorted(d["kind"] for d in manifests)
     assert kinds == sorted(
         ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "DaemonSet",
+         "ServiceAccount", "Role", "RoleBinding",
          "PodDisruptionBudget", "ConfigMap"]
     )
     for doc in manifests:
@@ -134,7 +143,7 @@ def test_deployment_security_and_wiring(manifests: list[dict[str, Any]]) -> None
     assert 80 <= _mebibytes(resources["requests"]["memory"]) <= _mebibytes(resources["limits"]["memory"]) <= 256
     assert resources["requests"]["cpu"] and resources["limits"]["cpu"]
     # The ServiceAccount is the RBAC one.
-    service_account = one(manifests, "ServiceAccount")
+    service_account = one(manifests, "ServiceAccount", "honeydue-exporter")
     assert pod["serviceAccountName"] == service_account["metadata"]["name"]
     binding = one(manifests, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "honeydue-exporter", "namespace": "honeydue"}]
@@ -159,6 +168,12 @@ def test_deployment_security_and_wiring(manifests: list[dict[str, Any]]) -> None
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # Defect 1: a pod on a node that goes NotReady or unreachable is rescheduled after 30 s, not the default
+    # 300 s (the absence rule's window is 3 minutes); a rollout never runs two pods writing the same series.
+    tolerations = {(t["key"], t["effect"]): t.get("tolerationSeconds") for t in pod["tolerations"]}
+    assert tolerations == {("node.kubernetes.io/not-ready", "NoExecute"): 30,
+                           ("node.kubernetes.io/unreachable", "NoExecute"): 30}
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     # The PDB covers the Deployment and cannot block a drain of its single replica.
     pdb = one(manifests, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -173,10 +188,15 @@ def test_netcheck_daemonset(manifests: list[dict[str, Any]]) -> None:
     assert container["args"] == ["run", "--mode", "netcheck"]
     env = {e["name"]: e for e in container["env"]}
     assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
-    # Runs on every server node, tainted or not; has no API token and no secrets.
+    # Runs on every server node, tainted or not; no secrets; its token may only list EndpointSlices in its
+    # namespace (tcp.discover finds the api pods there on every run, defect 4).
     tolerated = {t["key"] for t in pod["tolerations"] if t["operator"] == "Exists"}
     assert {"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"} <= tolerated
-    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == "honeydue-netcheck"
+    role, binding = one(manifests, "Role", "honeydue-netcheck"), one(manifests, "RoleBinding", "honeydue-netcheck")
+    assert role["rules"] == [{"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list"]}]
+    assert binding["roleRef"]["name"] == "honeydue-netcheck"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "honeydue-netcheck", "namespace": "honeydue"}]
     assert not any("secret" in v for v in pod["volumes"])
     mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
     assert env["HONEYDUE_CONFIG"]["value"] == mount["mountPath"]
@@ -210,7 +230,7 @@ def test_sample_config_passes_check_config(tmp_path: Path) -> None:
     text = (BASE / "config.yml").read_text()
     raw = yaml.safe_load(text)
     names = sorted({Path(f).name for f in _secret_files(raw)})
-    assert names == ["obs-ingest-token", "obs-query-token", "postgres-password", "redis-password"]
+    assert names == ["api-readonly-token", "obs-ingest-token", "obs-query-token", "postgres-password", "redis-password"]
     secrets = {name: f"s3cret-{name}-value" for name in names}
     for name, secret in secrets.items():
         (tmp_path / name).write_text(secret + "\n")
@@ -229,7 +249,18 @@ def test_sample_config_passes_check_config(tmp_path: Path) -> None:
     assert "-pooler" in pooler["host"] and direct["host"] == pooler["host"].replace("-pooler", "")
     assert pooler["password"] == direct["password"] == "********"
     assert {t["role"] for t in effective["http"]["targets"]} == HTTP_ROLES
-    assert {lookup["role"] for lookup in effective["dns"]["lookups"]} == {"cluster", "public"}
+    assert {lookup["role"] for lookup in effective["dns"]["lookups"]} == {"cluster", "cluster_upstream", "public"}
+    # Defect 5: an outside name asked of CoreDNS has its own role, so CoreDNS down is not "public DNS down".
+    for lookup in effective["dns"]["lookups"]:
+        assert (lookup["role"] == "public") == ("coredns" not in lookup["resolvers"]), lookup
+    # Defect 10: Cloudflare's whole published list, IPv4 and IPv6, for A and AAAA answers.
+    public = [lookup for lookup in effective["dns"]["lookups"] if lookup["role"] == "public"]
+    assert {lookup["record_type"] for lookup in public} == {"A", "AAAA"}
+    for lookup in public:
+        assert set(lookup["expected_cidrs"]) == CLOUDFLARE_RANGES, lookup["name"]
+    # Defect 11: the deep api check carries a read-only token and expects 200, not a 401 from the auth middleware.
+    deep = next(target for target in effective["http"]["targets"] if target["role"] == "api_deep")
+    assert deep["expected_status"] == [200] and deep["bearer_token"] == "********"
     assert [(t["host"], t["port"]) for t in effective["smtp"]["targets"]] == [("smtp.fastmail.com", 587)]
     assert effective["vmagent"]["url"] == "http://vmagent.honeydue.svc:8429/metrics"
     assert effective["kubernetes"]["source"] == "in-cluster"
@@ -248,10 +279,12 @@ def test_netcheck_config_passes_check_config() -> None:
     assert effective["mode"] == "netcheck"
     assert not _secret_files(yaml.safe_load((BASE / "netcheck.yml").read_text()))
     roles = {t["role"] for t in effective["tcp"]["targets"]}
-    assert roles == {"essential", "pod", "service"}
+    assert roles == {"essential", "service"}  # pod targets are discovered, never listed (defect 4)
+    assert effective["tcp"]["discover"] == [{"backend": "api", "namespace": "honeydue", "service": "api", "port": 8000}]
+    assert effective["kubernetes"]["source"] == "in-cluster"
     essentials = {t["name"] for t in effective["tcp"]["targets"] if t["role"] == "essential"}
     assert {"postgres-pooler", "redis", "kube-apiserver"} <= essentials
-    assert not effective["redis"]["enabled"] and effective["kubernetes"]["source"] == "off"
+    assert not effective["redis"]["enabled"]
 
 
 # --- Dockerfile (parsed with BuildKit's parser; never built here) ----------------------------------
@@ -368,7 +401,8 @@ def test_vmalert_dry_run_with_the_shipped_flags(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(REPO / "rules", rules, ignore=shutil.ignore_patterns("tests"))
     obs = rules / "honeydue-obs-side.rules.yml"
-    obs.write_text(obs.read_text().replace("absent_over_time(honeydue_exporter_build_info[3m])", "absent_over_time("))
+    obs.write_text(obs.read_text().replace('absent_over_time(honeydue_exporter_build_info{job="honeydue-netcheck"}[3m])',
+                                          "absent_over_time("))
     bad = dry_run([f if not f.startswith("-rule=") else f"-rule={rules}/*.yml" for f in local])
     assert bad.returncode != 0 and "honeydue-obs-side" in bad.stderr
 
@@ -497,6 +531,14 @@ def test_vmagent_relabeling_keeps_the_node_label(tmp_path: Path, victoria: Victo
         # The exporter's own `node` label arrives as `node`, never as exported_node.
         assert [s["metric"]["node"] for s in tcp] == ["n2"]
         assert tcp[0]["metric"]["job"] == "honeydue-netcheck" and tcp[0]["value"][1] == "1"
+        # Stable identity: the pod and node stay on `up` and build_info only, never on data series.
+        assert "kubernetes_pod_name" not in tcp[0]["metric"] and "kubernetes_node" not in tcp[0]["metric"]
+        assert tcp[0]["metric"]["instance"] == "netcheck-n2" and tcp[0]["metric"]["kubernetes_namespace"] == "honeydue"
+        assert victoria.query('{__name__=~"honeydue_.+", __name__!="honeydue_exporter_build_info", '
+                              'kubernetes_pod_name!=""}') == []
+        assert victoria.query('{__name__=~"honeydue_.+", __tmp_keep!=""}') == []
+        ups = {s["metric"]["job"]: s["metric"] for s in victoria.query('up{job=~"honeydue-.+"}')}
+        assert ups["honeydue-exporter"]["kubernetes_pod_name"] == "honeydue-exporter-7d9f-abcde"
         assert victoria.query('{__name__=~"honeydue_.+", exported_node!=""}') == []
         assert victoria.query('{__name__=~"honeydue_.+", exported_namespace!=""}') == []
     finally:
@@ -546,7 +588,7 @@ def pipeline(tmp_path: Path) -> Iterator[tuple[Alertmanager, WebhookReceiver, Sm
 def test_alertmanager_routes_and_templates(pipeline: tuple[Alertmanager, WebhookReceiver, SmtpSink]) -> None:
     manager, webhook, smtp = pipeline
     critical = shipped_alert("NeonPoolerDownDirectUp")
-    warning = shipped_alert("NeonDirectEndpointDown")
+    warning = shipped_alert("ResidenceIdsCacheStale")  # not NeonDirectEndpointDown: the page would mute it
     watchdog = shipped_alert("Watchdog")
     assert (critical["labels"]["severity"], warning["labels"]["severity"]) == ("critical", "warning")
     assert warning["annotations"]["recovery"] and warning["annotations"]["recovery_url"]
@@ -564,8 +606,8 @@ def test_alertmanager_routes_and_templates(pipeline: tuple[Alertmanager, Webhook
         a["labels"]["alertname"] == "Watchdog" for a in payload["alerts"])]
 
     # warning -> ticket email rendered by templates/honeydue.tmpl: summary, description, runbook first.
-    mail = smtp.wait_for("ops@example.com", "NeonDirectEndpointDown")
-    assert str(mail["Subject"]).startswith("[FIRING:1] NeonDirectEndpointDown (warning)")
+    mail = smtp.wait_for("ops@example.com", "ResidenceIdsCacheStale")
+    assert str(mail["Subject"]).startswith("[FIRING:1] ResidenceIdsCacheStale (warning)")
     parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in mail.walk() if not part.is_multipart()}
     lines = parts["text/plain"].strip().splitlines()
     notes = warning["annotations"]
@@ -573,7 +615,7 @@ def test_alertmanager_routes_and_templates(pipeline: tuple[Alertmanager, Webhook
                          f"Dashboard: {notes['dashboard_url']}", f"Recovery: {notes['recovery']} {notes['recovery_url']}"]
     assert f'href="{notes["runbook_url"]}"' in parts["text/html"]
     assert f'href="{notes["dashboard_url"]}"' in parts["text/html"]
-    assert not [p for p, payload in webhook.posts if any(a["labels"]["alertname"] == "NeonDirectEndpointDown"
+    assert not [p for p, payload in webhook.posts if any(a["labels"]["alertname"] == "ResidenceIdsCacheStale"
                                                          for a in payload["alerts"])]
 
     # info -> the low-noise digest, not the pager or the ticket address.

@@ -13,6 +13,8 @@ import exporter.probes  # noqa: F401 - registers every probe's metric declaratio
 from exporter.catalog import CATALOG, alerts
 from exporter.samples import declared_metrics
 from tests.helpers.rule_tests import rule_test_tree
+from tests.helpers.servers import require_binary
+from tests.incidents import suite
 
 REPO = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((REPO / "rules").glob("*.rules.yml"))
@@ -37,6 +39,30 @@ def test_promtool_unit_tests_pass(promtool: str, tmp_path: Path) -> None:
     out = subprocess.run([promtool, "test", "rules", *(p.name for p in TEST_FILES)], capture_output=True, text=True,
                          timeout=120, cwd=tests)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def test_vmalert_tool_unit_tests_pass(tmp_path: Path) -> None:
+    """The same unit tests evaluated by vmalert with MetricsQL (production), not only by promtool's PromQL."""
+    binary = require_binary("vmalert-tool", str(REPO / "tests" / "peers" / "bin"))
+    tests = rule_test_tree(tmp_path / "tree")  # the rules without dashboard_url, as for promtool
+    files = []
+    for path in TEST_FILES:
+        converted = suite.for_vmalert_tool(yaml.safe_load(path.read_text()), tests)
+        target = tmp_path / path.name
+        target.write_text(yaml.safe_dump(converted, sort_keys=False, width=100_000))
+        files.append(target)
+    failures = {}
+    for target in files:  # vmalert-tool stops at the first failing file: one run per file shows them all
+        out = subprocess.run([binary, "unittest", "--disableAlertgroupLabel", f"--files={target}"],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        if out.returncode != 0:
+            failures[target.name] = (out.stdout + out.stderr)[-3000:]
+    assert not failures, failures
+
+
+def test_vmalert_tool_clock_shift_moves_only_start_values() -> None:
+    assert suite.shift_values("0+60x3 _ 5x2 stale 7", 10) == "10+60x3 _ 15x2 stale 17"
+    assert suite.shift_values("1200-1x5 _x3", 946684800) == "946686000-1x5 _x3"
 
 
 def _tested() -> tuple[set[str], set[str]]:

@@ -1,16 +1,28 @@
 """Application-level failure modes: api, admin, worker, Redis and the residence-IDs cache."""
 
+from exporter.catalog.gates import BY, QUORUM_LOST, REDIS_NODE_CORDONED, grew, unless_cluster_dns
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 REDIS_RATIO = "honeydue_redis_memory_used_bytes / (honeydue_redis_memory_max_bytes > 0)"
-PENDING_GROWING = 'delta(asynq_tasks{state="pending"}[10m]) > 0'
+PENDING = 'asynq_tasks{state="pending"}'
+PENDING_GROWING = grew(PENDING, "10m")
+PROCESSED = "asynq_tasks_processed_total"
+NOTHING_PROCESSED = f"({PROCESSED} - {PROCESSED} offset 10m == 0)"
+RESTARTS = "honeydue_kube_pod_container_status_restarts_total"
+# Restarted in the last 15 minutes: the count grew, or a pod younger than the window has restarted.
+RESTARTED = f"({grew(RESTARTS, '15m')} or ({RESTARTS} > 0 unless {RESTARTS} offset 15m))"
 WAITING = "honeydue_kube_pod_container_status_waiting_reason"
 # A container in CrashLoopBackOff flips to Running between back-offs; looking at the worst state
 # over 5 minutes keeps the alert from flapping (the kube-prometheus KubePodCrashLooping fix).
 CRASHLOOPING = f'max_over_time({WAITING}{{reason="CrashLoopBackOff"}}[5m])'
 API_CRASHLOOPING_PODS = (
-    f'max by (namespace, pod) (max_over_time({WAITING}{{namespace="honeydue",reason="CrashLoopBackOff"}}[5m])) '
-    'and on (namespace, pod) honeydue_kube_pod_info{workload="api"}'
+    f'max by (job, instance, namespace, pod) (max_over_time({WAITING}{{namespace="honeydue",reason="CrashLoopBackOff"}}[5m])) '
+    'and on (job, instance, namespace, pod) honeydue_kube_pod_info{workload="api"}'
+)
+
+API_ALL_CRASHLOOPING = (
+    f"count by ({BY}, namespace) ({API_CRASHLOOPING_PODS}) >= on ({BY}, namespace) "
+    'honeydue_kube_deployment_spec_replicas{namespace="honeydue",deployment="api"}'
 )
 
 ENTRIES = (
@@ -26,8 +38,7 @@ ENTRIES = (
                 name="ContainerOOMKilled",
                 severity="warning",
                 expr='(honeydue_kube_pod_container_status_last_terminated_reason{namespace="honeydue",'
-                'reason="OOMKilled"} == 1) and on (namespace, pod, container) '
-                "(increase(honeydue_kube_pod_container_status_restarts_total[15m]) > 0)",
+                f'reason="OOMKilled"}} == 1) and on ({BY}, namespace, pod, container) {RESTARTED}',
                 for_="1m",
                 summary="A honeyDue container was OOM-killed and restarted.",
                 description="{{ $labels.container }} in {{ $labels.pod }} was killed for exceeding its memory "
@@ -66,9 +77,8 @@ ENTRIES = (
             Alert(
                 name="ApiAllReplicasCrashLooping",
                 severity="critical",
-                expr=f"count by (namespace) ({API_CRASHLOOPING_PODS}) >= on (namespace) "
-                'honeydue_kube_deployment_spec_replicas{namespace="honeydue",deployment="api"}',
-                for_="5m",
+                expr=API_ALL_CRASHLOOPING,
+                for_="3m",
                 summary="Every api replica is crash-looping: roll back to the previous revision.",
                 description="{{ $value }} api pods are in CrashLoopBackOff, all the desired replicas: bad code "
                 "is crashing on startup. Run `kubectl rollout undo deployment/api -n honeydue` now.",
@@ -99,12 +109,14 @@ ENTRIES = (
             Alert(
                 name="ApiDeepRequestFailingShallowHealthy",
                 severity="critical",
-                expr='honeydue_http_up{role="api_deep"} == 0 '
-                'and on (instance) (max by (instance) (honeydue_http_up{role="api_shallow"}) == 1)',
+                expr='(honeydue_http_up{role="api_deep"} == 0) '
+                f'and on ({BY}) (max by ({BY}) (honeydue_http_up{{role="api_shallow"}}) == 1) '
+                f'unless on ({BY}) (honeydue_postgres_up{{endpoint="pooler"}} == 0)',
                 for_="3m",
                 summary="The api's shallow health check passes while a real request fails or hangs.",
                 description="The deep request {{ $labels.target }} has failed or timed out for 3 minutes while "
-                "/api/health/ answers, so readiness and liveness see nothing. Likely a deadlock: "
+                "/api/health/ answers and the Neon pooler accepts connections, so readiness and liveness see "
+                "nothing. Likely a deadlock: "
                 "kubectl rollout restart deployment/api -n honeydue.",
             ),
         ),
@@ -135,7 +147,7 @@ ENTRIES = (
             Alert(
                 name="AdminUnreachable",
                 severity="warning",
-                expr='honeydue_http_up{role="admin"} == 0',
+                expr=unless_cluster_dns('honeydue_http_up{role="admin"} == 0'),
                 for_="5m",
                 summary="The admin site does not answer as expected.",
                 description="The admin target {{ $labels.target }} has failed for 5 minutes (502 at Cloudflare "
@@ -183,9 +195,8 @@ ENTRIES = (
             Alert(
                 name="AsynqBacklogGrowingNothingProcessed",
                 severity="critical",
-                expr=f"({PENDING_GROWING}) and on(instance, queue) "
-                "(increase(asynq_tasks_processed_total[10m]) == 0) "
-                "unless on(instance, queue) (asynq_queue_paused == 1)",
+                expr=f"{PENDING_GROWING} and on ({BY}, queue) {NOTHING_PROCESSED} "
+                f"unless on ({BY}, queue) (asynq_queue_paused == 1)",
                 for_="5m",
                 summary="An Asynq queue keeps growing while the worker processes nothing.",
                 description="Queue {{ $labels.queue }} gained {{ $value | humanize }} pending tasks in 10 minutes "
@@ -344,11 +355,14 @@ ENTRIES = (
             Alert(
                 name="RedisDown",
                 severity="critical",
-                expr="honeydue_redis_up == 0",
+                expr=f"({unless_cluster_dns('honeydue_redis_up == 0')}) unless on ({BY}) {REDIS_NODE_CORDONED} "
+                f"unless on ({BY}) ({QUORUM_LOST})",
                 for_="2m",
                 summary="Redis does not answer: Asynq jobs and the auth caches are unavailable.",
-                description="The exporter {{ $labels.instance }} could not reach Redis for 2 minutes. "
-                "Check the redis pod and the node labelled honeydue/redis=true.",
+                description="The exporter {{ $labels.instance }} could not reach Redis for 2 minutes (quiet while "
+                "CoreDNS fails, while the Redis node is cordoned for maintenance and while etcd has lost quorum). "
+                "Check the redis pod and the "
+                "node labelled honeydue/redis=true.",
             ),
             Alert(
                 name="RedisRestartedEmpty",
@@ -356,8 +370,8 @@ ENTRIES = (
                 expr="honeydue_redis_restarted_empty == 1",
                 for_="1m",
                 summary="Redis restarted without its data: Asynq queue state was lost.",
-                description="Redis uptime reset and Asynq's queue registry (asynq:queues) is gone "
-                "(now {{ $value }}). In-flight jobs were lost; cron re-schedules on its next tick. "
+                description="Redis restarted (its run_id changed) and Asynq's queue registry (asynq:queues) is "
+                "gone (now {{ $value }}). In-flight jobs were lost; cron re-schedules on its next tick. "
                 "Make sure the honeydue/redis=true label is on a healthy node.",
             ),
         ),
@@ -365,7 +379,8 @@ ENTRIES = (
             Panel(
                 title="Redis up and uptime",
                 queries=(Query("honeydue_redis_up", "up"), Query("honeydue_redis_uptime_seconds", "uptime")),
-                description="A drop of uptime to zero with the Asynq registry gone means Redis restarted empty.",
+                description="A restart (new run_id, uptime back near zero) with the Asynq registry gone means Redis "
+                "restarted empty.",
             ),
             Panel(
                 title="Redis node label: labelled nodes and their readiness",
@@ -487,7 +502,7 @@ ENTRIES = (
             Alert(
                 name="RedisRejectingWritesOOM",
                 severity="critical",
-                expr="increase(honeydue_redis_oom_errors_total[5m]) > 0",
+                expr=grew("honeydue_redis_oom_errors_total", "5m"),
                 for_="1m",
                 summary="Redis is refusing commands with OOM errors.",
                 description="Redis answered {{ $value | humanize }} commands with OOM in the last 5 minutes "

@@ -1,9 +1,10 @@
 """Cloudflare-level failure modes, watched by the HTTP probes (public URL vs origin) and DNS probes."""
 
+from exporter.catalog.gates import unless_cluster_dns
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 # The origin answers when probed directly (one exporter's view; `instance` is the exporter).
-ORIGIN_UP = 'on (instance) (max by (instance) (honeydue_http_up{role="origin"}) == 1)'
+ORIGIN_UP = 'on (job, instance) (max by (job, instance) (honeydue_http_up{role="origin"}) == 1)'
 
 ENTRIES = (
     FailureMode(
@@ -16,7 +17,7 @@ ENTRIES = (
             Alert(
                 name="CloudflareEdgeFailingOriginUp",
                 severity="warning",
-                expr=f'honeydue_http_up{{role="public"}} == 0 and {ORIGIN_UP}',
+                expr=unless_cluster_dns(f'honeydue_http_up{{role="public"}} == 0 and {ORIGIN_UP}'),
                 for_="3m",
                 summary="A public URL fails through Cloudflare while the origin answers directly.",
                 description="{{ $labels.target }} has failed through Cloudflare for 3 minutes while the origin "
@@ -50,7 +51,7 @@ ENTRIES = (
             Alert(
                 name="CloudflareDownOriginUp",
                 severity="critical",
-                expr=f'max by (instance) (honeydue_http_up{{role="public"}}) == 0 and {ORIGIN_UP}',
+                expr=unless_cluster_dns(f'max by (job, instance) (honeydue_http_up{{role="public"}}) == 0 and {ORIGIN_UP}'),
                 for_="5m",
                 summary="Every public URL fails through Cloudflare while the origin answers directly.",
                 description="All public targets probed by {{ $labels.instance }} have failed through Cloudflare "
@@ -83,7 +84,8 @@ ENTRIES = (
                 summary="A resolver returns addresses for a public name outside the expected ranges.",
                 description="{{ $labels.resolver }} has answered {{ $labels.domain }} with {{ $value }} address(es) "
                 "outside the expected CIDRs for 5 minutes. Either DNS is hijacked or the expected ranges are out "
-                "of date: compare with the Cloudflare dashboard before anything else.",
+                "of date (cloudflare.com/ips; while a record is grey-clouded, the node IPs belong in the list): "
+                "compare with the Cloudflare dashboard before anything else.",
             ),
         ),
         panels=(

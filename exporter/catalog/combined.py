@@ -1,8 +1,31 @@
 """Combined failures: symptoms that point at several layers at once."""
 
+from exporter.catalog.app import API_ALL_CRASHLOOPING
+from exporter.catalog.gates import BY
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 USER_FACING = 'role=~"public|origin|api_shallow|api_deep"'
+
+
+def _all_down(role: str) -> str:
+    return f'(max by ({BY}) (honeydue_http_up{{role="{role}"}}) == 0)'
+
+
+# Through Cloudflare, at the origin directly and the api's own health check: nothing answers. Quiet while
+# every api replica crash-loops: ApiAllReplicasCrashLooping names that cause and its fix (roll back).
+SITE_DOWN = (
+    f"{_all_down('public')} and on ({BY}) {_all_down('origin')} and on ({BY}) {_all_down('api_shallow')} "
+    f"unless on ({BY}) ({API_ALL_CRASHLOOPING})"
+)
+# A rollout in progress: its new pods are not Ready yet and not in the Service either (no 502 from them).
+ROLLING = (
+    'label_replace(honeydue_kube_deployment_status_replicas_updated < honeydue_kube_deployment_spec_replicas, '
+    '"workload", "$1", "deployment", "(.+)")'
+)
+WAITING_OTHER = (
+    'max_over_time(honeydue_kube_pod_container_status_waiting_reason{namespace="honeydue",'
+    'reason!~"CrashLoopBackOff|ImagePullBackOff|ErrImagePull"}[5m]) >= 1'
+)
 
 ENTRIES = (
     FailureMode(
@@ -58,11 +81,11 @@ ENTRIES = (
             Alert(
                 name="WorkloadPodNotReadyOnNode",
                 severity="warning",
-                expr='honeydue_kube_workload_pods{ready="false"} > 0',
+                expr=f'(honeydue_kube_workload_pods{{ready="false"}} > 0) unless on ({BY}, namespace, workload) {ROLLING}',
                 for_="5m",
                 summary="An api or traefik pod on one node is not Ready, so some users get 502.",
                 description="{{ $value }} {{ $labels.workload }} pods on node {{ $labels.node }} have not been "
-                "Ready for 5 minutes. Connections that land on that node fail; read that pod's logs.",
+                "Ready for 5 minutes (outside a rollout). Connections that land on that node fail; read that pod's logs.",
             ),
         ),
         panels=(
@@ -78,8 +101,10 @@ ENTRIES = (
         heading='"It worked 5 minutes ago, now it doesn\'t"',
         layer="combined",
         signals=("honeydue_kube_deployment_last_rollout_timestamp_seconds",
-                 "honeydue_kube_deployment_status_replicas_updated", "honeydue_kube_deployment_exists"),
-        probes=("kubernetes_deployments",),
+                 "honeydue_kube_deployment_status_replicas_updated", "honeydue_kube_deployment_exists",
+                 "honeydue_kube_deployment_status_replicas_available", "honeydue_http_up",
+                 "honeydue_kube_pod_container_status_waiting_reason"),
+        probes=("kubernetes_deployments", "kubernetes_pods", "http"),
         alerts=(
             Alert(
                 name="KubeDeploymentRolloutStuck",
@@ -90,6 +115,37 @@ ENTRIES = (
                 summary="A deployment's rollout has not finished in 15 minutes.",
                 description="{{ $labels.namespace }}/{{ $labels.deployment }} has only {{ $value }} replicas at the "
                 "new template. Check `kubectl rollout status` and the new pods' events.",
+            ),
+            Alert(
+                name="SiteDownEverywhere",
+                severity="critical",
+                expr=SITE_DOWN,
+                for_="2m",
+                summary="The site answers nowhere: through Cloudflare, at the origin and at the api's health check.",
+                description="For 2 minutes the public URL, the origin probed directly and /api/health/ inside the "
+                "cluster have all failed from {{ $labels.instance }}: the outage is ours, not Cloudflare's. What "
+                "changed? kubectl rollout history deployment/api -n honeydue, kubectl get events -A.",
+            ),
+            Alert(
+                name="KubeDeploymentReplicasMismatch",
+                severity="warning",
+                expr='honeydue_kube_deployment_spec_replicas{namespace="honeydue"} '
+                '!= honeydue_kube_deployment_status_replicas_available{namespace="honeydue"}',
+                for_="15m",
+                summary="A honeyDue deployment has had fewer available replicas than desired for 15 minutes.",
+                description="{{ $labels.deployment }} has {{ $value }} desired replicas and a different number "
+                "available (kubernetes-mixin's KubeDeploymentReplicasMismatch). kubectl -n honeydue describe "
+                "deployment {{ $labels.deployment }} and the events of its pods.",
+            ),
+            Alert(
+                name="KubeContainerWaiting",
+                severity="warning",
+                expr=WAITING_OTHER,
+                for_="15m",
+                summary="A honeyDue container has been waiting to start for 15 minutes.",
+                description="{{ $labels.pod }} ({{ $labels.container }}) has waited with {{ $labels.reason }} for "
+                "15 minutes (CreateContainerConfigError: a missing ConfigMap or Secret key; ContainerCreating: a "
+                "volume that cannot mount). kubectl -n honeydue describe pod {{ $labels.pod }}.",
             ),
             Alert(
                 name="KubeDeploymentMissing",

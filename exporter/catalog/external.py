@@ -1,6 +1,9 @@
 """External service failures: Neon Postgres, Backblaze B2, Fastmail SMTP, Gitea, Cloudflare DNS."""
 
+from exporter.catalog.gates import grew, unless_cluster_dns
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
+
+RETRY = 'asynq_tasks{state="retry"}'
 
 ENTRIES = (
     FailureMode(
@@ -13,7 +16,7 @@ ENTRIES = (
             Alert(
                 name="NeonPostgresDown",
                 severity="critical",
-                expr="max without (endpoint) (honeydue_postgres_up) == 0",
+                expr=unless_cluster_dns("max without (endpoint) (honeydue_postgres_up) == 0"),
                 for_="2m",
                 summary="Neither the Neon pooler nor the direct endpoint accepts connections.",
                 description="Every Postgres endpoint probed by {{ $labels.instance }} failed connect + "
@@ -46,8 +49,8 @@ ENTRIES = (
             Alert(
                 name="NeonPoolerDownDirectUp",
                 severity="critical",
-                expr='honeydue_postgres_up{endpoint="pooler"} == 0 '
-                'and ignoring (endpoint) honeydue_postgres_up{endpoint="direct"} == 1',
+                expr=unless_cluster_dns('honeydue_postgres_up{endpoint="pooler"} == 0 '
+                'and ignoring (endpoint) honeydue_postgres_up{endpoint="direct"} == 1'),
                 for_="3m",
                 summary="The Neon pooler endpoint is unreachable while the direct endpoint works.",
                 description="The -pooler endpoint failed connect + SELECT 1 from {{ $labels.instance }} for 3 "
@@ -57,8 +60,8 @@ ENTRIES = (
             Alert(
                 name="NeonDirectEndpointDown",
                 severity="warning",
-                expr='honeydue_postgres_up{endpoint="direct"} == 0 '
-                'and ignoring (endpoint) honeydue_postgres_up{endpoint="pooler"} == 1',
+                expr=unless_cluster_dns('honeydue_postgres_up{endpoint="direct"} == 0 '
+                'and ignoring (endpoint) honeydue_postgres_up{endpoint="pooler"} == 1'),
                 for_="15m",
                 summary="The Neon direct endpoint is unreachable, so the emergency fallback is gone.",
                 description="The direct compute endpoint failed connect + SELECT 1 from {{ $labels.instance }} "
@@ -77,7 +80,7 @@ ENTRIES = (
             Alert(
                 name="BackblazeB2Unreachable",
                 severity="warning",
-                expr='honeydue_http_up{role="b2"} == 0',
+                expr=unless_cluster_dns('honeydue_http_up{role="b2"} == 0'),
                 for_="5m",
                 summary="Backblaze B2 does not answer the probe as expected.",
                 description="The B2 target {{ $labels.target }} has failed for 5 minutes. Image uploads fail and "
@@ -110,7 +113,7 @@ ENTRIES = (
             Alert(
                 name="FastmailSmtpUnreachable",
                 severity="warning",
-                expr="honeydue_smtp_up == 0",
+                expr=unless_cluster_dns("honeydue_smtp_up == 0"),
                 for_="10m",
                 summary="The outbound SMTP relay fails its banner, EHLO or STARTTLS check.",
                 description="The SMTP target {{ $labels.target }} has failed the banner 220 / EHLO / STARTTLS check "
@@ -120,7 +123,7 @@ ENTRIES = (
             Alert(
                 name="AsynqTasksPilingUpInRetry",
                 severity="warning",
-                expr='(asynq_tasks{state="retry"} > 10) and (delta(asynq_tasks{state="retry"}[30m]) > 0)',
+                expr=f"({RETRY} > 10) and {grew(RETRY, '30m')}",
                 for_="15m",
                 summary="Asynq tasks are piling up in retry (often emails Fastmail will not take).",
                 description="Queue {{ $labels.queue }} holds {{ $value }} tasks waiting to retry and the number "
@@ -168,7 +171,7 @@ ENTRIES = (
             Alert(
                 name="GiteaRegistryUnreachable",
                 severity="warning",
-                expr='honeydue_http_up{role="registry"} == 0',
+                expr=unless_cluster_dns('honeydue_http_up{role="registry"} == 0'),
                 for_="10m",
                 summary="The Gitea container registry does not answer on /v2/.",
                 description="The registry target {{ $labels.target }} has failed for 10 minutes. Running pods are "

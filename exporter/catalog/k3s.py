@@ -1,7 +1,32 @@
 """k3s control plane failures. Signals from the Kubernetes probe (issue 4) and the vmagent /
 no-data probes (issue 5)."""
 
+from exporter.catalog.gates import BY, CLUSTER_DNS_FAILING, NODE_LIST_FAILING, grew, unless_cluster_dns
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
+
+# Probe families whose failure has its own alert (the family's up series is 0 with the reason), so a
+# generic probe-failing ticket would only repeat it; every other probe's failure makes its series vanish.
+PROBES_WITH_OWN_ALERT = "redis|postgres_.+|http_.+|dns_.+|smtp_.+|tcp_.+|kubernetes_api|vmagent|nodata"
+KUBE_PROBES = 'probe=~"kubernetes_.+",probe!="kubernetes_api"'
+# Consequences stay quiet: Asynq cannot be read while Redis is down (RedisDown pages), the residence cache
+# while Redis or a Postgres endpoint is down (RedisDown, the Neon alerts), the
+# other Kubernetes resources cannot be listed while the node list fails (KubeAPIUnreachable pages).
+PROBE_FAILING = (
+    f'(honeydue_probe_success{{probe!~"{PROBES_WITH_OWN_ALERT}|asynq|residence_cache|kubernetes_.+"}} == 0)'
+    f' or ((honeydue_probe_success{{probe="asynq"}} == 0) unless on ({BY}) (honeydue_redis_up == 0))'
+    f' or ((honeydue_probe_success{{probe="residence_cache"}} == 0) unless on ({BY}) '
+    f"((honeydue_redis_up == 0) or (min by ({BY}) (honeydue_postgres_up) == 0)))"
+    f" or ((honeydue_probe_success{{{KUBE_PROBES}}} == 0) unless on ({BY}) {NODE_LIST_FAILING})"
+)
+# The main exporter sends nothing while netcheck pods still do: the cluster and vmagent are fine, the
+# exporter is dead (crash loop, evicted, Pending). Without this, ~60 rules go quiet and nobody is paged.
+EXPORTER_ABSENT = (
+    'absent_over_time(honeydue_exporter_build_info{job="honeydue-exporter"}[3m]) '
+    'and on () count_over_time(honeydue_exporter_build_info{job="honeydue-netcheck"}[3m])'
+)
+NETCHECK_DOWN = (
+    'label_replace(max by (job, instance) (up{job="honeydue-netcheck"}), "node", "$1", "instance", "netcheck-(.+)") == 0'
+)
 
 ENTRIES = (
     FailureMode(
@@ -48,6 +73,16 @@ ENTRIES = (
                 description="{{ $labels.domain }} has not resolved through {{ $labels.resolver }} for 3 minutes "
                 "(see honeydue_dns_result). New connections inside the cluster fail with no such host. "
                 "kubectl logs -n kube-system deploy/coredns --previous.",
+            ),
+            Alert(
+                name="ClusterDnsUpstreamFailing",
+                severity="warning",
+                expr=f'(honeydue_dns_up{{role="cluster_upstream"}} == 0) unless on ({BY}) {CLUSTER_DNS_FAILING}',
+                for_="10m",
+                summary="CoreDNS answers Service names but cannot resolve names outside the cluster.",
+                description="{{ $labels.domain }} has not resolved through {{ $labels.resolver }} for 10 minutes "
+                "while Service names do: CoreDNS cannot reach its upstream resolvers (forward in the Corefile, "
+                "the node's resolv.conf, UFW on :53 outbound).",
             ),
             Alert(
                 name="CoreDNSUnavailable",
@@ -123,7 +158,7 @@ ENTRIES = (
             Alert(
                 name="ObsIngestUnhealthy",
                 severity="warning",
-                expr='honeydue_http_up{role="obs_ingest"} == 0',
+                expr=unless_cluster_dns('honeydue_http_up{role="obs_ingest"} == 0'),
                 for_="10m",
                 summary="The obs box's ingest /health endpoint does not answer 200 to our bearer token.",
                 description="{{ $labels.target }} has failed for 10 minutes (honeydue_http_status_code shows 401 for "
@@ -152,8 +187,8 @@ ENTRIES = (
             Alert(
                 name="VmagentDroppingData",
                 severity="warning",
-                expr="increase(honeydue_vmagent_remotewrite_packets_dropped_total[15m]) > 0 "
-                "or increase(honeydue_vmagent_persistentqueue_blocks_dropped_total[15m]) > 0",
+                expr=f"{grew('honeydue_vmagent_remotewrite_packets_dropped_total', '15m')} "
+                f"or {grew('honeydue_vmagent_persistentqueue_blocks_dropped_total', '15m')}",
                 for_="1m",
                 summary="vmagent dropped metrics that will never reach the obs box.",
                 description="vmagent dropped {{ $value | humanize }} blocks in the last 15 minutes (remote-write "
@@ -162,7 +197,7 @@ ENTRIES = (
             Alert(
                 name="VmagentMetricsUnreadable",
                 severity="warning",
-                expr="honeydue_vmagent_up == 0",
+                expr=unless_cluster_dns("honeydue_vmagent_up == 0"),
                 for_="10m",
                 summary="The exporter cannot read vmagent's own metrics.",
                 description="GET of vmagent's /metrics from {{ $labels.instance }} has failed for 10 minutes, so "
@@ -206,9 +241,53 @@ ENTRIES = (
         row="Observability pipeline",
         heading='Grafana dashboard shows "no data"',
         layer="k3s",
-        signals=("honeydue_nodata_metric_missing", "honeydue_nodata_missing_metrics", "honeydue_nodata_query_up"),
+        signals=("honeydue_nodata_metric_missing", "honeydue_nodata_missing_metrics", "honeydue_nodata_query_up",
+                 "honeydue_exporter_build_info", "honeydue_probe_success", "honeydue_probe_error_info",
+                 "honeydue_kube_resource_error_info"),
         probes=("nodata",),
         alerts=(
+            Alert(
+                name="HoneydueExporterDown",
+                severity="critical",
+                expr=EXPORTER_ABSENT,
+                for_="2m",
+                summary="The exporter sends no series while the netcheck pods do: about 60 alerts cannot fire.",
+                description="Nothing from job {{ $labels.job }} has reached the obs TSDB for 5 minutes while the "
+                "netcheck DaemonSet's series arrive, so the cluster and vmagent work and the exporter itself is "
+                "dead: kubectl -n honeydue get pods -l app.kubernetes.io/component=exporter (CrashLoopBackOff, "
+                "Pending, evicted) and its logs --previous.",
+                obs_side=True,
+            ),
+            Alert(
+                name="HoneydueNetcheckDown",
+                severity="warning",
+                expr=NETCHECK_DOWN,
+                for_="5m",
+                summary="vmagent cannot scrape the netcheck pod of a node, so that node's network paths are unwatched.",
+                description="The netcheck pod on {{ $labels.node }} has failed vmagent's scrapes for 5 minutes "
+                "(up == 0): the UFW, Flannel and kube-proxy alerts cannot see that node. kubectl -n honeydue "
+                "get pods -l app.kubernetes.io/component=netcheck -o wide.",
+                obs_side=True,
+            ),
+            Alert(
+                name="HoneydueProbeFailing",
+                severity="warning",
+                expr=PROBE_FAILING,
+                for_="15m",
+                summary="A probe has failed for 15 minutes, so the series and alerts it feeds are gone.",
+                description="Probe {{ $labels.probe }} on {{ $labels.instance }} has failed every run for 15 "
+                "minutes (honeydue_probe_error_info gives the reason): its signals vanished and the alerts built "
+                "on them resolved. Fix what it reads, or its credentials.",
+            ),
+            Alert(
+                name="KubeExporterAccessDenied",
+                severity="warning",
+                expr='honeydue_kube_resource_error_info{reason=~"forbidden|unauthorized"} == 1',
+                for_="10m",
+                summary="The exporter may not read a Kubernetes resource, so its signals are missing.",
+                description="The exporter's requests for {{ $labels.resource }} fail with {{ $labels.reason }}: "
+                "apply deploy/base/rbac.yaml or fix the service-account token. This is not a healthy cluster.",
+            ),
             Alert(
                 name="DashboardMetricMissing",
                 severity="warning",
@@ -222,7 +301,7 @@ ENTRIES = (
             Alert(
                 name="NoDataCheckFailing",
                 severity="warning",
-                expr="honeydue_nodata_query_up == 0",
+                expr=unless_cluster_dns("honeydue_nodata_query_up == 0"),
                 for_="30m",
                 summary="The exporter cannot query the obs TSDB for missing metrics.",
                 description="The no-data check from {{ $labels.instance }} has failed for 30 minutes; check "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -137,5 +138,24 @@ class FailureMode:
     def runbook_url(self, base: str) -> str:
         return f"{base.rstrip('/')}/{CHAPTER16}#{self.anchor}"
 
-    def recovery_url(self, base: str) -> str | None:
-        return f"{base.rstrip('/')}/{CHAPTER17}" if self.chapter17 else None
+    @property
+    def chapter17_section(self) -> str | None:
+        """The section number as written in the chapter, e.g. "§23"."""
+        return self.chapter17.split(" ", 1)[0] if self.chapter17 else None
+
+    def recovery_url(self, base: str, anchors: Mapping[str, str] | None = None) -> str | None:
+        """Chapter 17's section: its anchor from `anchors` (runbook.chapter17_anchors) or the default slug."""
+        section = self.chapter17_section
+        if not self.chapter17 or section is None:
+            return None
+        anchor = (anchors or {}).get(section) or chapter17_anchor(self.chapter17)
+        return f"{base.rstrip('/')}/{CHAPTER17}#{anchor}"
+
+
+def chapter17_anchor(section: str) -> str:
+    """The default anchor of a chapter 17 section: the slug of its heading without the section sign.
+
+    "§23 Invalidate residence-IDs cache for a user" -> "23-invalidate-residence-ids-cache-for-a-user",
+    what GitHub and Gitea give the heading "23. Invalidate residence-IDs cache for a user" (the dot goes).
+    """
+    return heading_anchor(section.replace("§", "", 1))

@@ -7,23 +7,41 @@ does not answer while the remote pod IPs of the same backend do.
 
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
+ESSENTIAL = 'honeydue_tcp_up{role="essential"}'
+# A UFW rule blocks a path on a node: the connect fails from that node while another node's netcheck pod
+# reaches the same target. A dependency that is down for everyone (SMTP, Neon) is its own alert's, at its
+# own severity and runbook.
+BLOCKED_ON_NODE = f"({ESSENTIAL} == 0) and on (target) (max by (target) ({ESSENTIAL}) == 1)"
+
 ENTRIES = (
     FailureMode(
         id="ufw-blocks-traffic",
         heading="UFW rule accidentally blocks essential traffic",
         layer="network",
-        signals=("honeydue_tcp_up", "honeydue_tcp_connect_duration_seconds", "honeydue_tcp_failure_info"),
-        probes=("tcp",),
+        signals=("honeydue_tcp_up", "honeydue_tcp_connect_duration_seconds", "honeydue_tcp_failure_info",
+                 "honeydue_kube_apiserver_readyz_up"),
+        probes=("tcp", "kubernetes_nodes"),
         alerts=(
             Alert(
                 name="EssentialTcpPathUnreachable",
                 severity="critical",
-                expr='honeydue_tcp_up{role="essential"} == 0',
+                expr=BLOCKED_ON_NODE,
                 for_="3m",
-                summary="An essential network path does not accept TCP connections.",
+                summary="An essential network path fails from one node while other nodes reach the same target.",
                 description="TCP connects to {{ $labels.target }} from node {{ $labels.node }} have failed for "
-                "3 minutes. A UFW rule may be blocking the path (sudo ufw status numbered on the node), or the "
-                "dependency itself is down.",
+                "3 minutes while other nodes still connect, so the dependency is up and this node's path is "
+                "blocked: sudo ufw status numbered on {{ $labels.node }}.",
+            ),
+            Alert(
+                name="KubeApiserverPortUnanswered",
+                severity="warning",
+                expr="(sum by (job, instance) (honeydue_kube_apiserver_readyz_up) == 0) "
+                "and on (job, instance) (honeydue_kube_api_up == 1)",
+                for_="10m",
+                summary="No server node's :6443 answers from pods while the Kubernetes API does.",
+                description="For 10 minutes {{ $labels.instance }} has had no answer to /readyz/etcd from any "
+                "server node while its established API connection works: a firewall drops new pod -> node:6443 "
+                "connections (sudo ufw status numbered on the nodes). Pods that open new API connections fail.",
             ),
         ),
         panels=(

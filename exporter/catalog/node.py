@@ -4,9 +4,14 @@ Every node alert carries a `node` label so the Alertmanager inhibit rule in
 deploy/alertmanager/ can silence it while that node is cordoned for maintenance.
 """
 
+from exporter.catalog.gates import BY, NODE_LIST_FAILING, QUORUM_LOST
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 NODE_READY = 'honeydue_kube_node_status_condition{condition="Ready",status="true"}'
+def absent(job: str) -> str:
+    """No series of this scrape job for 3 minutes (vmagent's `job` label tells exporter and netcheck apart)."""
+    return f'absent_over_time(honeydue_exporter_build_info{{job="{job}"}}[3m])'
+
 
 ENTRIES = (
     FailureMode(
@@ -39,37 +44,30 @@ ENTRIES = (
         heading="Two nodes fail simultaneously",
         layer="node",
         signals=("honeydue_kube_control_plane_nodes_ready", "honeydue_kube_etcd_quorum",
-                 "honeydue_kube_apiserver_etcd_ready", "honeydue_kube_api_up", "honeydue_kube_resource_error_info"),
-        probes=("kubernetes_nodes", "kubernetes_api"),
+                 "honeydue_kube_apiserver_etcd_ready", "honeydue_kube_apiserver_readyz_up", "honeydue_kube_api_up",
+                 "honeydue_kube_resource_up", "honeydue_kube_resource_error_info"),
+        probes=("kubernetes_nodes", "kubernetes_etcd", "kubernetes_api"),
         alerts=(
             Alert(
                 name="KubeEtcdQuorumLost",
                 severity="critical",
-                expr="max(honeydue_kube_control_plane_nodes_ready) < max(honeydue_kube_etcd_quorum) "
-                "or sum(honeydue_kube_apiserver_etcd_ready) < max(honeydue_kube_etcd_quorum)",
-                for_="1m",
-                summary="Fewer server nodes are healthy than etcd needs for quorum: the API rejects writes.",
-                description="Only {{ $value }} server nodes are Ready or pass their /readyz/etcd check, below the "
-                "quorum. Running pods keep serving but nothing can be scheduled or updated; bring a server back "
-                "within minutes or prepare the rebuild.",
+                expr=QUORUM_LOST,
+                for_="3m",
+                summary="Fewer server nodes pass their etcd check than etcd needs for quorum: the API rejects writes.",
+                description="Only {{ $value }} server nodes pass /readyz/etcd, below the quorum, and the cluster "
+                "confirms it (a server answers that its etcd check fails, Ready servers are below quorum, or the "
+                "node list fails). Running pods keep serving but nothing can be scheduled or updated; bring a "
+                "server back within minutes or prepare the rebuild.",
             ),
             Alert(
                 name="KubeAPIUnreachable",
                 severity="critical",
-                expr="honeydue_kube_api_up == 0",
+                expr=f"max by ({BY}) (honeydue_kube_api_up == 0) or {NODE_LIST_FAILING}",
                 for_="2m",
-                summary="The Kubernetes API server does not answer the exporter.",
-                description="{{ $labels.instance }} got no answer from the Kubernetes API for 2 minutes: "
-                "control-plane outage or lost quorum. Node, pod and deployment signals are stale.",
-            ),
-            Alert(
-                name="KubeExporterAccessDenied",
-                severity="warning",
-                expr='honeydue_kube_resource_error_info{reason=~"forbidden|unauthorized"} == 1',
-                for_="10m",
-                summary="The exporter may not read a Kubernetes resource, so its signals are missing.",
-                description="The exporter's requests for {{ $labels.resource }} fail with {{ $labels.reason }}: "
-                "apply deploy/base/rbac.yaml or fix the service-account token. This is not a healthy cluster.",
+                summary="The Kubernetes API server does not answer the exporter or cannot list nodes.",
+                description="{{ $labels.instance }} has for 2 minutes got no answer to GET /version or no list of "
+                "nodes (an API server without etcd quorum still answers /version): control-plane outage or lost "
+                "quorum. Node, pod and deployment signals are stale.",
             ),
         ),
         panels=(
@@ -99,13 +97,13 @@ ENTRIES = (
             Alert(
                 name="HoneydueExporterSeriesAbsent",
                 severity="critical",
-                expr="absent_over_time(honeydue_exporter_build_info[3m])",
+                expr=f"{absent('honeydue-exporter')} and on () {absent('honeydue-netcheck')}",
                 for_="2m",
-                summary="No series from the cluster's exporter have reached the obs box for five minutes.",
-                description="honeydue_exporter_build_info has been absent from the obs TSDB for at least "
-                "{{ 300 | humanizeDuration }}: either "
-                "the whole cluster is down (all three nodes) or vmagent cannot write to the obs box. Check "
-                "https://api.myhoneydue.com/api/health/ and the Hetzner console.",
+                summary="No series from the cluster have reached the obs box for five minutes.",
+                description="Neither the exporter ({{ $labels.job }}) nor any netcheck pod has reached the obs "
+                "TSDB for at least {{ 300 | humanizeDuration }}: either the whole cluster is down (all three "
+                "nodes) or vmagent cannot write to the obs box. If https://api.myhoneydue.com/api/health/ "
+                "answers, it is vmagent (chapter 16 \"vmagent can't reach obs\"); else the Hetzner console.",
                 obs_side=True,
             ),
         ),

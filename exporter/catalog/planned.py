@@ -7,7 +7,11 @@ deploy/alertmanager/: while it fires for a node, node and k3s alerts with the sa
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 CORDONED = "honeydue_kube_node_spec_unschedulable == 1"
-VERSIONS = "count(count by (kubelet_version) (honeydue_kube_node_info))"
+VERSIONS = "count by (job, instance) (count by (job, instance, kubelet_version) (honeydue_kube_node_info))"
+# Hours-long conditions are read from the data, not from a `for` clock: an evaluation that finds the
+# series stale (an exporter restart writes staleness markers) would restart a `for: 6h` from zero.
+CORDONED_6H = "min_over_time(honeydue_kube_node_spec_unschedulable[6h]) == 1"
+SKEW_4H = f"min_over_time(({VERSIONS})[4h:5m]) > 1"
 
 ENTRIES = (
     FailureMode(
@@ -29,8 +33,8 @@ ENTRIES = (
             Alert(
                 name="KubeNodeCordonedTooLong",
                 severity="warning",
-                expr=CORDONED,
-                for_="6h",
+                expr=CORDONED_6H,
+                for_="5m",
                 summary="A node has been cordoned for more than 6 hours.",
                 description="Node {{ $labels.node }} has been unschedulable for 6 hours and its node alerts are "
                 "still muted. Finish the maintenance and uncordon it.",
@@ -53,8 +57,8 @@ ENTRIES = (
             Alert(
                 name="KubeletVersionSkew",
                 severity="warning",
-                expr=f"{VERSIONS} > 1",
-                for_="4h",
+                expr=SKEW_4H,
+                for_="5m",
                 summary="Nodes have run different kubelet versions for 4 hours: a k3s upgrade was left half done.",
                 description="{{ $value }} kubelet versions run in the cluster. Upgrade the remaining nodes one at "
                 "a time, checking cluster health between each.",

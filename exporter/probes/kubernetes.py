@@ -205,6 +205,7 @@ class KubeClient:
         self.core = kclient.CoreV1Api(self.api)
         self.apps = kclient.AppsV1Api(self.api)
         self.registration = kclient.ApiregistrationV1Api(self.api)
+        self.discovery = kclient.DiscoveryV1Api(self.api)  # EndpointSlices (netcheck's tcp.discover)
         self.version = kclient.VersionApi(self.api)
         # A hung API server must never starve other probes' threads: the Kubernetes calls get
         # their own pool, and every call ends by its read timeout, before the probe's timeout.
@@ -357,9 +358,24 @@ class NodesProbe(_KubeProbe):
 
     resources = (("nodes", ""),)
 
+    def __init__(self, name: str, kube: KubeClient) -> None:
+        super().__init__(name, kube)
+        # The server nodes and quorum of the last good list: when the list fails (an API server without
+        # etcd quorum), their /readyz/etcd answers are still published, the evidence KubeEtcdQuorumLost needs.
+        self._servers: list[tuple[str, str]] = []
+        self._quorum = 0
+        self._evidence = Samples()
+
     async def _collect(self) -> Samples:
         cfg = self.kube.cfg
-        nodes = await self.kube.list_json("nodes", "", self.kube.core.list_node)
+        self._evidence = Samples()
+        try:
+            nodes = await self.kube.list_json("nodes", "", self.kube.core.list_node)
+        except KubeRequestError:
+            if self._servers:
+                self._evidence.add(ETCD_QUORUM, self._quorum)
+                await self._add_readyz(self._evidence, self._servers)
+            raise
         s = Samples()
         redis_key, _, redis_value = cfg.redis_node_label.partition("=")
         cp_total = cp_ready = 0
@@ -398,14 +414,24 @@ class NodesProbe(_KubeProbe):
                 s.add(REDIS_NODE_READY, 1 if ready else 0, node=name)
         s.add(CP_NODES, cp_total)
         s.add(CP_READY, cp_ready)
-        s.add(ETCD_QUORUM, cfg.etcd_quorum or (cp_total // 2 + 1 if cp_total else 1))
+        self._quorum = cfg.etcd_quorum or (cp_total // 2 + 1 if cp_total else 1)
+        self._servers = servers
+        s.add(ETCD_QUORUM, self._quorum)
         s.add(REDIS_NODES, redis_nodes)
+        await self._add_readyz(s, servers)
+        return s
+
+    async def _add_readyz(self, s: Samples, servers: list[tuple[str, str]]) -> None:
         results = await asyncio.gather(*(self._readyz(ip) for _, ip in servers))
         for (name, _), (answered, ok, reason) in zip(servers, results, strict=True):
             s.add(READYZ_UP, 1 if answered else 0, node=name)
             s.add(ETCD_READY, 1 if ok else 0, node=name)
             if reason:
                 s.add(READYZ_ERROR, node=name, reason=reason)
+
+    def failed(self, reason: str) -> Samples:
+        s = super().failed(reason)
+        s.extend(self._evidence)
         return s
 
     async def _readyz(self, ip: str) -> tuple[bool, bool, str]:

@@ -1,5 +1,9 @@
 """TCP connect probes: essential paths, and per node a backend's pod IPs against its Service ClusterIP.
 
+The pod IPs come from the Service's EndpointSlices on every run (`tcp.discover`): static pod IPs all
+die at the first rollout, and after a node-by-node drain a pod that kept its IP would look reachable
+from the wrong node. One series per (backend, node hosting pods): up when any of that node's pods answers.
+
 Feeds "UFW rule accidentally blocks essential traffic", "Flannel broken on one node" and "Kube-proxy
 broken on one node". Run on every node (`mode: netcheck`, a DaemonSet) the `node` label tells the
 failures apart: Flannel broken on X = X reaches no *remote* pod IP; kube-proxy broken on X = X cannot
@@ -13,8 +17,9 @@ import asyncio
 import contextlib
 import time
 
-from exporter.config import Config, TcpConfig, TcpTarget, split_address
+from exporter.config import Config, TcpConfig, TcpDiscovery, TcpTarget, split_address
 from exporter.engine import Probe
+from exporter.probes import kubernetes
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, gauge, info
 
@@ -83,5 +88,68 @@ class TcpProbe:
         return None
 
 
+class PodPathsProbe:
+    """Connect to every ready pod of a Service, found in its EndpointSlices this run."""
+
+    def __init__(self, spec: TcpDiscovery, cfg: TcpConfig, kube: kubernetes.KubeClient | None,
+                 deps: Dependencies) -> None:
+        self.name = f"netcheck_pods_{spec.backend.replace('-', '_')}"
+        self.interval = cfg.interval
+        self.timeout = cfg.timeout
+        self._spec, self._node, self._kube, self._deps = spec, cfg.node_name, kube, deps
+
+    async def endpoints(self) -> dict[str, list[str]]:
+        """Pod node -> addresses of the ready endpoints on it."""
+        spec, kube = self._spec, self._kube
+        if kube is None:
+            raise RuntimeError("tcp.discover needs Kubernetes credentials (kubernetes.source)")
+        slices = await kube.list_json(
+            "endpointslices", spec.namespace, kube.discovery.list_namespaced_endpoint_slice, spec.namespace,
+            label_selector=f"kubernetes.io/service-name={spec.service}",
+        )
+        found: dict[str, list[str]] = {}
+        for item in slices:
+            for endpoint in item.get("endpoints") or []:
+                if (endpoint.get("conditions") or {}).get("ready") is False or not endpoint.get("addresses"):
+                    continue
+                found.setdefault(str(endpoint.get("nodeName") or ""), []).append(str(endpoint["addresses"][0]))
+        return found
+
+    async def _reaches(self, address: str, budget: float) -> bool:
+        try:
+            async with self._deps.throttle("tcp"), asyncio.timeout(budget):
+                _, writer = await asyncio.open_connection(address, self._spec.port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), timeout=0.5)
+        return True
+
+    async def collect(self) -> Samples:
+        started = time.monotonic()
+        by_node = await self.endpoints()
+        budget = max(self.timeout - (time.monotonic() - started) - 0.2, 0.1)
+        s = Samples()
+        for pod_node, addresses in sorted(by_node.items()):
+            answers = await asyncio.gather(*(self._reaches(a, budget) for a in addresses))
+            path = "unknown" if not pod_node or not self._node else ("local" if pod_node == self._node else "remote")
+            s.add(UP, 1 if any(answers) else 0, target=f"{self._spec.backend}-pod-{pod_node or 'unknown'}",
+                  role="pod", backend=self._spec.backend, path=path, node=self._node)
+        return s
+
+    def failed(self, reason: str) -> Samples:
+        return Samples()  # no pod list, no paths: honeydue_probe_success and HoneydueProbeFailing say so
+
+    async def close(self) -> None:
+        if self._kube is not None:
+            self._kube.close()
+
+
 def build(config: Config, deps: Dependencies) -> list[Probe]:
-    return [TcpProbe(target, config.tcp, deps) for target in config.tcp.targets]
+    probes: list[Probe] = [TcpProbe(target, config.tcp, deps) for target in config.tcp.targets]
+    if config.tcp.discover:
+        source, path = kubernetes.resolve_source(config.kubernetes)
+        kube = None if source == "none" else kubernetes.KubeClient(config.kubernetes, source, path, deps)
+        probes += [PodPathsProbe(spec, config.tcp, kube, deps) for spec in config.tcp.discover]
+    return probes

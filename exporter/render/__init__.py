@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from exporter.config import DEFAULT_GRAFANA_BASE_URL
@@ -12,11 +13,11 @@ from exporter.render.rules import render_rules
 
 def render_all(
     root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None,
-    grafana_url: str = DEFAULT_GRAFANA_BASE_URL,
+    grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
 ) -> dict[Path, str]:
     """Every generated file (path relative to `root`) with its content; nothing is written."""
     files: dict[Path, str] = {}
-    for name, text in render_rules(base_url, for_override, range_override, grafana_url=grafana_url).items():
+    for name, text in render_rules(base_url, for_override, range_override, grafana_url=grafana_url, anchors=anchors).items():
         files[root / "rules" / name] = text
     for name, text in render_dashboards(base_url, grafana_url).items():
         files[root / "dashboards" / name] = text
@@ -28,10 +29,10 @@ def render_all(
 
 def write_all(
     root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None,
-    grafana_url: str = DEFAULT_GRAFANA_BASE_URL,
+    grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
 ) -> list[Path]:
     written = []
-    for path, text in render_all(root, base_url, for_override, range_override, grafana_url).items():
+    for path, text in render_all(root, base_url, for_override, range_override, grafana_url, anchors).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")

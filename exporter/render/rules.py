@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -30,16 +31,18 @@ OBS_SIDE = "obs-side"
 
 
 _RANGE = re.compile(r"\[(\d+[smhdw])\]")
+_OFFSET = re.compile(r"\boffset (\d+[smhdw])\b")
 
 
 def shorten_ranges(expr: str, window: str) -> str:
-    """Every range selector `[5m]` becomes `[window]` (drill only: lets windowed alerts resolve in seconds)."""
-    return _RANGE.sub(f"[{window}]", expr)
+    """Every range selector `[5m]` and `offset 5m` uses `window` instead (drill only: windowed alerts fire and
+    resolve in seconds; the counter comparisons `x - x offset 5m` see growth within the drill)."""
+    return _OFFSET.sub(f"offset {window}", _RANGE.sub(f"[{window}]", expr))
 
 
 def rule_groups(
     base_url: str, for_override: str | None = None, range_override: str | None = None,
-    grafana_url: str = DEFAULT_GRAFANA_BASE_URL,
+    grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Layer id (or `obs-side`) -> rule file content (as data)."""
     files: dict[str, dict[str, Any]] = {}
@@ -54,7 +57,7 @@ def rule_groups(
                     "runbook_url": entry.runbook_url(base_url),
                     "dashboard_url": alert_dashboard_url(grafana_url, alert.name),
                 }
-                recovery_url = entry.recovery_url(base_url)
+                recovery_url = entry.recovery_url(base_url, anchors)
                 if entry.chapter17 and recovery_url:
                     annotations["recovery"] = f"Chapter 17 {entry.chapter17}."
                     annotations["recovery_url"] = recovery_url
@@ -77,10 +80,10 @@ def rule_groups(
 
 def render_rules(
     base_url: str, for_override: str | None = None, range_override: str | None = None,
-    grafana_url: str = DEFAULT_GRAFANA_BASE_URL,
+    grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     return {
         f"honeydue-{layer_id}.rules.yml": HEADER
         + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
-        for layer_id, data in rule_groups(base_url, for_override, range_override, grafana_url).items()
+        for layer_id, data in rule_groups(base_url, for_override, range_override, grafana_url, anchors).items()
     }

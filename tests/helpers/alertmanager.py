@@ -45,6 +45,7 @@ def local_config(
     webhook_url: str,
     smtp: str | None = None,
     timings: dict[str, str] | None = None,
+    example: Path = EXAMPLE,
 ) -> dict[str, Any]:
     """The example config with receivers pointed at loopback.
 
@@ -52,9 +53,10 @@ def local_config(
     non-email ones when `smtp` is given). smtp: "127.0.0.1:PORT" for the email receivers (no TLS, no auth).
     timings: e.g. {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"} applied to every
     route that sets them (and group_wait everywhere), so tests do not wait the production 30 s.
+    example: another alertmanager.yml of the same shape (the incident suite's "before" comparison).
     """
-    config: dict[str, Any] = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
-    config["templates"] = [str(ALERTMANAGER_DIR / t) for t in config.get("templates", [])]
+    config: dict[str, Any] = copy.deepcopy(yaml.safe_load(example.read_text()))
+    config["templates"] = [str(example.parent / t) for t in config.get("templates", [])]
     glob = config.setdefault("global", {})
     for key in [k for k in glob if k.startswith("smtp_")]:
         del glob[key]

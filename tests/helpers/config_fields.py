@@ -23,7 +23,8 @@ MINIMAL: dict[str, Any] = {
     "http": {"targets": [{"name": "t", "role": "other", "url": "http://127.0.0.1:9/"}]},
     "dns": {"resolvers": {"r": {"address": "127.0.0.1"}}, "lookups": [{"name": "x.example", "resolvers": ["r"]}]},
     "smtp": {"targets": [{"name": "m", "host": "127.0.0.1"}]},
-    "tcp": {"targets": [{"name": "t", "address": "127.0.0.1:1"}]},
+    "tcp": {"targets": [{"name": "t", "address": "127.0.0.1:1"}],
+            "discover": [{"backend": "api", "service": "api", "port": 8000}]},
 }
 
 
