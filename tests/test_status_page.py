@@ -125,7 +125,7 @@ def test_a_person_sees_what_is_failing_first_with_reason_and_runbook(
         assert _card(browser, "neon-postgres-outage").text.lower().startswith("ok")
         loss = _card(browser, "complete-cluster-loss")
         assert loss.text.lower().startswith("blind spot") and "obs-side" in loss.text
-        assert _card(browser, "ufw-blocks-traffic").text.lower().startswith("not configured")
+        assert _card(browser, "b2-outage").text.lower().startswith("not configured")
         probe_row = browser.find_element(By.XPATH, "//table//tr[td[1][normalize-space()='kubernetes_api']]")
         assert probe_row.text.lower().split()[:2] == ["kubernetes_api", "off"], probe_row.text
 

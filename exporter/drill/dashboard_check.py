@@ -21,6 +21,7 @@ from typing import Any
 from exporter.catalog import CATALOG
 from exporter.render.dashboards import ANNOTATIONS, NODE_QUERY
 from exporter.render.panels import STATE_UNWATCHED, PanelPlan, Target, Threshold, build_plan
+from exporter.render.rules import shorten_ranges
 
 ALL_NODES = ".*"
 Labels = frozenset[tuple[str, str]]
@@ -41,6 +42,9 @@ class DashboardCheck:
     # defaults to 5m, which would still show an alert resolved minutes ago (vmalert 1.79 writes no
     # staleness marker when an ALERTS series ends).
     step: str = "15s"
+    # The drill's range window: its rules read `[30s]` and `offset 30s` for the chapter's `[10m]`, so a
+    # panel is read the same way (production's `x - x offset 10m` has no data in a drill minutes long).
+    window: str | None = None
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         query = urllib.parse.urlencode(params)
@@ -55,7 +59,8 @@ class DashboardCheck:
                 return {"status": "error", "error": f"HTTP {exc.code}: {body[:200]}"}
 
     def instant(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
-        params = {"query": shipped(expr), "step": self.step} | ({"time": f"{at:.3f}"} if at is not None else {})
+        query = shorten_ranges(shipped(expr), self.window) if self.window else shipped(expr)
+        params = {"query": query, "step": self.step} | ({"time": f"{at:.3f}"} if at is not None else {})
         reply = self._get("/api/v1/query", params)
         if reply.get("status") != "success":
             raise ValueError(f"{expr}: {reply.get('error', reply)}")

@@ -253,7 +253,7 @@ class Runner:
         t = pipeline.timing
         self.fire_timeout = 3 * t.fire_bound + 30
         self.resolve_timeout = 2 * float(t.range_window.rstrip("s")) + t.restart_hold + 60
-        self.dashboard = DashboardCheck(pipeline.vm.url)
+        self.dashboard = DashboardCheck(pipeline.vm.url, window=t.range_window)
         self.healthy_at: float | None = None
 
     def _firing(self) -> set[str]:
