@@ -161,10 +161,11 @@ def _catalog(args: argparse.Namespace, config: Config) -> int:
 async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
     """Run probes and the HTTP server until SIGTERM/SIGINT, then stop within the shutdown budget."""
     from exporter.engine import Engine
-    from exporter.probes import build_probes
+    from exporter.probes import build_probes, series_limits
     from exporter.server import make_app
 
-    engine = Engine(build_probes(config))
+    probes = build_probes(config)
+    engine = Engine(probes, series_limits=series_limits(config, probes))
     app = make_app(engine, config.runbook.base_url, config.server.auth)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
