@@ -1,4 +1,8 @@
-"""Run every benchmark module in bench/ that has a `main()`, in name order."""
+"""Run every benchmark module in bench/ that has a `main()`, in name order, then the closing note.
+
+`python -m bench scale scrape_latency` runs only those. The closing note lists every bound the benches
+checked (bench/_bounds.py) with the figure, met or missed, and the load average while they ran.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import importlib
 import pkgutil
 import sys
 from pathlib import Path
+
+from bench._bounds import closing_note, load_average
 
 
 def main() -> int:
@@ -17,12 +23,15 @@ def main() -> int:
         bench = importlib.import_module(f"bench.{module.name}")
         if not hasattr(bench, "main"):
             continue
-        print(f"\n== {module.name} ==", flush=True)
+        print(f"\n== {module.name} ({load_average()}) ==", flush=True)
         try:
             bench.main([])
         except Exception as exc:  # noqa: BLE001 - one broken bench must not hide the others' figures
             failed += 1
             print(f"{module.name}: failed: {type(exc).__name__}: {exc}")
+    note = closing_note(load_average())
+    if note:
+        print("\n" + note)
     return 1 if failed else 0
 
 

@@ -161,9 +161,11 @@ def _catalog(args: argparse.Namespace, config: Config) -> int:
 async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
     """Run probes and the HTTP server until SIGTERM/SIGINT, then stop within the shutdown budget."""
     from exporter.engine import Engine
+    from exporter.memory import tune_malloc
     from exporter.probes import build_probes, series_limits
     from exporter.server import make_app
 
+    tune_malloc()
     probes = build_probes(config)
     engine = Engine(probes, series_limits=series_limits(config, probes))
     app = make_app(engine, config.runbook.base_url, config.server.auth)

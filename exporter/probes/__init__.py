@@ -23,7 +23,7 @@ from exporter.probes.deps import Dependencies
 FAMILIES: tuple[str, ...] = get_args(Family)
 
 # family -> (module, whether the config gives the family anything to run). Each module's build()
-# still decides what it builds; tests/test_engine.py checks these agree with it.
+# still decides what it builds; tests/test_series_limit.py checks these agree with it.
 _MODULES: dict[str, tuple[str, Callable[[Config], bool]]] = {
     "redis": ("redis", lambda c: c.redis.enabled),
     "postgres": ("postgres", lambda c: c.postgres.pooler.enabled or c.postgres.direct.enabled),
