@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 
 def _parse(requirement: str) -> tuple[str, set[str], str]:
@@ -64,6 +65,15 @@ def blocked_modules() -> list[str]:
         if module.isidentifier() and not module.startswith("_") and not names & runtime and module != "exporter":
             blocked.append(module)
     return sorted(blocked)
+
+
+def image_environment() -> dict[str, str]:
+    """The Python and malloc settings the image's final stage sets (ENV lines of deploy/Dockerfile)."""
+    found: dict[str, str] = {}
+    stage = (Path(__file__).resolve().parent.parent / "deploy" / "Dockerfile").read_text().rsplit("\nFROM ", 1)[-1]
+    for name, value in re.findall(r"\b((?:PYTHON|MALLOC_)[A-Z_]*)=(\S+)", stage):
+        found[name] = value
+    return found
 
 
 class _Blocker:

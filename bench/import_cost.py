@@ -10,7 +10,8 @@ Step 2: a second fresh interpreter imports exactly those modules again, one at a
 their imports finished (so each module's dependencies are already there), reads its RSS after each
 and charges the growth to the module's top-level package: what each package adds to the exporter.
 Step 3: each of the largest packages alone in a fresh interpreter (after asyncio and ssl, which everything uses).
-Both run through bench/_runtime.py, so only what the production image installs can be imported.
+Both run through bench/_runtime.py, so only what the production image installs can be imported, with
+the image's Python settings (PYTHONOPTIMIZE, from deploy/Dockerfile).
 Prints a table; asserts nothing.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from bench._peers import REPO, table
-from bench._runtime import blocked_modules
+from bench._runtime import blocked_modules, image_environment
 
 MiB = 2**20
 # What needs each package (families are config sections; "core" runs whatever is enabled).
@@ -143,6 +144,7 @@ def _config(workdir: Path) -> tuple[Path, Path]:
 
 def _run(blocked: str, code: str, *args: str, importtime: bool = False) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONEYDUE_")} | {"PYTHONPATH": str(REPO)}
+    env |= image_environment()  # PYTHONOPTIMIZE as the image runs it
     script = Path(tempfile.mkdtemp(prefix="bench-import-")) / "script.py"
     script.write_text(code)
     flags = ["-X", "importtime"] if importtime else []

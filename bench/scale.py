@@ -67,7 +67,7 @@ import yaml
 
 from bench import _bounds, _kube, _seed
 from bench._peers import REPO, table
-from bench._runtime import blocked_modules
+from bench._runtime import blocked_modules, image_environment
 from exporter.drill.procs import RedisServer, free_port, stop_process, wait_for_port
 from exporter.probes import family_of
 
@@ -322,7 +322,6 @@ def dns_server(workdir: Path) -> Iterator[tuple[int, Callable[[], None], Load]]:
 
     (Not --log-queries: logging every query slows dnsmasq enough to drop some of a 500-query burst.)
     """
-    import re
     import signal
 
     from tests.helpers.edge import Dnsmasq
@@ -585,15 +584,6 @@ def _run_exporter(blocked: str, data: dict[str, Any], path: Path, seconds: float
                 "seconds": seconds, "env": " ".join(f"{k}={v}" for k, v in image_environment().items())}
     finally:
         stop_process(proc)  # type: ignore[arg-type]
-
-
-def image_environment() -> dict[str, str]:
-    """The Python and malloc settings the image's final stage sets (ENV lines of deploy/Dockerfile)."""
-    found: dict[str, str] = {}
-    stage = (REPO / "deploy" / "Dockerfile").read_text().rsplit("\nFROM ", 1)[-1]
-    for name, value in re.findall(r"\b((?:PYTHON|MALLOC_)[A-Z_]*)=(\S+)", stage):
-        found[name] = value
-    return found
 
 
 def _proc_status(pid: int) -> dict[str, int]:
