@@ -23,7 +23,9 @@ two largest points, where growth matters and timing noise weighs least), of what
 the smallest one against the series it adds (<= 1.15; fixed costs would bend a plain fit). For a stored
 sweep, by the exponent of the whole cost against the stored count over the whole range (<= 0.1:
 100,000x the keys, under 3.2x the cost; the residence cache from its sample size up). Redis CPU is
-INFO cpu (what the server spent); commandstats usec is printed but not bounded. The points run with
+INFO cpu (what the server spent); commandstats usec is printed but not bounded; the exporter's CPU in
+an exported sweep is judged only when it reaches 20 ms per cycle (below, two figures' exponent is
+scheduling noise; the exact counts of commands, requests and bytes are judged always). The points run with
 series_limit raised out of the way, so the curves show the full cost; one more Kubernetes point shows
 10,000 pods under the default limit.
 
@@ -651,6 +653,7 @@ def _num(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 else f"{v:.2f}"
 
 
+MIN_CPU_JUDGED = 0.020  # seconds per cycle at the top of an exported sweep before its CPU exponent counts
 INFO_ONLY = ("redis_cmd_ms",)  # commandstats usec: per-command time, which cache misses raise with data size
 
 
@@ -674,9 +677,14 @@ def growth(sweep: Sweep) -> tuple[str, bool]:
         fits = {k: slope([sizes[i] for i in keep], [ys[i] for i in keep]) for k, ys in costs.items()}
         limit, how = STORED_SLOPE, f"against {sweep.dimension}, whole range" + (
             f" from {sweep.flat_from:,} ({sweep.flat_note})" if sweep.flat_from else "")
-    met = all(v is None or v <= limit for k, v in fits.items() if k not in INFO_ONLY)
+    unjudged = set(INFO_ONLY)
+    if exported and sweep.points[-1].cpu < MIN_CPU_JUDGED:
+        unjudged.add("CPU")  # a few ms per cycle: the exponent of two such figures is scheduling noise
+    met = all(v is None or v <= limit for k, v in fits.items() if k not in unjudged)
     text = (f"{sweep.family} / {sweep.dimension} ({sweep.kind}), {how}: "
-            + ", ".join(f"{k} {fmt_slope(v)}" + (" (not bounded)" if k in INFO_ONLY else "") for k, v in fits.items())
+            + ", ".join(f"{k} {fmt_slope(v)}" + (" (not bounded)" if k in INFO_ONLY else
+                                                  " (under 20 ms per cycle: not judged)" if k in unjudged else "")
+                        for k, v in fits.items())
             + f" -> {'<=' if exported else 'flat, <='} {limit}: {'met' if met else 'MISSED'}"
             + f"\n      (plain log-log over the whole range: CPU {fmt_slope(slope(series if exported else sizes, costs['CPU']))}"
             + f"; wall {fmt_slope(slope(series if exported else sizes, [p.wall for p in sweep.points]))} (not bounded: "
