@@ -16,6 +16,7 @@ import os
 import time
 import urllib.request
 
+from bench import _bounds
 from bench._peers import cpu_seconds, lineup, rss_bytes, table
 
 
@@ -64,10 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {elapsed:.0f} s, probes every {args.interval:g} s, {scrapes} scrapes of each contender "
           f"(one per {args.interval:g} s)")
     print(table(("contender", "RSS start MiB", "RSS end MiB", "peak MiB", "growth MiB", "growth", "CPU"), rows))
+    ours = "honeydue-exporter"
+    growth_mib = (end[ours] - start[ours]) / 2**20
+    _bounds.record("RSS growth over the soak (leaks)", f"{growth_mib:+.1f} MiB in {elapsed:.0f} s "
+                   f"({start[ours] / 2**20:.1f} -> {end[ours] / 2**20:.1f} MiB)", "no growth (<= +2 MiB)",
+                   growth_mib <= 2.0, "redis, asynq, postgres probes every second; scraped every second")
     print("\nRSS per minute (MiB): " + "; ".join(
         f"{name}: " + " ".join(f"{v / 2**20:.1f}" for v in samples[name]) for name in samples))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    print("\n" + _bounds.closing_note(_bounds.load_average()))
+    raise SystemExit(code)

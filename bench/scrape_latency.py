@@ -25,6 +25,7 @@ import urllib.request
 
 import aiohttp
 
+from bench import _bounds
 from bench._peers import lineup, table
 
 CONCURRENCY = (1, 10, 50)
@@ -104,11 +105,17 @@ def main(argv: list[str] | None = None) -> int:
                          f"{p99 / ours[1]:.2f}x", f"{rate / ours[2]:.2f}x"))
     print(table(("target", "scrapers", "p50 ms", "p99 ms", "req/s", "errors", "p99 vs ours", "req/s vs ours"), rows))
     ours_p99 = results["honeydue-exporter", 50][1]
-    verdict = "MEETS" if ours_p99 < BUDGET_P99 else "MISSES"
-    print(f"design budget: p99 < {BUDGET_P99 * 1000:.0f} ms at 50 concurrent scrapers -> ours "
+    verdict = "MEETS" if ours_p99 <= BUDGET_P99 else "MISSES"
+    print(f"design budget: p99 <= {BUDGET_P99 * 1000:.0f} ms at 50 concurrent scrapers -> ours "
           f"{ours_p99 * 1000:.2f} ms: {verdict} the budget")
+    peers = ", ".join(f"{n} {results[n, 50][1] * 1000:.0f} ms" for n in names if n != "honeydue-exporter")
+    _bounds.record("/metrics p99 at 50 concurrent scrapers", f"{ours_p99 * 1000:.2f} ms ({client})", "<= 10 ms",
+                   ours_p99 <= BUDGET_P99,
+                   ("" if ours_p99 <= BUDGET_P99 else f"run under {_bounds.load_average()}; ") + f"peers: {peers}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    print("\n" + _bounds.closing_note(_bounds.load_average()))
+    raise SystemExit(code)

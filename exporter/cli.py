@@ -188,10 +188,13 @@ def _catalog(args: argparse.Namespace, config: Config) -> int:
 async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
     """Run probes and the HTTP server until SIGTERM/SIGINT, then stop within the shutdown budget."""
     from exporter.engine import Engine
-    from exporter.probes import absences, build_probes
+    from exporter.memory import tune_malloc
+    from exporter.probes import absences, build_probes, series_limits
     from exporter.server import make_app
 
-    engine = Engine(build_probes(config))
+    tune_malloc()
+    probes = build_probes(config)
+    engine = Engine(probes, series_limits=series_limits(config, probes))
     app = make_app(engine, config.runbook.base_url, config.server.auth, absences(config))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

@@ -573,6 +573,27 @@ class RateLimits(_Strict):
     kubernetes_per_second: float | None = Field(20.0, gt=0)
 
 
+# The probe families, named as their config sections (exporter.probes.family_of maps a probe to one).
+Family = Literal["redis", "postgres", "asynq", "residence_cache", "kubernetes", "http", "dns", "smtp", "tcp",
+                 "vmagent", "nodata"]
+
+
+class SeriesLimit(_Strict):
+    """Most series one probe publishes per run, so a cluster or queue set that grows cannot flood the TSDB.
+
+    Over the limit the probe's largest metric families are trimmed to their first series (small ones,
+    such as its up series and totals, stay whole); honeydue_probe_series_dropped counts what was left out.
+    """
+
+    default: int = Field(5000, ge=100, description="series one probe may publish per run")
+    families: dict[Family, Annotated[int, Field(ge=100)]] = Field(
+        default_factory=dict, description="per probe family, e.g. {kubernetes: 20000}"
+    )
+
+    def of(self, family: str) -> int:
+        return next((limit for name, limit in self.families.items() if name == family), self.default)
+
+
 class ServerAuth(_Strict):
     """Credentials a scraper must send for /metrics and the landing page (/healthz and /readyz stay open).
 
@@ -681,6 +702,7 @@ class Config(BaseSettings):
     tcp: TcpConfig = TcpConfig()
     vmagent: VmagentConfig = VmagentConfig()
     nodata: NoDataConfig = NoDataConfig()
+    series_limit: SeriesLimit = SeriesLimit()
 
     @classmethod
     def settings_customise_sources(

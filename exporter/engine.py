@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,6 +41,15 @@ START_TIME = gauge(
     "honeydue_exporter_start_time_seconds", "Unix time the exporter process started (marks restarts on the dashboard)."
 )
 _PROCESS_STARTED = time.time()
+PROBE_SERIES = gauge("honeydue_probe_series", "Series the probe published in its last run.", "probe")
+PROBE_SERIES_LIMIT = gauge(
+    "honeydue_probe_series_limit", "Most series the probe may publish per run (series_limit).", "probe"
+)
+PROBE_SERIES_DROPPED = gauge(
+    "honeydue_probe_series_dropped",
+    "Series the probe's last run produced over series_limit and left out (0 when within it).",
+    "probe",
+)
 
 
 class Probe(Protocol):
@@ -77,6 +86,8 @@ class ProbeState:
     last_success: float = 0.0
     last_finished_monotonic: float = 0.0
     duration: float = 0.0
+    series: int = 0
+    dropped: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     snapshot: Samples = field(default_factory=Samples)
 
@@ -84,12 +95,14 @@ class ProbeState:
 class Engine:
     """Runs probes concurrently and keeps the latest snapshot of each."""
 
-    def __init__(self, probes: list[Probe], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, probes: list[Probe], clock: Callable[[], float] = time.time,
+                 series_limits: Mapping[str, int] | None = None) -> None:
         names = [p.name for p in probes]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate probe names: {names}")
         self.probes = probes
         self.states = {p.name: ProbeState(p.name, p.interval) for p in probes}
+        self.series_limits = dict(series_limits or {})  # probe name -> most series per run (absent: no limit)
         self.generation = 0
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
@@ -165,6 +178,11 @@ class Engine:
             reason = "timeout" if isinstance(exc, TimeoutError) else classify(exc)
             detail = _describe(exc, probe.timeout)
             samples = probe.failed(reason)
+        limit = self.series_limits.get(probe.name)
+        dropped = samples.limit(limit) if limit else 0
+        if bool(dropped) != bool(state.dropped):  # one log line when the limit starts or stops biting
+            self._log_limit(probe.name, dropped, limit or 0)
+        state.series, state.dropped = samples.series(), dropped
         state.duration = time.monotonic() - started
         state.last_finished_monotonic = time.monotonic()
         state.runs += 1
@@ -191,6 +209,13 @@ class Engine:
         else:
             log.info("probe %s ok", name, extra=extra)
 
+    def _log_limit(self, name: str, dropped: int, limit: int) -> None:
+        extra = {"probe_name": name, "probe_series_dropped": dropped, "probe_series_limit": limit}
+        if dropped:
+            log.warning("probe %s: %d series over series_limit %d left out", name, dropped, limit, extra=extra)
+        else:
+            log.info("probe %s: series back within series_limit %d", name, limit, extra=extra)
+
     # --- exposition ------------------------------------------------------------------------
     def samples(self) -> list[Samples]:
         """The engine's own series plus every probe's latest snapshot."""
@@ -204,6 +229,10 @@ class Engine:
             own.add(PROBE_SUCCESS, 1.0 if state.status == "ok" else 0.0, probe=name)
             own.add(PROBE_DURATION, state.duration, probe=name)
             own.add(PROBE_LAST_SUCCESS, state.last_success, probe=name)
+            own.add(PROBE_SERIES, state.series, probe=name)
+            own.add(PROBE_SERIES_DROPPED, state.dropped, probe=name)
+            if name in self.series_limits:
+                own.add(PROBE_SERIES_LIMIT, self.series_limits[name], probe=name)
             for reason, count in sorted(state.failures.items()):
                 own.add(PROBE_FAILURES, count, probe=name, reason=reason)
             if state.status == "failing":

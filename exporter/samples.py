@@ -59,7 +59,10 @@ def info(name: str, help: str, *labels: str) -> MetricSpec:
 
 
 def declared_metrics() -> dict[str, MetricSpec]:
-    """Every metric declared by any imported module (import exporter.probes first)."""
+    """Every metric the exporter declares: the engine's and every probe module's (imported here)."""
+    from exporter.probes import all_modules  # probe modules are otherwise imported only when enabled
+
+    all_modules()
     return dict(_REGISTERED)
 
 
@@ -100,6 +103,35 @@ class Samples:
 
     def families(self) -> Iterator[Metric]:
         return iter(self._families.values())
+
+    def series(self) -> int:
+        """How many series (samples) the set holds."""
+        return sum(len(family.samples) for family in self._families.values())
+
+    def limit(self, most: int) -> int:
+        """Keep at most `most` series, trimming the largest families first; return how many were dropped.
+
+        Every family gets the same quota, the largest that fits, so small families (up, totals, per-node
+        counts) stay whole while a per-pod or per-queue family is cut. A family keeps its first series:
+        probes add them in a stable order (queues sorted, pods by name), so the same series survive from
+        run to run and the TSDB sees no churn.
+        """
+        sizes = sorted(len(family.samples) for family in self._families.values())
+        total = sum(sizes)
+        if total <= most:
+            return 0
+        left, quota = most, 0
+        for i, size in enumerate(sizes):
+            share = left // (len(sizes) - i)
+            if size > share:
+                quota = share
+                break
+            left -= size
+        for name, family in list(self._families.items()):
+            del family.samples[quota:]
+            if not family.samples:
+                del self._families[name]
+        return total - self.series()
 
     def value(self, name: str, **labels: str) -> float | None:
         """The value of one sample (by exposed sample name), for tests and the landing page."""

@@ -72,5 +72,5 @@ packages() {
 
 step packages packages
 step services scripts/services.sh
-step venv scripts/venv.sh test
+step venv scripts/venv.sh "test${BENCH:+,bench}"  # make bench adds matplotlib (the scale plots)
 step go-peers scripts/go-peers.sh

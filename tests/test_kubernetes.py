@@ -197,9 +197,13 @@ async def test_healthy_cluster(api: KubeAPI, tmp_path: Path) -> None:
     ):
         assert get(m, "honeydue_kube_resource_up", resource=resource, namespace=ns) == 1
     assert not series(m, "honeydue_kube_resource_error_info")
-    # Every list asked the API server's cache (resourceVersion=0), with the bearer token.
+    # Every list is paginated (limit, never resourceVersion=0, which makes the API server ignore limit), with
+    # the bearer token; deployments are listed by name, one list per watched deployment.
     lists = [r for r in api.requests if r[1].endswith(("/nodes", "/pods", "/deployments"))]
-    assert len(lists) == 5 and all(r[2].get("resourceVersion") == "0" and r[3] for r in lists), lists
+    assert all(r[2].get("limit") == "500" and "resourceVersion" not in r[2] and r[3] for r in lists), lists
+    watched = sorted(f"metadata.name={name}" for names in Config().kubernetes.deployments.values() for name in names)
+    assert sorted(r[2]["fieldSelector"] for r in lists if r[1].endswith("/deployments")) == watched
+    assert len(lists) == 3 + len(watched)
     assert all(r[0] == "GET" for r in api.requests)
 
 

@@ -86,7 +86,7 @@ def test_every_catalog_probe_family_has_a_reason_for_being_absent() -> None:
 def test_netcheck_mode_says_why_everything_but_tcp_is_off() -> None:
     found = absences(Config(mode="netcheck"))
     assert found["redis"] == Absence("off", "mode netcheck runs only the TCP probes (the per-node DaemonSet)")
-    assert found["tcp"] == Absence("not configured", "no tcp.targets")
+    assert found["tcp"] == Absence("not configured", "no tcp.targets or tcp.discover")
 
 
 async def test_the_page_is_rendered_once_per_snapshot_and_served_from_memory() -> None:

@@ -243,7 +243,7 @@ ENTRIES = (
         layer="k3s",
         signals=("honeydue_nodata_metric_missing", "honeydue_nodata_missing_metrics", "honeydue_nodata_query_up",
                  "honeydue_exporter_build_info", "honeydue_probe_success", "honeydue_probe_error_info",
-                 "honeydue_kube_resource_error_info"),
+                 "honeydue_kube_resource_error_info", "honeydue_probe_series_dropped", "honeydue_probe_series_limit"),
         probes=("nodata",),
         alerts=(
             Alert(
@@ -306,6 +306,16 @@ ENTRIES = (
                 summary="The exporter cannot query the obs TSDB for missing metrics.",
                 description="The no-data check from {{ $labels.instance }} has failed for 30 minutes; check "
                 "nodata.query_url and its bearer token.",
+            ),
+            Alert(
+                name="ProbeSeriesLimitReached",
+                severity="warning",
+                expr="honeydue_probe_series_dropped > 0",
+                for_="15m",
+                summary="A probe produces more series than its series_limit allows, so some are left out.",
+                description="Probe {{ $labels.probe }} on {{ $labels.instance }} has left out {{ $value }} series "
+                "per run for 15 minutes (the cardinality guard): panels and alerts that need them show no data. "
+                "Raise series_limit for its family (honeydue_probe_series_limit is the current limit) or watch less.",
             ),
         ),
         panels=(

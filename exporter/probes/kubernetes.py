@@ -4,8 +4,16 @@ Feeds the Node, k3s, App, Combined and Planned layers of chapter 16. One probe p
 (API reachability, nodes, pods per namespace, deployments per namespace, APIServices), so a 403 on
 one resource reports a permission error for that resource and leaves the others' signals intact.
 The official client is synchronous: every call runs in a small dedicated thread pool with
-connect/read timeouts and no retries, and every list asks for resourceVersion=0 (served from the
-API server's cache, not etcd). Label shapes follow kube-state-metrics where it has the same fact.
+connect/read timeouts and no retries. Label shapes follow kube-state-metrics where it has the same fact.
+
+Lists grow with the cluster, so they are read in pages (`limit`/`continue`, LIST_PAGE_SIZE objects
+each) and each page is turned into samples before the next is read: memory holds one page, never
+the collection. They carry no resourceVersion=0, because the API server's watch cache ignores
+`limit` for it and sends the whole collection at once. Watched deployments are listed by name
+(`fieldSelector=metadata.name=...`, still the `list` verb), so other deployments in the namespace
+cost nothing. Requests are built from API paths on the client's ApiClient (the same way as
+/readyz/etcd): the typed API classes (CoreV1Api, ...) would import some 700 model classes, about
+26 MiB of RSS, for replies that are read as plain JSON anyway.
 """
 
 from __future__ import annotations
@@ -17,10 +25,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from kubernetes import client as kclient
 from kubernetes import config as kconfig
@@ -139,6 +148,9 @@ APISERVICE_AVAILABLE = gauge(
     "apiservice",
 )
 
+# Objects per list page: one page of pods is about 2-3 MB of JSON (kubectl's --chunk-size default).
+LIST_PAGE_SIZE = 500
+
 CONDITION_STATUSES = ("true", "false", "unknown")
 MAJOR_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 
@@ -202,11 +214,6 @@ class KubeClient:
         self.host = configuration.host.rstrip("/")
         self.api = kclient.ApiClient(configuration)
         self.api.user_agent = "honeydue-exporter"
-        self.core = kclient.CoreV1Api(self.api)
-        self.apps = kclient.AppsV1Api(self.api)
-        self.registration = kclient.ApiregistrationV1Api(self.api)
-        self.discovery = kclient.DiscoveryV1Api(self.api)  # EndpointSlices (netcheck's tcp.discover)
-        self.version = kclient.VersionApi(self.api)
         # A hung API server must never starve other probes' threads: the Kubernetes calls get
         # their own pool, and every call ends by its read timeout, before the probe's timeout.
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kube")
@@ -228,14 +235,21 @@ class KubeClient:
         except Exception as exc:
             raise KubeRequestError(resource, namespace, request_reason(exc)) from exc
 
-    async def read_json(self, resource: str, namespace: str, fn: Callable[..., Any], *args: Any,
-                        **kwargs: Any) -> dict[str, Any]:
-        """Call a client method without model deserialization and return the JSON body."""
+    async def read_json(self, resource: str, namespace: str, path: str,
+                        query: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+        """GET one API path (`{namespace}` filled in) and return its JSON body, at most max_bytes of it."""
 
         def run() -> dict[str, Any]:
-            response = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
-            raw = getattr(response, "response", response)  # a RESTResponse wraps urllib3's response
+            method, url, headers, body, post = self.api.param_serialize(
+                method="GET", resource_path=path, path_params={"namespace": namespace} if namespace else None,
+                query_params=list(query), header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            raw = self.api.call_api(method, url, headers, body, post, _request_timeout=self.timeout).response
             try:
+                if not 200 <= raw.status <= 299:
+                    raw.close()  # an error body of unknown size is not read; the connection is not reused
+                    raise ApiException(status=raw.status, reason=raw.reason)
                 data = raw.read(self.cfg.max_bytes + 1, decode_content=True)
             finally:
                 raw.release_conn()
@@ -251,13 +265,24 @@ class KubeClient:
 
         return await self.call(resource, namespace, run)
 
-    async def list_json(self, resource: str, namespace: str, fn: Callable[..., Any], *args: Any,
-                        **kwargs: Any) -> list[dict[str, Any]]:
-        body = await self.read_json(resource, namespace, fn, *args, resource_version="0", **kwargs)
-        items = body.get("items") or []
-        if not isinstance(items, list):
-            raise KubeRequestError(resource, namespace, "protocol")
-        return [item for item in items if isinstance(item, dict)]
+    async def list_pages(self, resource: str, namespace: str, path: str,
+                         query: Sequence[tuple[str, str]] = ()) -> AsyncIterator[list[dict[str, Any]]]:
+        """Each page of a list (limit/continue) in the API server's order (by name within a namespace)."""
+        token = ""
+        seen: set[str] = set()
+        while True:
+            page = [*query, ("limit", str(LIST_PAGE_SIZE))] + ([("continue", token)] if token else [])
+            body = await self.read_json(resource, namespace, path, page)
+            items = body.get("items") or []
+            if not isinstance(items, list):
+                raise KubeRequestError(resource, namespace, "protocol")
+            yield [item for item in items if isinstance(item, dict)]
+            token = str((body.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return
+            if token in seen:  # a server that hands out the same page again would never end
+                raise KubeRequestError(resource, namespace, "protocol")
+            seen.add(token)
 
     def readyz_etcd(self, host: str) -> tuple[int, str]:
         """GET /readyz/etcd on one server node's API (blocking); returns (status, body)."""
@@ -339,7 +364,7 @@ class ApiProbe(_KubeProbe):
     """Did the API server answer at all? Also says where the credentials came from."""
 
     async def _collect(self) -> Samples:
-        body = await self.kube.read_json("version", "", self.kube.version.get_code)
+        body = await self.kube.read_json("version", "", "/version/")
         s = Samples()
         s.add(CONFIG_INFO, source=self.kube.source)
         s.add(API_UP, 1)
@@ -370,7 +395,8 @@ class NodesProbe(_KubeProbe):
         cfg = self.kube.cfg
         self._evidence = Samples()
         try:
-            nodes = await self.kube.list_json("nodes", "", self.kube.core.list_node)
+            # Nodes are few (their count is exported whole): all pages are kept to sort them.
+            nodes = [node async for page in self.kube.list_pages("nodes", "", "/api/v1/nodes") for node in page]
         except KubeRequestError:
             if self._servers:
                 self._evidence.add(ETCD_QUORUM, self._quorum)
@@ -464,39 +490,39 @@ class PodsProbe(_KubeProbe):
 
     async def _collect(self) -> Samples:
         ns = self.namespace
-        pods = await self.kube.list_json("pods", ns, self.kube.core.list_namespaced_pod, ns)
         s = Samples()
         nodes: set[str] = set()
         evicted: dict[str, int] = {}
         workload_pods: dict[tuple[str, str, bool], int] = {}
-        for pod in sorted(pods, key=_name):
-            name = _name(pod)
-            meta = pod.get("metadata") or {}
-            status = pod.get("status") or {}
-            node = str((pod.get("spec") or {}).get("nodeName") or "")
-            if node:
-                nodes.add(node)
-            kind, workload = _workload(meta)
-            s.add(POD_INFO, namespace=ns, pod=name, node=node, workload_kind=kind, workload=workload)
-            reason = status.get("reason")
-            if reason:
-                s.add(POD_REASON, 1, namespace=ns, pod=name, reason=str(reason))
-                if reason == "Evicted":
-                    evicted[node] = evicted.get(node, 0) + 1
-            for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-                container = str(cs.get("name", ""))
-                s.add(RESTARTS, float(cs.get("restartCount", 0)), namespace=ns, pod=name, container=container)
-                waiting = (cs.get("state") or {}).get("waiting")
-                if isinstance(waiting, dict) and waiting.get("reason"):
-                    s.add(WAITING, 1, namespace=ns, pod=name, container=container, reason=str(waiting["reason"]))
-                terminated = (cs.get("lastState") or {}).get("terminated")
-                if isinstance(terminated, dict) and terminated.get("reason"):
-                    s.add(TERMINATED, 1, namespace=ns, pod=name, container=container,
-                          reason=str(terminated["reason"]))
-            label = (meta.get("labels") or {}).get(self.kube.cfg.workload_label)
-            if label in self.per_node and node and status.get("phase") in ("Running", "Pending"):
-                key = (str(label), node, _pod_ready(status))
-                workload_pods[key] = workload_pods.get(key, 0) + 1
+        async for pods in self.kube.list_pages("pods", ns, "/api/v1/namespaces/{namespace}/pods"):
+            for pod in pods:  # one page at a time: memory holds a page, not the namespace
+                name = _name(pod)
+                meta = pod.get("metadata") or {}
+                status = pod.get("status") or {}
+                node = str((pod.get("spec") or {}).get("nodeName") or "")
+                if node:
+                    nodes.add(node)
+                kind, workload = _workload(meta)
+                s.add(POD_INFO, namespace=ns, pod=name, node=node, workload_kind=kind, workload=workload)
+                reason = status.get("reason")
+                if reason:
+                    s.add(POD_REASON, 1, namespace=ns, pod=name, reason=str(reason))
+                    if reason == "Evicted":
+                        evicted[node] = evicted.get(node, 0) + 1
+                for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+                    container = str(cs.get("name", ""))
+                    s.add(RESTARTS, float(cs.get("restartCount", 0)), namespace=ns, pod=name, container=container)
+                    waiting = (cs.get("state") or {}).get("waiting")
+                    if isinstance(waiting, dict) and waiting.get("reason"):
+                        s.add(WAITING, 1, namespace=ns, pod=name, container=container, reason=str(waiting["reason"]))
+                    terminated = (cs.get("lastState") or {}).get("terminated")
+                    if isinstance(terminated, dict) and terminated.get("reason"):
+                        s.add(TERMINATED, 1, namespace=ns, pod=name, container=container,
+                              reason=str(terminated["reason"]))
+                label = (meta.get("labels") or {}).get(self.kube.cfg.workload_label)
+                if label in self.per_node and node and status.get("phase") in ("Running", "Pending"):
+                    key = (str(label), node, _pod_ready(status))
+                    workload_pods[key] = workload_pods.get(key, 0) + 1
         for node in sorted(nodes):
             s.add(EVICTED, evicted.get(node, 0), namespace=ns, node=node)
             for wl in self.per_node:
@@ -517,11 +543,13 @@ class DeploymentsProbe(_KubeProbe):
 
     async def _collect(self) -> Samples:
         ns = self.namespace
-        items = await self.kube.list_json("deployments", ns, self.kube.apps.list_namespaced_deployment, ns)
-        found = {_name(d): d for d in items}
         s = Samples()
         for name in self.deployments:
-            deployment = found.get(name)
+            # Only the watched ones, by name: other deployments in the namespace are never read.
+            found = [item async for page in self.kube.list_pages(
+                "deployments", ns, "/apis/apps/v1/namespaces/{namespace}/deployments",
+                [("fieldSelector", f"metadata.name={name}")]) for item in page]
+            deployment = next((d for d in found if _name(d) == name), None)
             s.add(DEPLOYMENT_EXISTS, 1 if deployment else 0, namespace=ns, deployment=name)
             if deployment is None:
                 continue
@@ -550,7 +578,8 @@ class ApiServicesProbe(_KubeProbe):
         s = Samples()
         for name in self.kube.cfg.apiservices:
             try:
-                body = await self.kube.read_json("apiservices", "", self.kube.registration.read_api_service, name)
+                path = f"/apis/apiregistration.k8s.io/v1/apiservices/{quote(name, safe='')}"
+                body = await self.kube.read_json("apiservices", "", path)
             except KubeRequestError as exc:
                 if exc.reason != "not_found":
                     raise

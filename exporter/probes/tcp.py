@@ -103,12 +103,12 @@ class PodPathsProbe:
         spec, kube = self._spec, self._kube
         if kube is None:
             raise RuntimeError("tcp.discover needs Kubernetes credentials (kubernetes.source)")
-        slices = await kube.list_json(
-            "endpointslices", spec.namespace, kube.discovery.list_namespaced_endpoint_slice, spec.namespace,
-            label_selector=f"kubernetes.io/service-name={spec.service}",
+        slices = kube.list_pages(
+            "endpointslices", spec.namespace, "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+            [("labelSelector", f"kubernetes.io/service-name={spec.service}")],
         )
         found: dict[str, list[str]] = {}
-        for item in slices:
+        async for item in (item async for page in slices for item in page):
             for endpoint in item.get("endpoints") or []:
                 if (endpoint.get("conditions") or {}).get("ready") is False or not endpoint.get("addresses"):
                     continue

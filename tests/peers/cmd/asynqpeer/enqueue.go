@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ type counts struct {
 func enqueue(args []string) error {
 	fs := flag.NewFlagSet("enqueue", flag.ExitOnError)
 	redisOpt := redisFlag(fs)
-	queue := fs.String("queue", "default", "queue")
+	queue := fs.String("queue", "default", "queue, or a comma-separated list of queues (-count tasks to each)")
 	typ := fs.String("type", "peer:task", "task type")
 	count := fs.Int("count", 1, "number of tasks (per round with -every)")
 	do := fs.String("do", "succeed", "what the handler does: succeed, fail, block, panic")
@@ -50,7 +51,7 @@ func enqueue(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := []asynq.Option{asynq.Queue(*queue)}
+	var opts []asynq.Option
 	if *delay > 0 {
 		opts = append(opts, asynq.ProcessIn(*delay))
 	}
@@ -73,7 +74,16 @@ func enqueue(args []string) error {
 	client := asynq.NewClient(redisOpt())
 	defer client.Close()
 	var total counts
-	round := func() error { return enqueueRound(client, asynq.NewTask(*typ, data), opts, *count, *parallel, &total) }
+	queues := strings.Split(*queue, ",")
+	round := func() error {
+		for _, q := range queues {
+			withQueue := append([]asynq.Option{asynq.Queue(q)}, opts...)
+			if err := enqueueRound(client, asynq.NewTask(*typ, data), withQueue, *count, *parallel, &total); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if *every <= 0 {
 		if err := round(); err != nil {
 			return err
