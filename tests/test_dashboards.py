@@ -20,7 +20,7 @@ import yaml
 
 from exporter.catalog import CATALOG, LAYERS
 from exporter.config import DEFAULT_GRAFANA_BASE_URL, GrafanaConfig
-from exporter.drill.dashboard_check import DashboardCheck
+from exporter.drill.dashboard_check import EMPTY_DURING_FAILURE, DashboardCheck
 from exporter.drill.vm import VictoriaMetrics
 from exporter.probes.nodata import metric_names
 from exporter.render.dashboards import ANNOTATIONS, DASHBOARD_FILE
@@ -327,6 +327,17 @@ def test_every_dashboard_query_parses_on_victoria_metrics(vm: VictoriaMetrics) -
     broken = DashboardCheck(vm.url)
     broken.queries = lambda: [("a broken query", "sum(")]  # type: ignore[method-assign]
     assert broken.failing_queries() != []
+
+
+def test_a_failure_modes_panels_with_no_series_are_reported(vm: VictoriaMetrics) -> None:
+    """On an empty TSDB every panel of the failure mode is empty, except the ones allowed with a reason."""
+    entry = next(e for e in CATALOG if e.id == "neon-postgres-outage")
+    plan = build_plan()
+    titles = {p.title for p in plan.panels() if p.entry is entry}
+    allowed = {title for fm, title in EMPTY_DURING_FAILURE if fm == entry.id}
+    assert allowed < titles
+    empty = DashboardCheck(vm.url).empty_panels({entry.id}, time.time())
+    assert {line.split("'")[1] for line in empty} == titles - allowed
 
 
 def test_now_row_reads_alerts_from_victoria_metrics(vm: VictoriaMetrics) -> None:
