@@ -106,11 +106,16 @@ class Schedule(_Strict):
 
 
 class RedisConfig(Schedule):
-    enabled: bool = True
-    url: str = "redis://127.0.0.1:6379/0"
-    username: str | None = None
-    password: SecretStr | None = None
-    password_file: Path | None = None
+    """The Redis that Asynq and the residence cache use: reachability, memory, eviction policy, restarts."""
+
+    enabled: bool = Field(True, description="run the Redis probe")
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL (redis:// or rediss://); its database is Asynq's and the cache's unless they set `db`",
+    )
+    username: str | None = Field(None, description="ACL user name, if Redis uses ACLs")
+    password: SecretStr | None = Field(None, description="Redis password (prefer password_file)")
+    password_file: Path | None = Field(None, description="file holding the Redis password (a mounted Secret)")
     restart_hold: float = Field(1800.0, gt=0, description="seconds honeydue_redis_restarted_empty stays 1")
 
     @field_validator("url")
@@ -124,15 +129,17 @@ class PostgresEndpoint(Schedule):
     """One way to reach the database: Neon's pooler, or the direct compute endpoint."""
 
     interval: float = Field(30.0, gt=0)
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(5432, ge=1, le=65535)
-    dbname: str = "postgres"
-    user: str = "postgres"
-    password: SecretStr | None = None
-    password_file: Path | None = None
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-    connect_timeout: float = Field(3.0, gt=0)
+    enabled: bool = Field(True, description="probe this endpoint")
+    host: str = Field("127.0.0.1", description="host name or IP address of the endpoint")
+    port: int = Field(5432, ge=1, le=65535, description="TCP port of the endpoint")
+    dbname: str = Field("postgres", description="database to connect to")
+    user: str = Field("postgres", description="role to connect as (a read-only one is enough)")
+    password: SecretStr | None = Field(None, description="password of that role (prefer password_file)")
+    password_file: Path | None = Field(None, description="file holding the password (a mounted Secret)")
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = Field(
+        "prefer", description="libpq sslmode of the connection"
+    )
+    connect_timeout: float = Field(3.0, gt=0, description="seconds to establish the connection")
     reuse_connection: bool = Field(
         False, description="keep one connection open between runs (measures queries, not reachability)"
     )
@@ -152,6 +159,8 @@ class PostgresEndpoint(Schedule):
 
 
 class PostgresEndpoints(_Strict):
+    """Neon Postgres, probed through the pooler and directly, so a pooler outage is told from a database one."""
+
     pooler: PostgresEndpoint = PostgresEndpoint()
     direct: PostgresEndpoint = PostgresEndpoint()
 
@@ -200,17 +209,17 @@ class HttpTarget(Schedule):
     """One URL probed over a fresh connection each run; `name` and `role` become labels."""
 
     interval: float = Field(30.0, gt=0)
-    name: str
-    role: HttpRole
-    url: str
-    method: Literal["GET", "HEAD", "POST"] = "GET"
-    expected_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
+    name: str = Field(description="target name, the `target` label of its series")
+    role: HttpRole = Field(description="what the target is, the `role` label the alerts select on")
+    url: str = Field(description="URL requested (http or https)")
+    method: Literal["GET", "HEAD", "POST"] = Field("GET", description="HTTP method")
+    expected_status: list[int] = Field(default_factory=lambda: [200], min_length=1, description="status codes that count as up")
     body_contains: str | None = Field(None, description="the response body (first 64 KiB) must contain this text")
-    headers: dict[str, str] = Field(default_factory=dict)
-    bearer_token: SecretStr | None = None
-    bearer_token_file: Path | None = None
-    tls_verify: bool = True
-    follow_redirects: bool = False
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers (not for secrets: use bearer_token)")
+    bearer_token: SecretStr | None = Field(None, description="bearer token sent as Authorization (prefer bearer_token_file)")
+    bearer_token_file: Path | None = Field(None, description="file holding the bearer token (a mounted Secret)")
+    tls_verify: bool = Field(True, description="verify the server's TLS certificate")
+    follow_redirects: bool = Field(False, description="follow redirects instead of judging the first reply")
 
     @field_validator("name")
     @classmethod
@@ -239,6 +248,8 @@ class HttpTarget(Schedule):
 
 
 class HttpConfig(_Strict):
+    """HTTP(S) checks: the public site, origin, API (shallow and deep), B2, the registry, obs ingest."""
+
     targets: list[HttpTarget] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -250,9 +261,9 @@ class HttpConfig(_Strict):
 class DnsResolver(_Strict):
     """A DNS server queried directly (no system resolver, no cache in between)."""
 
-    address: str
-    port: int = Field(53, ge=1, le=65535)
-    protocol: Literal["udp", "tcp"] = "udp"
+    address: str = Field(description="resolver IP address")
+    port: int = Field(53, ge=1, le=65535, description="DNS port of the resolver")
+    protocol: Literal["udp", "tcp"] = Field("udp", description="transport of the queries")
 
     @field_validator("address")
     @classmethod
@@ -268,13 +279,16 @@ class DnsLookup(Schedule):
     """One name asked of each listed resolver; answers outside `expected_cidrs` count as unexpected."""
 
     interval: float = Field(30.0, gt=0)
-    name: str
+    name: str = Field(description="name to resolve")
     role: Literal["cluster", "cluster_upstream", "public"] = Field(
         "public", description="cluster: a Service name via CoreDNS; cluster_upstream: an outside name via CoreDNS",
     )
-    record_type: Literal["A", "AAAA"] = "A"
-    resolvers: list[str] = Field(min_length=1)
-    expected_cidrs: list[str] = Field(default_factory=list)
+    record_type: Literal["A", "AAAA"] = Field("A", description="record type asked for")
+    resolvers: list[str] = Field(min_length=1, description="names of the resolvers (keys of dns.resolvers) to ask")
+    expected_cidrs: list[str] = Field(
+        default_factory=list,
+        description="CIDRs the answers must fall in (empty: any answer counts)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -296,7 +310,11 @@ class DnsLookup(Schedule):
 
 
 class DnsConfig(_Strict):
-    resolvers: dict[str, DnsResolver] = Field(default_factory=dict)
+    """DNS lookups through named resolvers: CoreDNS, its upstream, and public resolvers."""
+
+    resolvers: dict[str, DnsResolver] = Field(
+        default_factory=dict, description="resolvers by name (address, port, protocol)"
+    )
     lookups: list[DnsLookup] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -317,13 +335,13 @@ class SmtpTarget(Schedule):
 
     interval: float = Field(60.0, gt=0)
     timeout: float = Field(10.0, gt=0)
-    name: str
-    host: str
-    port: int = Field(587, ge=1, le=65535)
+    name: str = Field(description="target name, the `target` label of its series")
+    host: str = Field(description="SMTP server host name")
+    port: int = Field(587, ge=1, le=65535, description="SMTP submission port")
     require_starttls: bool = Field(True, description="STARTTLS must be advertised after EHLO")
     tls_handshake: bool = Field(True, description="also run STARTTLS and complete the TLS handshake")
-    tls_verify: bool = True
-    ehlo_hostname: str = "honeydue-exporter.invalid"
+    tls_verify: bool = Field(True, description="verify the server's TLS certificate during STARTTLS")
+    ehlo_hostname: str = Field("honeydue-exporter.invalid", description="name sent in EHLO")
 
     @field_validator("name")
     @classmethod
@@ -332,6 +350,8 @@ class SmtpTarget(Schedule):
 
 
 class SmtpConfig(_Strict):
+    """SMTP submission checks (Fastmail): greeting, EHLO, STARTTLS and its TLS handshake; no mail is sent."""
+
     targets: list[SmtpTarget] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -347,7 +367,7 @@ class AsynqConfig(Schedule):
     `enabled: null` follows `redis.enabled`.
     """
 
-    enabled: bool | None = None
+    enabled: bool | None = Field(None, description="read Asynq's state (null: follow redis.enabled)")
     db: int | None = Field(None, ge=0, description="Redis database Asynq uses (default: the one in redis.url)")
     max_active_checked: int = Field(
         1000, ge=1, le=100_000, description="active task ids per queue checked for a missing lease"
@@ -374,7 +394,7 @@ class ResidenceCacheConfig(Schedule):
 
     interval: float = Field(60.0, gt=0)
     timeout: float = Field(10.0, gt=0)
-    enabled: bool = False
+    enabled: bool = Field(False, description="run the residence-cache staleness probe (needs honeyDue's schema)")
     key_pattern: str = Field(
         "residence_ids:{user_id}", description="cache key with {user_id} where the user's numeric id sits"
     )
@@ -386,7 +406,7 @@ class ResidenceCacheConfig(Schedule):
     scan_count: int = Field(200, ge=1, le=10_000, description="COUNT hint of each SCAN call")
     max_scan_calls: int = Field(20, ge=1, le=1000, description="SCAN calls per cycle at most")
     cache_ttl: float = Field(300.0, gt=0, description="the TTL the service sets on an entry, for entry age")
-    database: Literal["pooler", "direct"] = "pooler"
+    database: Literal["pooler", "direct"] = Field("pooler", description="which postgres endpoint to read the truth from")
 
     @field_validator("key_pattern")
     @classmethod
@@ -406,9 +426,12 @@ class KubernetesConfig(Schedule):
 
     interval: float = Field(30.0, gt=0)
     timeout: float = Field(10.0, gt=0)
-    source: Literal["auto", "in-cluster", "kubeconfig", "off"] = "auto"
+    source: Literal["auto", "in-cluster", "kubeconfig", "off"] = Field(
+        "auto",
+        description="where credentials come from: auto, in-cluster (service account), kubeconfig, or off",
+    )
     kubeconfig: Path | None = Field(None, description="default: $KUBECONFIG, then ~/.kube/config")
-    context: str | None = None
+    context: str | None = Field(None, description="kubeconfig context (default: its current context)")
     connect_timeout: float = Field(2.0, gt=0, description="TCP/TLS connect timeout of one API request")
     read_timeout: float = Field(5.0, gt=0, description="read timeout of one API request")
     deployments: dict[str, tuple[str, ...]] = Field(
@@ -422,10 +445,16 @@ class KubernetesConfig(Schedule):
         ("honeydue/api", "kube-system/traefik"),
         description="namespace/name of workloads whose ready pods are counted per node",
     )
-    workload_label: str = "app.kubernetes.io/name"
-    redis_node_label: str = "honeydue/redis=true"
-    control_plane_label: str = "node-role.kubernetes.io/control-plane"
-    apiservices: tuple[str, ...] = ("v1beta1.metrics.k8s.io",)
+    workload_label: str = Field("app.kubernetes.io/name", description="pod label that names a workload")
+    redis_node_label: str = Field("honeydue/redis=true", description="node label (key=value) of the node that must host Redis")
+    control_plane_label: str = Field(
+        "node-role.kubernetes.io/control-plane",
+        description="node label that marks a control-plane node",
+    )
+    apiservices: tuple[str, ...] = Field(
+        ("v1beta1.metrics.k8s.io",),
+        description="APIServices whose Available condition is checked",
+    )
     apiserver_port: int = Field(6443, ge=1, le=65535, description="each server node's API port for /readyz/etcd")
     readyz_timeout: float = Field(2.0, gt=0, description="connect and read timeout of one /readyz/etcd check")
     max_bytes: int = Field(
@@ -486,9 +515,12 @@ class TcpTarget(_Strict):
     `name` becomes a label value (so the label set stays bounded by the config); the address never does.
     """
 
-    name: str = Field(pattern=_TARGET_NAME)
-    address: str
-    role: Literal["essential", "pod", "service"] = "essential"
+    name: str = Field(pattern=_TARGET_NAME, description="target name, the `target` label of its series")
+    address: str = Field(description="host:port to connect to")
+    role: Literal["essential", "pod", "service"] = Field(
+        "essential",
+        description="essential (firewall), pod (overlay network) or service (ClusterIP, kube-proxy)",
+    )
     backend: str = Field("", pattern=r"^$|" + _TARGET_NAME, description="the backend a pod/service target belongs to")
     node: str = Field("", max_length=253, description="node hosting a pod target (local vs remote path)")
 
@@ -508,10 +540,10 @@ class TcpTarget(_Strict):
 class TcpDiscovery(_Strict):
     """The pods behind a Service, found in its EndpointSlices on every run (with the node of each pod)."""
 
-    backend: str = Field(pattern=_TARGET_NAME)
-    namespace: str = Field("honeydue", min_length=1, max_length=63)
-    service: str = Field(min_length=1, max_length=63)
-    port: int = Field(ge=1, le=65535)
+    backend: str = Field(pattern=_TARGET_NAME, description="backend name given to the discovered targets")
+    namespace: str = Field("honeydue", min_length=1, max_length=63, description="namespace of the Service")
+    service: str = Field(min_length=1, max_length=63, description="Service whose EndpointSlices list the pods")
+    port: int = Field(ge=1, le=65535, description="port connected to on each pod")
 
 
 class TcpConfig(Schedule):
@@ -553,10 +585,10 @@ class NoDataConfig(Schedule):
     interval: float = Field(300.0, gt=0)
     timeout: float = Field(15.0, gt=0)
     query_url: str | None = Field(None, description="VictoriaMetrics/Prometheus base URL, e.g. http://vm:8428")
-    bearer_token: SecretStr | None = None
-    bearer_token_file: Path | None = None
+    bearer_token: SecretStr | None = Field(None, description="bearer token for the TSDB's query API (prefer bearer_token_file)")
+    bearer_token_file: Path | None = Field(None, description="file holding that bearer token (a mounted Secret)")
     ignore: tuple[str, ...] = Field((), description="metric names not to check (families not deployed)")
-    max_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    max_bytes: int = Field(4 * 1024 * 1024, gt=0, description="largest query reply read, in bytes")
 
     @field_validator("query_url")
     @classmethod
@@ -568,9 +600,12 @@ class NoDataConfig(Schedule):
 class RateLimits(_Strict):
     """Per-dependency ceilings shared by every probe, so the exporter can never hammer production."""
 
-    postgres_per_second: float | None = Field(5.0, gt=0)
-    redis_per_second: float | None = Field(None, gt=0)
-    kubernetes_per_second: float | None = Field(20.0, gt=0)
+    postgres_per_second: float | None = Field(5.0, gt=0, description="Postgres connections per second at most (null: no limit)")
+    redis_per_second: float | None = Field(None, gt=0, description="Redis commands per second at most (null: no limit)")
+    kubernetes_per_second: float | None = Field(
+        20.0, gt=0,
+        description="Kubernetes API requests per second at most (null: no limit)",
+    )
 
 
 # The probe families, named as their config sections (exporter.probes.family_of maps a probe to one).
@@ -600,11 +635,11 @@ class ServerAuth(_Strict):
     Either a bearer token (`token` / `token_file`) or basic auth (`username` + `password` / `password_file`).
     """
 
-    token: SecretStr | None = None
-    token_file: Path | None = None
-    username: str | None = Field(None, min_length=1)
-    password: SecretStr | None = None
-    password_file: Path | None = None
+    token: SecretStr | None = Field(None, description="bearer token a scraper must send (prefer token_file)")
+    token_file: Path | None = Field(None, description="file holding that bearer token (a mounted Secret)")
+    username: str | None = Field(None, min_length=1, description="basic-auth user name")
+    password: SecretStr | None = Field(None, description="basic-auth password (prefer password_file)")
+    password_file: Path | None = Field(None, description="file holding the basic-auth password (a mounted Secret)")
 
     @model_validator(mode="after")
     def _one_scheme(self) -> ServerAuth:
@@ -623,19 +658,28 @@ class ServerAuth(_Strict):
 
 
 class ServerConfig(_Strict):
-    listen_address: str = "0.0.0.0"  # noqa: S104 - an exporter is scraped from other pods
-    port: int = Field(9817, ge=1, le=65535)
-    shutdown_timeout: float = Field(4.0, gt=0, le=30)
+    """The exporter's own HTTP server."""
+
+    listen_address: str = Field("0.0.0.0", description="address the HTTP server listens on")  # noqa: S104 - an exporter is scraped from other pods
+    port: int = Field(9817, ge=1, le=65535, description="port of /metrics, the status page, /healthz and /readyz")
+    shutdown_timeout: float = Field(4.0, gt=0, le=30, description="seconds in-flight requests get on shutdown")
     auth: ServerAuth | None = Field(None, description="require credentials on /metrics (default: open)")
 
 
 class LogConfig(_Strict):
-    format: Literal["json", "text"] = "json"
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Logging to stderr."""
+
+    format: Literal["json", "text"] = Field("json", description="log line format")
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="lowest level logged")
 
 
 class RunbookConfig(_Strict):
-    base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    """Where the runbook (chapters 16 and 17) is published, for alerts' runbook_url."""
+
+    base_url: str = Field(
+        DEFAULT_RUNBOOK_BASE_URL,
+        description="base URL of the runbook chapters; alerts' runbook_url is this plus the chapter file and anchor",
+    )
     chapter17_anchors: dict[str, str] = Field(
         default_factory=dict,
         description='anchor of a chapter 17 section when it is not the default slug, e.g. {"§25": "25-switch-db-host"}',
@@ -662,7 +706,10 @@ class RunbookConfig(_Strict):
 class GrafanaConfig(_Strict):
     """Where the obs box's Grafana serves the shipped dashboard: alerts' `dashboard_url` points there."""
 
-    base_url: str = DEFAULT_GRAFANA_BASE_URL
+    base_url: str = Field(
+        DEFAULT_GRAFANA_BASE_URL,
+        description="base URL of Grafana; alerts' dashboard_url opens the shipped dashboard there",
+    )
 
     @field_validator("base_url")
     @classmethod

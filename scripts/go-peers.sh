@@ -16,6 +16,7 @@ TARGETS=(
   "asynqpeer . ./cmd/asynqpeer"
   "asynqpeer-v025 . ./cmd/asynqpeer -modfile=go.asynq-v025.mod"
   "vmalert-tool vmalert-tool github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert-tool"
+  "pint pint github.com/cloudflare/pint/cmd/pint -ldflags=-X=main.version=v0.87.0"
 )
 
 mkdir -p "$BIN"

@@ -20,8 +20,9 @@ import yaml
 
 from exporter.catalog import CATALOG, LAYERS
 from exporter.config import DEFAULT_GRAFANA_BASE_URL, GrafanaConfig
-from exporter.drill.dashboard_check import DashboardCheck
+from exporter.drill.dashboard_check import EMPTY_DURING_FAILURE, DashboardCheck
 from exporter.drill.vm import VictoriaMetrics
+from exporter.probes.nodata import metric_names
 from exporter.render.dashboards import ANNOTATIONS, DASHBOARD_FILE
 from exporter.render.panels import (
     DASHBOARD_UID,
@@ -200,6 +201,55 @@ def test_annotations_and_the_node_variable() -> None:
                 assert re.search(rf'{name}\{{node=~"\$node"', target.expr), target.expr
 
 
+# --- every panel reads something that exists ------------------------------------------------------------------
+# Series that the exporter does not declare but that exist in production's TSDB: vmalert writes ALERTS, vmagent
+# writes `up` for each scrape target. Any other name a panel reads must be declared by a probe (rules/ has no
+# recording rules), or the panel can never show data.
+WRITTEN_BY_OTHERS = {"ALERTS": "vmalert", "up": "vmagent"}
+_LABEL_VALUES = re.compile(r"^label_values\(\s*(?P<expr>.+),\s*\w+\s*\)$")
+
+
+def _queries(node: Any, where: str) -> Iterator[tuple[str, str]]:
+    """(where, query) of every target, annotation and query variable of a dashboard's JSON."""
+    if isinstance(node, dict):
+        here = f"{where} {node['title']!r}" if isinstance(node.get("title"), str) else where
+        if isinstance(node.get("expr"), str):
+            yield here, node["expr"]
+        if node.get("type") == "query":
+            query = node.get("query")
+            text = query.get("query", "") if isinstance(query, dict) else query
+            if isinstance(text, str) and text:
+                match = _LABEL_VALUES.match(text)
+                yield f"variable {node.get('name')}", match.group("expr") if match else text
+        for value in node.values():
+            yield from _queries(value, here)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _queries(value, where)
+
+
+def unknown_metrics(board: dict[str, Any]) -> list[str]:
+    """Every (place, metric) a dashboard reads that no probe declares and no other component writes."""
+    known = set(declared_metrics()) | set(WRITTEN_BY_OTHERS)
+    return sorted(f"{where}: {name}" for where, expr in _queries(board, "dashboard")
+                  for name in metric_names(expr) if name not in known)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "dashboards").glob("*.json")), ids=lambda p: p.name)
+def test_every_panel_reads_metrics_that_exist(path: Path) -> None:
+    board = json.loads(path.read_text())
+    assert len(list(_queries(board, "dashboard"))) > 100
+    assert unknown_metrics(board) == []
+
+
+def test_a_panel_reading_an_unknown_metric_fails() -> None:
+    board = copy.deepcopy(BOARD)
+    row = next(p for p in board["panels"] if p.get("panels") or p.get("targets"))
+    target = (row.get("targets") or row["panels"][0]["targets"])[0]
+    target["expr"] = target["expr"] + " or honeydue_no_such_metric"
+    assert [line.endswith(": honeydue_no_such_metric") for line in unknown_metrics(board)] == [True]
+
+
 # --- pages open the panel -------------------------------------------------------------------------------------
 def test_every_alert_carries_a_dashboard_url_to_a_panel_that_shows_it() -> None:
     plan = build_plan()
@@ -277,6 +327,17 @@ def test_every_dashboard_query_parses_on_victoria_metrics(vm: VictoriaMetrics) -
     broken = DashboardCheck(vm.url)
     broken.queries = lambda: [("a broken query", "sum(")]  # type: ignore[method-assign]
     assert broken.failing_queries() != []
+
+
+def test_a_failure_modes_panels_with_no_series_are_reported(vm: VictoriaMetrics) -> None:
+    """On an empty TSDB every panel of the failure mode is empty, except the ones allowed with a reason."""
+    entry = next(e for e in CATALOG if e.id == "neon-postgres-outage")
+    plan = build_plan()
+    titles = {p.title for p in plan.panels() if p.entry is entry}
+    allowed = {title for fm, title in EMPTY_DURING_FAILURE if fm == entry.id}
+    assert allowed < titles
+    empty = DashboardCheck(vm.url).empty_panels({entry.id}, time.time())
+    assert {line.split("'")[1] for line in empty} == titles - allowed
 
 
 def test_now_row_reads_alerts_from_victoria_metrics(vm: VictoriaMetrics) -> None:

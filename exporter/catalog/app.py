@@ -206,8 +206,8 @@ ENTRIES = (
             Alert(
                 name="AsynqNoLiveWorker",
                 severity="critical",
-                expr='(sum by (instance) (asynq_tasks{state="pending"}) > 0) '
-                'and on(instance) (sum by (instance) (honeydue_asynq_servers_live{status="active"}) == 0)',
+                expr=f'(sum by ({BY}) (asynq_tasks{{state="pending"}}) > 0) '
+                f'and on ({BY}) (sum by ({BY}) (honeydue_asynq_servers_live{{status="active"}}) == 0)',
                 for_="2m",
                 summary="No Asynq worker server is alive while tasks are waiting.",
                 description="No worker server has sent a heartbeat for 2 minutes and {{ $value }} tasks are "

@@ -1,6 +1,6 @@
 """External service failures: Neon Postgres, Backblaze B2, Fastmail SMTP, Gitea, Cloudflare DNS."""
 
-from exporter.catalog.gates import grew, unless_cluster_dns
+from exporter.catalog.gates import BY, grew, unless_cluster_dns
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 RETRY = 'asynq_tasks{state="retry"}'
@@ -214,7 +214,7 @@ ENTRIES = (
             Alert(
                 name="PublicDnsResolutionDown",
                 severity="critical",
-                expr='max by (instance, domain) (honeydue_dns_up{role="public"}) == 0',
+                expr=f'max by ({BY}, domain) (honeydue_dns_up{{role="public"}}) == 0',
                 for_="5m",
                 summary="No configured resolver resolves a public name.",
                 description="{{ $labels.domain }} has not resolved through any configured resolver for 5 minutes "

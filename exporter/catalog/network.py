@@ -5,6 +5,7 @@ node answers (while other nodes reach theirs); kube-proxy broken on X = from X a
 does not answer while the remote pod IPs of the same backend do.
 """
 
+from exporter.catalog.gates import BY
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 ESSENTIAL = 'honeydue_tcp_up{role="essential"}'
@@ -67,8 +68,8 @@ ENTRIES = (
             Alert(
                 name="FlannelBrokenOnNode",
                 severity="critical",
-                expr='max by (node) (honeydue_tcp_up{role="pod",path="remote"}) == 0 '
-                'and on () (max(honeydue_tcp_up{role="pod",path="remote"}) == 1)',
+                expr=f'max by ({BY}, node) (honeydue_tcp_up{{role="pod",path="remote"}}) == 0 '
+                'and on (job) (max by (job) (honeydue_tcp_up{role="pod",path="remote"}) == 1)',
                 for_="3m",
                 summary="Pods on one node cannot reach pods on other nodes over the overlay network.",
                 description="From node {{ $labels.node }} no pod IP on another node has answered TCP connects "
@@ -98,8 +99,8 @@ ENTRIES = (
             Alert(
                 name="KubeProxyBrokenOnNode",
                 severity="critical",
-                expr='count by (node) (honeydue_tcp_up{role="service"} == 0 and on (node, backend) '
-                '(max by (node, backend) (honeydue_tcp_up{role="pod",path="remote"}) == 1)) > 0',
+                expr=f'count by ({BY}, node) (honeydue_tcp_up{{role="service"}} == 0 and on ({BY}, node, backend) '
+                f'(max by ({BY}, node, backend) (honeydue_tcp_up{{role="pod",path="remote"}}) == 1)) > 0',
                 for_="3m",
                 summary="Pods on one node cannot reach Service ClusterIPs while the pods behind them answer.",
                 description="From node {{ $labels.node }}, {{ $value }} Service ClusterIP(s) have refused or timed "

@@ -130,7 +130,7 @@ ENTRIES = (
             Alert(
                 name="KubePodsEvicted",
                 severity="warning",
-                expr="sum by (node) (honeydue_kube_evicted_pods) > 0",
+                expr=f"sum by ({BY}, node) (honeydue_kube_evicted_pods) > 0",
                 for_="5m",
                 summary="Pods were evicted from a node.",
                 description="{{ $value }} evicted pods remain on node {{ $labels.node }}, usually disk pressure. "

@@ -413,6 +413,7 @@ class Runner:
                 why = self.dashboard.shows_failure(name, self.healthy_at or at - 60, fired_at[name])
                 if why:
                     problems.append(why)
+            problems += self.dashboard.empty_panels({fm[name] for name in s.expected}, at)
             r.dashboard = problems
 
 

@@ -1,4 +1,4 @@
-"""Generate the committed rules/, dashboards/ and README tables from the catalog."""
+"""Generate the committed rules/, dashboards/, README tables and docs/configuration.md from the code."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from exporter.config import DEFAULT_GRAFANA_BASE_URL
+from exporter.render.configdoc import render_configuration
 from exporter.render.dashboards import render_dashboards
 from exporter.render.readme import render_readme
 from exporter.render.rules import render_rules
@@ -21,6 +22,7 @@ def render_all(
         files[root / "rules" / name] = text
     for name, text in render_dashboards(base_url, grafana_url).items():
         files[root / "dashboards" / name] = text
+    files[root / "docs" / "configuration.md"] = render_configuration()
     readme = root / "README.md"
     if readme.exists():
         files[readme] = render_readme(readme.read_text(encoding="utf-8"), base_url)

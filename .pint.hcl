@@ -1,0 +1,35 @@
+// pint (github.com/cloudflare/pint, pinned in tests/peers/pint) over the generated rules/.
+// tests/test_pint.py runs `pint --offline lint rules/` with this file from the repository root and fails
+// on any problem of any severity: the checks that query a live Prometheus are off (--offline), every
+// other built-in check is on. The standards tests/test_rules.py already checks (names, severity,
+// summary, templated description, runbook_url, for > 0) are not repeated here; the blocks below add
+// what pint checks and Python does not, and the places where a check is switched off say why.
+// The rules are generated: fix what pint reports in exporter/catalog and run `honeydue-exporter render`.
+
+parser {
+  // The rule files only: rules/tests and rules/incidents are unit tests and incidents, not rule files.
+  include = ["rules/[^/]+[.]rules[.]yml"]
+}
+
+// One exporter's view is (job, instance), the stable identity vmagent gives each scrape target
+// (deploy/vmagent; exporter/catalog/gates.py BY). An alert that aggregates them away merges the views of
+// different exporters (the main exporter with the netcheck pods, one node's netcheck with another's), and
+// its result no longer joins the gates, which match on (job, instance).
+rule {
+  match {
+    kind = "alerting"
+  }
+  aggregate ".+" {
+    keep     = ["job", "instance"]
+    severity = "bug"
+  }
+}
+
+// Watchdog is the dead man's switch: `vector(1)` is meant to fire all the time, and the receiver pages
+// when it stops arriving. alerts/comparison ("always firing alert") is exactly its purpose.
+rule {
+  match {
+    name = "Watchdog"
+  }
+  disable = ["alerts/comparison"]
+}
