@@ -285,13 +285,11 @@ class QueueReading:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-class AsynqProbe:
+class AsynqProbe(Probe):
     """Reads every queue, server and scheduler of Asynq in SMEMBERS + one pipeline."""
 
     def __init__(self, cfg: AsynqConfig, config: Config, deps: Dependencies, name: str = "asynq") -> None:
-        self.name = name
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__(name, cfg.interval, cfg.timeout)
         self._cfg = cfg
         self._deps = deps
         self._client = client(config.redis, cfg.timeout, cfg.db)

@@ -83,14 +83,12 @@ def series_query(names: list[str]) -> str:
     return f'count by (__name__) ({{__name__=~"{alternatives}"}})'
 
 
-class NoDataProbe:
+class NoDataProbe(Probe):
     """One instant query per run; every checked metric is exported as missing (1) or present (0)."""
 
     def __init__(self, cfg: NoDataConfig, names: list[str] | None = None) -> None:
         assert cfg.query_url is not None
-        self.name = "nodata"
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__("nodata", cfg.interval, cfg.timeout)
         self._url = cfg.query_url.rstrip("/") + "/api/v1/query"
         self._max_bytes = cfg.max_bytes
         self._token = cfg.bearer_token
@@ -127,9 +125,6 @@ class NoDataProbe:
         s.add(UP, 0)
         s.add(CHECKED, len(self.names))
         return s
-
-    async def close(self) -> None:
-        return None
 
 
 class QueryError(MalformedReply):
