@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import signal
@@ -67,8 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     from exporter.drill import command as drill_command
 
     drill_command.add_parser(sub)
-    catalog = sub.add_parser("catalog", help="print the failure-mode coverage table")
+    catalog = sub.add_parser("catalog", help="print the failure-mode coverage table, or one entry traced (--id)")
     catalog.add_argument("--format", choices=("text", "json"), default="text")
+    catalog.add_argument(
+        "--id", help="one failure mode: its probe modules, rules, unit tests, incidents, drill scenarios and panels"
+    )
+    catalog.add_argument("--root", default=".", help="with --id: the repository holding rules/ (default: .)")
     catalog.add_argument(
         "--base-url", help="runbook base URL (default: runbook.base_url from the config; checked like it)"
     )
@@ -146,42 +149,17 @@ def _render(args: argparse.Namespace, config: Config) -> int:
 
 
 def _catalog(args: argparse.Namespace, config: Config) -> int:
-    from exporter.catalog import CATALOG
+    from exporter import catalog_report
 
-    base = config.runbook.base_url
-    rows = [
-        {
-            "id": e.id,
-            "heading": e.heading,
-            "layer": e.layer,
-            "status": e.status,
-            "signals": list(e.signals),
-            "alerts": [f"{a.name} ({a.severity})" for a in e.alerts],
-            "runbook": e.runbook_url(base),
-            "chapter17": e.chapter17 or "",
-            "panels": [p.title for p in e.panels],
-            "planned": e.planned or "",
-            "blind_spot": e.blind_spot or "",
-        }
-        for e in CATALOG
-    ]
-    if args.format == "json":
-        print(json.dumps(rows, indent=2))
+    if not args.id:
+        catalog_report.print_table(config.runbook.base_url, args.format)
         return 0
-    for row in rows:
-        print(f"{row['id']}  [{row['layer']}] {row['status']}")
-        print(f"    heading:  {row['heading']}")
-        print(f"    signals:  {', '.join(row['signals']) or '-'}")
-        print(f"    alerts:   {', '.join(row['alerts']) or '-'}")
-        print(f"    panels:   {', '.join(row['panels']) or '-'}")
-        print(f"    runbook:  {row['runbook']}" + (f"  + chapter 17 {row['chapter17']}" if row["chapter17"] else ""))
-        if row["planned"]:
-            print(f"    planned:  {row['planned']}")
-        if row["blind_spot"]:
-            print(f"    blind spot: {row['blind_spot']}")
-    watched = sum(1 for r in rows if r["status"] != "planned" and r["status"] != "outside")
-    print(f"{len(rows)} failure modes; {watched} with shipped signals, "
-          f"{sum(len(e.alerts) for e in CATALOG)} alerts")
+    try:
+        trace = catalog_report.trace(args.id, Path(args.root), config.runbook.base_url)
+    except KeyError as exc:
+        print(f"honeydue-exporter: catalog: {exc.args[0]}", file=sys.stderr)
+        return EXIT_CONFIG
+    catalog_report.print_trace(trace, args.format)
     return 0
 
 

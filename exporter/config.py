@@ -92,6 +92,16 @@ def _unique(names: Iterable[str], what: str) -> None:
         raise ValueError(f"duplicate {what}: {', '.join(duplicates)}")
 
 
+class _Targets(_Strict):
+    """A section whose `targets` become probes: their names (probe names, label values) must be unique."""
+
+    @field_validator("targets", check_fields=False)
+    @classmethod
+    def _unique_names(cls, value: Any) -> Any:
+        _unique((t.name for t in value), "target names")
+        return value
+
+
 class Schedule(_Strict):
     """How often a probe runs and how long one run may take."""
 
@@ -247,15 +257,10 @@ class HttpTarget(Schedule):
         return value
 
 
-class HttpConfig(_Strict):
+class HttpConfig(_Targets):
     """HTTP(S) checks: the public site, origin, API (shallow and deep), B2, the registry, obs ingest."""
 
     targets: list[HttpTarget] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> HttpConfig:
-        _unique((t.name for t in self.targets), "target names")
-        return self
 
 
 class DnsResolver(_Strict):
@@ -349,15 +354,10 @@ class SmtpTarget(Schedule):
         return _check_label_name(value)
 
 
-class SmtpConfig(_Strict):
+class SmtpConfig(_Targets):
     """SMTP submission checks (Fastmail): greeting, EHLO, STARTTLS and its TLS handshake; no mail is sent."""
 
     targets: list[SmtpTarget] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> SmtpConfig:
-        _unique((t.name for t in self.targets), "target names")
-        return self
 
 
 class AsynqConfig(Schedule):
@@ -546,7 +546,7 @@ class TcpDiscovery(_Strict):
     port: int = Field(ge=1, le=65535, description="port connected to on each pod")
 
 
-class TcpConfig(Schedule):
+class TcpConfig(Schedule, _Targets):
     """TCP connect probes; `mode: netcheck` (or `run --mode netcheck`) runs only these, per node."""
 
     interval: float = Field(15.0, gt=0)
@@ -559,12 +559,6 @@ class TcpConfig(Schedule):
     discover: tuple[TcpDiscovery, ...] = Field(
         (), description="backends whose pod IPs are read from the Service's EndpointSlices (needs kubernetes)"
     )
-
-    @field_validator("targets")
-    @classmethod
-    def _unique_names(cls, value: tuple[TcpTarget, ...]) -> tuple[TcpTarget, ...]:
-        _unique((t.name for t in value), "target names")
-        return value
 
 
 class VmagentConfig(Schedule):

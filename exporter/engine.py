@@ -7,13 +7,13 @@ only reads the snapshots kept here. A probe that raises or overruns its timeout 
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from exporter import __version__
 from exporter.errors import classify
@@ -52,24 +52,28 @@ PROBE_SERIES_DROPPED = gauge(
 )
 
 
-class Probe(Protocol):
-    """What the engine needs from a probe. A probe never knows about HTTP or scheduling."""
+class Probe(abc.ABC):
+    """What every probe is to the engine: a name, an interval and a timeout, and how to collect.
 
-    name: str
-    interval: float
-    timeout: float
+    The one base of every probe family, so the schedule's attributes are set in one place and a probe
+    never knows about HTTP or scheduling.
+    """
 
+    def __init__(self, name: str, interval: float, timeout: float) -> None:
+        self.name = name
+        self.interval = interval
+        self.timeout = timeout
+
+    @abc.abstractmethod
     async def collect(self) -> Samples:
         """Gather and return this run's samples; raise if the dependency failed."""
-        ...
 
+    @abc.abstractmethod
     def failed(self, reason: str) -> Samples:
         """The samples to publish when a run failed: the probe's `up` series at 0."""
-        ...
 
-    async def close(self) -> None:
-        """Release connections on shutdown."""
-        ...
+    async def close(self) -> None:  # noqa: B027 - most probes hold nothing to release
+        """Release connections on shutdown (nothing, unless the probe holds some)."""
 
 
 @dataclass
@@ -95,12 +99,12 @@ class ProbeState:
 class Engine:
     """Runs probes concurrently and keeps the latest snapshot of each."""
 
-    def __init__(self, probes: list[Probe], clock: Callable[[], float] = time.time,
+    def __init__(self, probes: Sequence[Probe], clock: Callable[[], float] = time.time,
                  series_limits: Mapping[str, int] | None = None) -> None:
         names = [p.name for p in probes]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate probe names: {names}")
-        self.probes = probes
+        self.probes = tuple(probes)
         self.states = {p.name: ProbeState(p.name, p.interval) for p in probes}
         self.series_limits = dict(series_limits or {})  # probe name -> most series per run (absent: no limit)
         self.generation = 0

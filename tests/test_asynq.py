@@ -463,7 +463,7 @@ async def test_two_round_trips_per_cycle_whatever_the_queue_count(redis_server: 
 
 async def test_redis_down_is_a_value(redis_server: RedisServer) -> None:
     probe = make_probe(redis_server)
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     assert (await engine.run_once(probe)).snapshot.value("honeydue_asynq_up") == 1
     redis_server.stop()
     state_ = await engine.run_once(probe)

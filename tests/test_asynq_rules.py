@@ -63,7 +63,7 @@ async def _render(redis_server: RedisServer, pg_database: str, r: redis.Redis) -
     )
     probes = [AsynqProbe(config.asynq, config, Dependencies()),
               ResidenceCacheProbe(config.residence_cache, config, Dependencies())]
-    engine = Engine(probes)  # type: ignore[arg-type]
+    engine = Engine(probes)
     for probe in probes:
         assert (await engine.run_once(probe)).status == "ok"
     body = Exposition(engine).render()

@@ -139,7 +139,7 @@ async def test_pattern_matching_nothing_is_zero_not_an_error(
     db: Any, r: redis.Redis, probe: ResidenceCacheProbe
 ) -> None:
     r.set("something:else", "1")
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     state = await engine.run_once(probe)
     assert state.status == "ok"
     assert state.snapshot.value("honeydue_residence_ids_cache_up") == 1
@@ -183,7 +183,7 @@ async def test_database_down_is_a_value(db: Any, r: redis.Redis, redis_server: R
         residence_cache={"enabled": True, "interval": 2, "timeout": 1.5},
     )
     probe = ResidenceCacheProbe(config.residence_cache, config, Dependencies())
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     state = await engine.run_once(probe)
     assert state.status == "failing" and state.reason == "refused"
     assert state.snapshot.value("honeydue_residence_ids_cache_up") == 0

@@ -277,9 +277,9 @@ def test_good_urls_load(tmp_path: Path) -> None:
 # --- names that become label values must be unique ---------------------------------------------------
 DUPLICATES = {
     "http": ("http:\n  targets:\n  - {name: a, role: other, url: 'http://x/'}\n"
-             "  - {name: a, role: other, url: 'http://y/'}\n", "http: duplicate target names: a"),
+             "  - {name: a, role: other, url: 'http://y/'}\n", "http.targets: duplicate target names: a"),
     "smtp": ("smtp:\n  targets:\n  - {name: m, host: x}\n  - {name: m, host: y}\n  - {name: n, host: z}\n",
-             "smtp: duplicate target names: m"),
+             "smtp.targets: duplicate target names: m"),
     "tcp": ("tcp:\n  targets:\n  - {name: t, address: 'x:1'}\n  - {name: t, address: 'y:1'}\n",
             "tcp.targets: duplicate target names: t"),
     "dns": ("dns:\n  resolvers: {r: {address: 127.0.0.1}}\n  lookups:\n  - {name: a.example, resolvers: [r]}\n"

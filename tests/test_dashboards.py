@@ -22,7 +22,7 @@ from exporter.catalog import CATALOG, LAYERS
 from exporter.config import DEFAULT_GRAFANA_BASE_URL, GrafanaConfig
 from exporter.drill.dashboard_check import EMPTY_DURING_FAILURE, DashboardCheck
 from exporter.drill.vm import VictoriaMetrics
-from exporter.probes.nodata import metric_names
+from exporter.promql import comparisons, core, metric_names, shows, with_matcher
 from exporter.render.dashboards import ANNOTATIONS, DASHBOARD_FILE
 from exporter.render.panels import (
     DASHBOARD_UID,
@@ -32,7 +32,6 @@ from exporter.render.panels import (
     dashboard_url,
     now_panel_id,
 )
-from exporter.render.promql import comparisons, core, shows, with_matcher
 from exporter.samples import declared_metrics
 from tests.helpers.grafana_schema import dashboard_errors
 from tests.helpers.servers import require_binary

@@ -24,7 +24,7 @@ async def run(name: str, port: int, protocol: str = "udp", **kw: Any) -> ProbeSt
     lookup = DnsLookup(name=name, resolvers=["r"], **({"interval": 5, "timeout": 1.0} | kw))
     probe = DnsProbe(lookup, "r", DnsResolver(address="127.0.0.1", port=port, protocol=protocol),  # type: ignore[arg-type]
                      Dependencies())
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     state = await engine.run_once(probe)
     await engine.stop()
     return state

@@ -7,18 +7,18 @@ import logging
 
 import pytest
 
-from exporter.engine import Engine
+from exporter.engine import Engine, Probe
 from exporter.samples import Samples, gauge
 
 UP = gauge("honeydue_test_target_up", "Test target up.", "target")
 DETAIL = gauge("honeydue_test_target_detail", "Test target detail.", "target")
 
 
-class ScriptedProbe:
+class ScriptedProbe(Probe):
     """A probe whose next outcome the test sets: a value, an exception, or a hang."""
 
     def __init__(self, name: str, timeout: float = 0.3) -> None:
-        self.name, self.interval, self.timeout = name, 1.0, timeout
+        super().__init__(name, 1.0, timeout)
         self.outcome: float | BaseException | None = 1.0
 
     async def collect(self) -> Samples:
@@ -36,9 +36,6 @@ class ScriptedProbe:
         s.add(UP, 0, target=self.name)
         return s
 
-    async def close(self) -> None:
-        return None
-
 
 def values(engine: Engine, name: str) -> dict[str, float]:
     found = {}
@@ -52,7 +49,7 @@ def values(engine: Engine, name: str) -> dict[str, float]:
 
 async def test_failure_replaces_the_whole_snapshot_and_spares_others() -> None:
     a, b = ScriptedProbe("a"), ScriptedProbe("b")
-    engine = Engine([a, b])  # type: ignore[list-item]
+    engine = Engine([a, b])
     a.outcome, b.outcome = 7.0, 9.0
     await engine.run_once(a)
     await engine.run_once(b)
@@ -68,7 +65,7 @@ async def test_failure_replaces_the_whole_snapshot_and_spares_others() -> None:
 async def test_hung_probe_ends_at_its_timeout() -> None:
     probe = ScriptedProbe("hang", timeout=0.2)
     probe.outcome = None
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     state = await engine.run_once(probe)
     assert state.status == "failing" and state.reason == "timeout"
     assert 0.2 <= state.duration < 0.5
@@ -77,7 +74,7 @@ async def test_hung_probe_ends_at_its_timeout() -> None:
 
 async def test_counts_failures_by_reason_and_keeps_last_success() -> None:
     probe = ScriptedProbe("p")
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     await engine.run_once(probe)
     ok_at = engine.states["p"].last_success
     assert ok_at > 0
@@ -92,7 +89,7 @@ async def test_counts_failures_by_reason_and_keeps_last_success() -> None:
 
 async def test_logs_once_per_state_change(caplog: pytest.LogCaptureFixture) -> None:
     probe = ScriptedProbe("p")
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     with caplog.at_level(logging.INFO, logger="exporter.engine"):
         for outcome in (1.0, 1.0, ConnectionRefusedError(111, "x"), ConnectionRefusedError(111, "x"),
                         TimeoutError(), 1.0, 1.0):
@@ -104,7 +101,7 @@ async def test_logs_once_per_state_change(caplog: pytest.LogCaptureFixture) -> N
 
 async def test_generation_moves_only_when_a_probe_publishes() -> None:
     probe = ScriptedProbe("p")
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     before = engine.generation
     await engine.run_once(probe)
     assert engine.generation == before + 1
@@ -113,7 +110,7 @@ async def test_generation_moves_only_when_a_probe_publishes() -> None:
 async def test_ready_after_every_probe_ran_once() -> None:
     a, b = ScriptedProbe("a"), ScriptedProbe("b", timeout=0.3)
     b.outcome = None  # hangs until its timeout; still counts as a finished first run
-    engine = Engine([a, b])  # type: ignore[list-item]
+    engine = Engine([a, b])
     engine.start()
     assert not engine.ready
     assert await engine.wait_first_cycle(timeout=2)

@@ -25,7 +25,7 @@ def target(url: str, **kw: Any) -> HttpTarget:
 
 async def run(cfg: HttpTarget) -> ProbeState:
     probe = HttpProbe(cfg, Dependencies())
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     state = await engine.run_once(probe)
     await engine.stop()
     return state
@@ -62,7 +62,7 @@ async def test_ok_through_tls_reports_every_phase_and_colo(cert: SelfSigned) -> 
 async def test_each_run_opens_a_new_connection() -> None:
     async with http_target() as server:
         probe = HttpProbe(target(server.url("/ok")), Dependencies())
-        engine = Engine([probe])  # type: ignore[list-item]
+        engine = Engine([probe])
         first = await engine.run_once(probe)
         second = await engine.run_once(probe)
     # connect is measured on both runs: the second one did not ride on a kept-alive connection

@@ -26,7 +26,7 @@ def basic(user: str, password: str) -> str:
 
 
 async def client(auth: ServerAuth) -> TestClient:  # type: ignore[type-arg]
-    engine = Engine([ScriptedProbe("redis")])  # type: ignore[list-item]
+    engine = Engine([ScriptedProbe("redis")])
     c = TestClient(TestServer(make_app(engine, "https://runbooks.example.org", auth)))
     await c.start_server()
     return c
@@ -68,7 +68,7 @@ async def test_basic_auth() -> None:
 
 
 async def test_no_auth_configured_keeps_metrics_open() -> None:
-    engine = Engine([ScriptedProbe("redis")])  # type: ignore[list-item]
+    engine = Engine([ScriptedProbe("redis")])
     c = TestClient(TestServer(make_app(engine, "https://runbooks.example.org")))
     await c.start_server()
     try:

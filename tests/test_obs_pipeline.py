@@ -20,8 +20,9 @@ from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes import build_probes
 from exporter.probes.deps import Dependencies
-from exporter.probes.nodata import NoDataProbe, catalog_metrics, metric_names
+from exporter.probes.nodata import NoDataProbe, catalog_metrics
 from exporter.probes.vmagent import VmagentProbe, summarize
+from exporter.promql import metric_names
 from tests.helpers.exporter import ExporterProcess, value
 from tests.helpers.servers import free_port
 

@@ -22,7 +22,7 @@ def endpoint(port: int, dbname: str, **kw: object) -> PostgresEndpoint:
 async def test_both_endpoints_up(pgbouncer: PgBouncer, pg_database: str) -> None:
     probes = [PostgresProbe("pooler", endpoint(pgbouncer.port, pg_database), Dependencies()),
               PostgresProbe("direct", endpoint(5432, pg_database), Dependencies())]
-    engine = Engine(probes)  # type: ignore[arg-type]
+    engine = Engine(probes)
     for probe in probes:
         state = await engine.run_once(probe)
         assert state.status == "ok", state.detail
@@ -35,7 +35,7 @@ async def test_both_endpoints_up(pgbouncer: PgBouncer, pg_database: str) -> None
 async def test_pooler_stopped_turns_only_pooler_down(pgbouncer: PgBouncer, pg_database: str) -> None:
     pooler = PostgresProbe("pooler", endpoint(pgbouncer.port, pg_database), Dependencies())
     direct = PostgresProbe("direct", endpoint(5432, pg_database), Dependencies())
-    engine = Engine([pooler, direct])  # type: ignore[list-item]
+    engine = Engine([pooler, direct])
     assert (await engine.run_once(pooler)).status == "ok"
     pgbouncer.stop()
     state = await engine.run_once(pooler)
@@ -53,7 +53,7 @@ async def test_pooler_stopped_turns_only_pooler_down(pgbouncer: PgBouncer, pg_da
 async def test_silent_endpoint_ends_at_timeout(pg_database: str) -> None:
     with silent_port() as silent:
         probe = PostgresProbe("pooler", endpoint(silent.port, pg_database), Dependencies())
-        engine = Engine([probe])  # type: ignore[list-item]
+        engine = Engine([probe])
         started = time.monotonic()
         state = await engine.run_once(probe)
         elapsed = time.monotonic() - started
@@ -64,7 +64,7 @@ async def test_silent_endpoint_ends_at_timeout(pg_database: str) -> None:
 
 async def test_reused_connection_survives_runs(pg_database: str) -> None:
     probe = PostgresProbe("direct", endpoint(5432, pg_database, reuse_connection=True), Dependencies())
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     await engine.run_once(probe)
     first = probe._conn
     state = await engine.run_once(probe)
@@ -78,7 +78,7 @@ async def test_throttle_limits_queries_across_probes(pg_database: str) -> None:
     config = Config(rate_limits={"postgres_per_second": 2})  # type: ignore[arg-type]
     deps = Dependencies.from_config(config)
     probes = [PostgresProbe(f"e{i}", endpoint(5432, pg_database), deps) for i in range(4)]
-    engine = Engine(probes)  # type: ignore[arg-type]
+    engine = Engine(probes)
     started = time.monotonic()
     await asyncio.gather(*(engine.run_once(p) for p in probes))
     # 4 queries at 2 per second: the last two wait for the next one-second window.

@@ -15,7 +15,7 @@ import yaml
 from exporter import probes
 from exporter.config import Config, load_config
 from exporter.drill.asynqpeer import AsynqPeer
-from exporter.engine import Engine
+from exporter.engine import Engine, Probe
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, gauge
 from tests.helpers.exporter import ExporterProcess, value
@@ -61,9 +61,9 @@ def test_limit_trims_the_largest_families_and_keeps_small_ones_whole() -> None:
     assert shaped(10).limit(1000) == 0
 
 
-class ShapedProbe:
+class ShapedProbe(Probe):
     def __init__(self, items: int) -> None:
-        self.name, self.interval, self.timeout = "kubernetes_pods_honeydue", 1.0, 1.0
+        super().__init__("kubernetes_pods_honeydue", 1.0, 1.0)
         self.items = items
 
     async def collect(self) -> Samples:
@@ -72,13 +72,10 @@ class ShapedProbe:
     def failed(self, reason: str) -> Samples:
         return Samples.of(UP, 0)
 
-    async def close(self) -> None:
-        return None
-
 
 async def test_engine_exports_the_drop_and_logs_once_per_transition(caplog: pytest.LogCaptureFixture) -> None:
     probe = ShapedProbe(2000)
-    engine = Engine([probe], series_limits={probe.name: 500})  # type: ignore[list-item]
+    engine = Engine([probe], series_limits={probe.name: 500})
     caplog.set_level(logging.INFO, logger="exporter.engine")
 
     def own(name: str) -> float | None:

@@ -26,7 +26,7 @@ async def client_for(engine: Engine) -> TestClient:  # type: ignore[type-arg]
 
 async def test_metrics_formats_and_cache() -> None:
     probe = ScriptedProbe("redis")
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     client = await client_for(engine)
     try:
         assert (await client.get("/readyz")).status == 503
@@ -55,7 +55,7 @@ async def test_metrics_formats_and_cache() -> None:
 async def test_landing_page_lists_probes_and_runbooks() -> None:
     probe = ScriptedProbe("postgres_pooler")
     probe.outcome = ConnectionRefusedError(111, "refused")
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     await engine.run_once(probe)
     client = await client_for(engine)
     try:

@@ -19,7 +19,7 @@ from tests.helpers.servers import silent_port
 async def run(port: int, **kw: Any) -> ProbeState:
     cfg = SmtpTarget(**({"name": "fastmail", "host": "127.0.0.1", "port": port, "interval": 5, "timeout": 1.5} | kw))
     probe = SmtpProbe(cfg, Dependencies())
-    engine = Engine([probe])  # type: ignore[list-item]
+    engine = Engine([probe])
     state = await engine.run_once(probe)
     await engine.stop()
     return state

@@ -46,7 +46,7 @@ ENTRIES = (
         signals=("honeydue_kube_control_plane_nodes_ready", "honeydue_kube_etcd_quorum",
                  "honeydue_kube_apiserver_etcd_ready", "honeydue_kube_apiserver_readyz_up", "honeydue_kube_api_up",
                  "honeydue_kube_resource_up", "honeydue_kube_resource_error_info"),
-        probes=("kubernetes_nodes", "kubernetes_etcd", "kubernetes_api"),
+        probes=("kubernetes_nodes", "kubernetes_api"),  # the etcd evidence is the node probe's (readyz/etcd)
         alerts=(
             Alert(
                 name="KubeEtcdQuorumLost",

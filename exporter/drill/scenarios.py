@@ -36,6 +36,7 @@ class Scenario:
     resources: frozenset[str] = frozenset()  # "*" = runs alone
     note: str = ""
     delay: float = 0.0  # seconds before the failure can be seen by design (heartbeat TTL, outage length)
+    failure_mode: str = field(kw_only=True)  # the catalog entry (exporter.catalog) this scenario drills
 
 
 @dataclass
@@ -179,49 +180,62 @@ def _http(name: str, mode: str) -> Step:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("pooler-down", "Neon pooler down, direct endpoint up (pgbouncer stopped)",
              ("NeonPoolerDownDirectUp",), lambda p: p.pooler.stop(), lambda p: p.pooler.start(),
-             resources=frozenset({"postgres"})),
+             resources=frozenset({"postgres"}),
+             failure_mode="neon-pooler-down-direct-up"),
     Scenario("postgres-down", "Postgres fully down (pooler and direct both stopped)",
              ("NeonPostgresDown",), _both_down, _both_up,
              tolerated=("NeonPoolerDownDirectUp", "NeonDirectEndpointDown"),
-             resources=frozenset({"postgres", "postgres-direct"})),
+             resources=frozenset({"postgres", "postgres-direct"}),
+             failure_mode="neon-postgres-outage"),
     Scenario("worker-dead", "Asynq worker dead, backlog growing",
              ("AsynqNoLiveWorker", "AsynqBacklogGrowingNothingProcessed"), _worker_dead, _worker_back,
              tolerated=("AsynqQueueNotServed",), resources=frozenset({"asynq", "redis-memory"}), delay=10.0,
-             note="the real worker SIGKILLed: it is only seen dead when its heartbeat expires (Asynq: 10 s)"),
+             note="the real worker SIGKILLed: it is only seen dead when its heartbeat expires (Asynq: 10 s)",
+             failure_mode="worker-stops-processing"),
     Scenario("cron-stopped", "A cron entry stops enqueuing (its unique task keeps failing)", ("AsynqCronEntryStopped",),
              _cron_stops, _cron_back, resources=frozenset({"asynq-cron"}),
              note="the real scheduler refuses duplicates; then its history is aged 400 s: the rule's fixed "
-                  "300 s grace cannot pass inside a drill"),
+                  "300 s grace cannot pass inside a drill",
+             failure_mode="worker-stops-processing"),
     Scenario("redis-noeviction", "Redis switched to noeviction near maxmemory",
              ("RedisNearLimitWithoutEviction", "RedisMaxmemoryPolicyNotAllkeysLru"), _noeviction, _eviction_back,
              tolerated=("RedisMemoryNearLimit", "RedisRejectingWritesOOM"),
-             resources=frozenset({"redis-memory"})),
+             resources=frozenset({"redis-memory"}),
+             failure_mode="redis-at-maxmemory"),
     Scenario("redis-restarted-empty", "Redis restarted empty", ("RedisRestartedEmpty",), _restart_redis,
              lambda p: p.seed_cache(), tolerated=("RedisDown",),
              resources=frozenset({"redis", "redis-memory", "asynq", "asynq-cron", "cache"}),
-             note="resolves when exporter's restart_hold (20 s in the drill) has passed"),
+             note="resolves when exporter's restart_hold (20 s in the drill) has passed",
+             failure_mode="redis-pod-dies"),
     Scenario("residence-cache-stale", "Stale residence-IDs cache entry", ("ResidenceIdsCacheStale",),
-             _stale_entry, _invalidate, resources=frozenset({"cache", "postgres-direct"})),
+             _stale_entry, _invalidate, resources=frozenset({"cache", "postgres-direct"}),
+             failure_mode="stale-residence-ids-cache"),
     Scenario("smtp-down", "Fastmail SMTP down", ("FastmailSmtpUnreachable",), lambda p: p.smtp.stop(),
-             lambda p: p.smtp.start(), resources=frozenset({"smtp"})),
+             lambda p: p.smtp.start(), resources=frozenset({"smtp"}),
+             failure_mode="fastmail-smtp-unreachable"),
     Scenario("b2-down", "Backblaze B2 down", ("BackblazeB2Unreachable",), _http("b2", "error"), _http("b2", "ok"),
-             resources=frozenset({"b2"})),
+             resources=frozenset({"b2"}),
+             failure_mode="b2-outage"),
     Scenario("api-deadlock", "api deep request hangs, shallow health passes",
              ("ApiDeepRequestFailingShallowHealthy",), _http("api_deep", "hang"), _http("api_deep", "ok"),
-             resources=frozenset({"api", "postgres"})),  # the rule is quiet while the pooler is down
+             resources=frozenset({"api", "postgres"}),
+             failure_mode="api-deadlocks"),  # the rule is quiet while the pooler is down
     Scenario("cloudflare-down", "Cloudflare path down, origin up",
              ("CloudflareDownOriginUp", "CloudflareEdgeFailingOriginUp"), _http("public", "error"),
-             _http("public", "ok"), resources=frozenset({"cf"})),
+             _http("public", "ok"), resources=frozenset({"cf"}),
+             failure_mode="cf-global-outage"),
     Scenario("kube-node-api-crashloop", "Kubernetes: a node NotReady and every api pod crash-looping",
              ("KubeNodeNotReady", "ApiAllReplicasCrashLooping", "KubePodCrashLooping"),
              lambda p: p.kube.mutate(_kube_broken), _kube_healthy,
              tolerated=("WorkloadPodNotReadyOnNode", "KubeApiserverEtcdCheckFailing", "KubeDeploymentReplicasMismatch"),
-             resources=frozenset({"kube"})),
+             resources=frozenset({"kube"}),
+             failure_mode="api-pod-panics"),
     Scenario("obs-unreachable", "victoria-metrics (obs box) unreachable for vmagent for 20 s",
              ("VmagentRemoteWriteErrors",), _vm_outage, _nothing,
              tolerated=("HoneydueExporterSeriesAbsent", WATCHDOG),
              resources=frozenset({"*"}),
-             note="alerts are evaluated from VM: timed from VM's return, when vmagent replays its buffer"),
+             note="alerts are evaluated from VM: timed from VM's return, when vmagent replays its buffer",
+             failure_mode="vmagent-cant-reach-obs"),
 )
 
 

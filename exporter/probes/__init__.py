@@ -42,8 +42,13 @@ _MODULES: dict[str, tuple[str, Callable[[Config], bool]]] = {
 NETCHECK_FAMILIES = ("tcp",)
 
 
+def module_name(family: str) -> str:
+    """The module of a family, without importing it (`residence_cache` -> cache)."""
+    return _MODULES[family][0]
+
+
 def module(family: str) -> ModuleType:
-    return import_module(f"exporter.probes.{_MODULES[family][0]}")
+    return import_module(f"exporter.probes.{module_name(family)}")
 
 
 def all_modules() -> tuple[ModuleType, ...]:

@@ -285,13 +285,11 @@ class QueueReading:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-class AsynqProbe:
+class AsynqProbe(Probe):
     """Reads every queue, server and scheduler of Asynq in SMEMBERS + one pipeline."""
 
     def __init__(self, cfg: AsynqConfig, config: Config, deps: Dependencies, name: str = "asynq") -> None:
-        self.name = name
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__(name, cfg.interval, cfg.timeout)
         self._cfg = cfg
         self._deps = deps
         self._client = client(config.redis, cfg.timeout, cfg.db)
@@ -425,11 +423,16 @@ def _add_queue(s: Samples, r: QueueReading) -> None:
         s.add(STUCK, r.no_lease, queue=q, reason="no_lease")
 
 
+def _registry_read(s: Samples, reply: Any, registry: str) -> bool:
+    """Publish whether a registry's script read succeeded; False when Redis answered with an error."""
+    ok = not isinstance(reply, ResponseError)
+    s.add(REGISTRY_READ_OK, 1 if ok else 0, registry=registry)
+    return ok
+
+
 def _add_servers(s: Samples, reply: Any) -> None:
-    if isinstance(reply, ResponseError):
-        s.add(REGISTRY_READ_OK, 0, registry="servers")
+    if not _registry_read(s, reply, "servers"):
         return
-    s.add(REGISTRY_READ_OK, 1, registry="servers")
     s.add(SERVERS_REGISTERED, float(reply[0]))
     statuses = dict.fromkeys(SERVER_STATUSES, 0)
     undecodable = 0
@@ -454,10 +457,8 @@ def _add_servers(s: Samples, reply: Any) -> None:
 
 
 def _add_schedulers(s: Samples, reply: Any) -> None:
-    if isinstance(reply, ResponseError):
-        s.add(REGISTRY_READ_OK, 0, registry="schedulers")
+    if not _registry_read(s, reply, "schedulers"):
         return
-    s.add(REGISTRY_READ_OK, 1, registry="schedulers")
     s.add(SCHEDULERS_REGISTERED, float(reply[0]))
     s.add(SCHEDULERS_LIVE, float(reply[1]))
     last: dict[tuple[str, str], float] = {}

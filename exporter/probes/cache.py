@@ -86,14 +86,12 @@ def decode(raw: Any, encoding: str) -> frozenset[int]:
     return frozenset(int(part) for part in text.split(",") if part.strip())
 
 
-class ResidenceCacheProbe:
+class ResidenceCacheProbe(Probe):
     """Samples the cache, loads the truth in one query, counts stale entries."""
 
     def __init__(self, cfg: ResidenceCacheConfig, config: Config, deps: Dependencies,
                  name: str = "residence_cache") -> None:
-        self.name = name
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__(name, cfg.interval, cfg.timeout)
         self._cfg = cfg
         self._db: PostgresEndpoint = getattr(config.postgres, cfg.database)
         self._deps = deps

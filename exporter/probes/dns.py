@@ -61,13 +61,11 @@ _RCODE_RESULT = {
 }
 
 
-class DnsProbe:
+class DnsProbe(Probe):
     """One (name, resolver) pair."""
 
     def __init__(self, lookup: DnsLookup, resolver_name: str, resolver: DnsResolver, deps: Dependencies) -> None:
-        self.name = f"dns_{resolver_name}_{lookup.name}_{lookup.record_type.lower()}"
-        self.interval = lookup.interval
-        self.timeout = lookup.timeout
+        super().__init__(f"dns_{resolver_name}_{lookup.name}_{lookup.record_type.lower()}", lookup.interval, lookup.timeout)
         self._lookup = lookup
         self._resolver = resolver
         self._deps = deps
@@ -130,9 +128,6 @@ class DnsProbe:
 
     def failed(self, reason: str) -> Samples:
         return self._result("timeout" if reason == "timeout" else "error")
-
-    async def close(self) -> None:
-        """Nothing is kept open between runs."""
 
 
 def build(config: Config, deps: Dependencies) -> list[Probe]:

@@ -141,13 +141,11 @@ class _Timings:
         }
 
 
-class HttpProbe:
+class HttpProbe(Probe):
     """One HTTP(S) target."""
 
     def __init__(self, cfg: HttpTarget, deps: Dependencies) -> None:
-        self.name = f"http_{cfg.name}"
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__(f"http_{cfg.name}", cfg.interval, cfg.timeout)
         self._cfg = cfg
         self._deps = deps
         self._labels = {"target": cfg.name, "role": cfg.role}
@@ -202,9 +200,6 @@ class HttpProbe:
         s.add(UP, 0, **self._labels)
         s.add(STATUS_CODE, 0, **self._labels)
         return s
-
-    async def close(self) -> None:
-        """Nothing is kept open between runs."""
 
 
 def build(config: Config, deps: Dependencies) -> list[Probe]:

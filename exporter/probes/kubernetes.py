@@ -311,15 +311,13 @@ class KubeClient:
 
 
 # --- probes ----------------------------------------------------------------------------------
-class _KubeProbe:
+class _KubeProbe(Probe):
     """Common shape: remember which request failed so `failed()` names the resource and reason."""
 
     resources: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, name: str, kube: KubeClient) -> None:
-        self.name = name
-        self.interval = kube.cfg.interval
-        self.timeout = kube.cfg.timeout
+        super().__init__(name, kube.cfg.interval, kube.cfg.timeout)
         self.kube = kube
         self._error: KubeRequestError | None = None
 
@@ -596,16 +594,14 @@ def off_reason(cfg: KubernetesConfig) -> str:
     return "source: off" if cfg.source == "off" else "not running in a pod and no kubeconfig found"
 
 
-class DisabledProbe:
+class DisabledProbe(Probe):
     """No credentials anywhere: publish that fact (no I/O) instead of failing every run.
 
     `off` says why, so the status page shows the probe as off rather than ok (exporter.status.off_reason).
     """
 
     def __init__(self, cfg: KubernetesConfig) -> None:
-        self.name = "kubernetes_api"
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__("kubernetes_api", cfg.interval, cfg.timeout)
         self.off = off_reason(cfg)
 
     async def collect(self) -> Samples:

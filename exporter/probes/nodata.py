@@ -19,6 +19,7 @@ from exporter.engine import Probe
 from exporter.errors import MalformedReply
 from exporter.probes.deps import Dependencies
 from exporter.probes.vmagent import read_bounded
+from exporter.promql import metric_names
 from exporter.samples import Samples, gauge
 
 UP = gauge("honeydue_nodata_query_up", "Whether the obs TSDB answered the no-data query (1) or not (0).")
@@ -39,33 +40,6 @@ SPARSE = frozenset({
     "ALERTS_FOR_STATE",
 })
 
-_KEYWORDS = frozenset({
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-    "offset", "atmodifier", "inf", "nan",
-})
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_BRACES = re.compile(r"\{[^{}]*\}")
-_BRACKETS = re.compile(r"\[[^\[\]]*\]")
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
-_IDENT = re.compile(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?")
-_NAME_MATCHER = re.compile(r"__name__\s*=\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"")
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names a PromQL expression selects (function names, keywords and label names excluded)."""
-    names = set(_NAME_MATCHER.findall(expr))
-    text = _STRING.sub('""', expr)
-    text = _BRACES.sub(" ", text)
-    text = _BRACKETS.sub(" ", text)
-    text = _GROUPING.sub(" ", text)
-    for match in _IDENT.finditer(text):
-        word, call = match.group(1), match.group(2)
-        if call or word.lower() in _KEYWORDS or re.fullmatch(r"\d.*", word):
-            continue
-        names.add(word)
-    return names
-
-
 def catalog_metrics() -> list[str]:
     """Every metric name used by an alert or a panel of the catalog, sorted."""
     names: set[str] = set()
@@ -83,14 +57,12 @@ def series_query(names: list[str]) -> str:
     return f'count by (__name__) ({{__name__=~"{alternatives}"}})'
 
 
-class NoDataProbe:
+class NoDataProbe(Probe):
     """One instant query per run; every checked metric is exported as missing (1) or present (0)."""
 
     def __init__(self, cfg: NoDataConfig, names: list[str] | None = None) -> None:
         assert cfg.query_url is not None
-        self.name = "nodata"
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__("nodata", cfg.interval, cfg.timeout)
         self._url = cfg.query_url.rstrip("/") + "/api/v1/query"
         self._max_bytes = cfg.max_bytes
         self._token = cfg.bearer_token
@@ -127,9 +99,6 @@ class NoDataProbe:
         s.add(UP, 0)
         s.add(CHECKED, len(self.names))
         return s
-
-    async def close(self) -> None:
-        return None
 
 
 class QueryError(MalformedReply):

@@ -24,14 +24,12 @@ CONNECT_SECONDS = gauge(
 QUERY_SECONDS = gauge("honeydue_postgres_query_duration_seconds", "Seconds for the SELECT 1 round trip.", "endpoint")
 
 
-class PostgresProbe:
+class PostgresProbe(Probe):
     """Connect + SELECT 1 against one endpoint."""
 
     def __init__(self, endpoint: str, cfg: PostgresEndpoint, deps: Dependencies) -> None:
-        self.name = f"postgres_{endpoint}"
+        super().__init__(f"postgres_{endpoint}", cfg.interval, cfg.timeout)
         self.endpoint = endpoint
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
         self._cfg = cfg
         self._deps = deps
         self._conn: psycopg.AsyncConnection[tuple[int]] | None = None

@@ -38,13 +38,11 @@ RESTARTED_EMPTY = gauge(
 ASYNQ_REGISTRY_KEY = "asynq:queues"
 
 
-class RedisProbe:
+class RedisProbe(Probe):
     """Reads INFO and Asynq's queue registry in one pipelined round trip."""
 
     def __init__(self, cfg: RedisConfig, deps: Dependencies, name: str = "redis") -> None:
-        self.name = name
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__(name, cfg.interval, cfg.timeout)
         self._cfg = cfg
         self._deps = deps
         self._client = redis_conn.client(cfg, cfg.timeout)

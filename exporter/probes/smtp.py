@@ -66,13 +66,11 @@ async def _connect(host: str, port: int) -> socket.socket:
     raise last
 
 
-class SmtpProbe:
+class SmtpProbe(Probe):
     """One SMTP server."""
 
     def __init__(self, cfg: SmtpTarget, deps: Dependencies) -> None:
-        self.name = f"smtp_{cfg.name}"
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__(f"smtp_{cfg.name}", cfg.interval, cfg.timeout)
         self._cfg = cfg
         self._deps = deps
 
@@ -153,9 +151,6 @@ class SmtpProbe:
         s.add(UP, 0, target=self._cfg.name)
         s.add(BANNER_CODE, 0, target=self._cfg.name)
         return s
-
-    async def close(self) -> None:
-        """Nothing is kept open between runs."""
 
 
 def build(config: Config, deps: Dependencies) -> list[Probe]:

@@ -48,13 +48,11 @@ def path_of(target: TcpTarget, node: str) -> str:
     return "local" if target.node == node else "remote"
 
 
-class TcpProbe:
+class TcpProbe(Probe):
     """Connect to one host:port within the probe timeout; raise when it does not complete."""
 
     def __init__(self, target: TcpTarget, cfg: TcpConfig, deps: Dependencies) -> None:
-        self.name = f"tcp_{target.name}"
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__(f"tcp_{target.name}", cfg.interval, cfg.timeout)
         self._host, self._port = split_address(target.address)
         self._deps = deps
         self.labels = {
@@ -84,18 +82,13 @@ class TcpProbe:
         s.add(FAILURE, 1, **self.labels, reason=reason)
         return s
 
-    async def close(self) -> None:
-        return None
 
-
-class PodPathsProbe:
+class PodPathsProbe(Probe):
     """Connect to every ready pod of a Service, found in its EndpointSlices this run."""
 
     def __init__(self, spec: TcpDiscovery, cfg: TcpConfig, kube: kubernetes.KubeClient | None,
                  deps: Dependencies) -> None:
-        self.name = f"netcheck_pods_{spec.backend.replace('-', '_')}"
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__(f"netcheck_pods_{spec.backend.replace('-', '_')}", cfg.interval, cfg.timeout)
         self._spec, self._node, self._kube, self._deps = spec, cfg.node_name, kube, deps
 
     async def endpoints(self) -> dict[str, list[str]]:

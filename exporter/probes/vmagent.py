@@ -122,14 +122,12 @@ def _summarize(text: str) -> Samples:
     return s
 
 
-class VmagentProbe:
+class VmagentProbe(Probe):
     """GET vmagent's /metrics (fresh connection, bounded body) and export its remote-write health."""
 
     def __init__(self, cfg: VmagentConfig) -> None:
         assert cfg.url is not None
-        self.name = "vmagent"
-        self.interval = cfg.interval
-        self.timeout = cfg.timeout
+        super().__init__("vmagent", cfg.interval, cfg.timeout)
         self._url = cfg.url
         self._max_bytes = cfg.max_bytes
 
@@ -145,9 +143,6 @@ class VmagentProbe:
 
     def failed(self, reason: str) -> Samples:
         return Samples.of(UP, 0)
-
-    async def close(self) -> None:
-        return None
 
 
 def build(config: Config, deps: Dependencies) -> list[Probe]:

@@ -6,7 +6,7 @@ the very queries the dashboard ships.
 
 Everything is derived from the catalog:
 - an alert's threshold is its first top-level comparison that a panel of the catalog shows
-  (exporter/render/promql.py); the panel draws it (a dashed line, or the state's colour for a 0/1
+  (exporter/promql.py); the panel draws it (a dashed line, or the state's colour for a 0/1
   signal) and is the alert's `dashboard_url`. An alert no panel shows gets a panel of its own with
   what it compares; one without a comparison (absence, Watchdog) opens its failure mode's first
   panel, else its layer's line in the "Now" row.
@@ -27,8 +27,16 @@ from typing import Literal
 import exporter.probes  # noqa: F401 - registers every probe's metric declarations
 from exporter.catalog import CATALOG, LAYERS
 from exporter.catalog.model import ROWS, Alert, FailureMode, Layer, Severity
-from exporter.probes.nodata import metric_names
-from exporter.render.promql import Comparison, comparisons, core, normalize, selector, shows, with_matcher
+from exporter.promql import (
+    Comparison,
+    comparisons,
+    core,
+    metric_names,
+    normalize,
+    selector,
+    shows,
+    with_matcher,
+)
 from exporter.samples import declared_metrics
 
 DASHBOARD_UID = "honeydue-failure-modes"

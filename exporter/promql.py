@@ -1,4 +1,7 @@
-"""Just enough PromQL text handling to read the catalog's alerts: their comparisons and what they compare.
+"""Just enough PromQL text handling to read the catalog's queries: the metrics they use, their comparisons.
+
+Shared by the renderer (exporter.render.panels) and the no-data probe (exporter.probes.nodata), so
+the grammar is written once.
 
 The dashboard draws each alert's threshold on the panel that shows the alert's signal. Rather than
 repeat thresholds in every catalog entry, they are read from the alert expressions: an expression is
@@ -18,8 +21,23 @@ _MODIFIER = re.compile(r"^\s*(bool\s*)?((on|ignoring)\s*\([^)]*\)\s*)?((group_le
 _AGGREGATION = re.compile(r"^(sum|min|max|avg|count)(?: ?(?:by|without) ?\([^)]*\))? ?\(")
 _SMOOTHING = re.compile(r"^(max|min|avg|last)_over_time\(")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_SELECTOR = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[^}"]|"(?:[^"\\]|\\.)*")*)\})?$')
-_MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+# The grammar's pieces, written once: a metric name, a label name, a double-quoted string's body.
+_METRIC = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*"
+_QUOTED = r'(?:[^"\\]|\\.)*'
+_SELECTOR = re.compile(rf'^({_METRIC})(?:\{{((?:[^}}"]|"{_QUOTED}")*)\}})?$')
+_MATCHER = re.compile(rf'({_LABEL})\s*(=~|!~|!=|=)\s*"({_QUOTED})"')
+# For metric_names: strings, {...} and [...] blanked out, grouping clauses dropped, then identifiers.
+_STRING = re.compile(rf'"{_QUOTED}"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_BRACES = re.compile(r"\{[^{}]*\}")
+_BRACKETS = re.compile(r"\[[^\[\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_IDENT = re.compile(rf"(?<![\w:.])({_METRIC})(\s*\()?")
+_NAME_MATCHER = re.compile(rf'__name__\s*=\s*"({_METRIC})"')
+_KEYWORDS = frozenset({
+    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+    "offset", "atmodifier", "inf", "nan",
+})
 
 
 @dataclass(frozen=True)
@@ -42,10 +60,14 @@ class Comparison:
         }[self.op]
 
 
-def _depth_zero(expr: str) -> Iterator[int]:
-    """Indexes of the characters of `expr` outside every (), {}, [] and string."""
+def _scan(expr: str, start: int = 0) -> Iterator[tuple[int, int, bool]]:
+    """(index, bracket depth after the character, whether it is part of a string) for each character.
+
+    The one quote-aware reading of PromQL text: brackets inside strings do not count.
+    """
     depth, quote, escaped = 0, "", False
-    for i, ch in enumerate(expr):
+    for i in range(start, len(expr)):
+        ch = expr[i]
         if quote:
             if escaped:
                 escaped = False
@@ -53,15 +75,22 @@ def _depth_zero(expr: str) -> Iterator[int]:
                 escaped = True
             elif ch == quote:
                 quote = ""
+            yield i, depth, True
             continue
         if ch in "\"'`":
             quote = ch
-        elif ch in "({[":
+            yield i, depth, True
+            continue
+        if ch in "({[":
             depth += 1
         elif ch in ")}]":
             depth -= 1
-        elif depth == 0:
-            yield i
+        yield i, depth, False
+
+
+def _depth_zero(expr: str) -> Iterator[int]:
+    """Indexes of the characters of `expr` outside every (), {}, [] and string."""
+    return (i for i, depth, quoted in _scan(expr) if not quoted and depth == 0 and expr[i] not in "({[)}]")
 
 
 def normalize(expr: str) -> str:
@@ -70,20 +99,9 @@ def normalize(expr: str) -> str:
     One space stays where dropping it would join two words (`a and b`, `x offset 1h`).
     """
     out: list[str] = []
-    quote, escaped = "", False
-    for i, ch in enumerate(expr):
-        if quote:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-            continue
-        if ch in "\"'`":
-            quote = ch
-        if ch.isspace():
+    for i, _, quoted in _scan(expr):
+        ch = expr[i]
+        if not quoted and ch.isspace():
             prev = out[-1] if out else ""
             nxt = expr[i + 1:].lstrip()[:1]
             if _word(prev) and _word(nxt) and out[-1] != " ":
@@ -99,25 +117,9 @@ def _word(ch: str) -> bool:
 
 def _closing(expr: str, open_index: int) -> int:
     """Index of the bracket closing the one at `open_index` (or -1)."""
-    depth, quote, escaped = 0, "", False
-    for i in range(open_index, len(expr)):
-        ch = expr[i]
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-            continue
-        if ch in "\"'`":
-            quote = ch
-        elif ch in "({[":
-            depth += 1
-        elif ch in ")}]":
-            depth -= 1
-            if depth == 0:
-                return i
+    for i, depth, quoted in _scan(expr, open_index):
+        if not quoted and depth == 0 and expr[i] in ")}]":
+            return i
     return -1
 
 
@@ -176,6 +178,21 @@ def core(expr: str) -> str:
             text = normalize(strip_parens(inner))
             continue
         return text
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects (function names, keywords and label names excluded)."""
+    names = set(_NAME_MATCHER.findall(expr))
+    text = _STRING.sub('""', expr)
+    text = _BRACES.sub(" ", text)
+    text = _BRACKETS.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    for match in _IDENT.finditer(text):
+        word, call = match.group(1), match.group(2)
+        if call or word.lower() in _KEYWORDS or re.fullmatch(r"\d.*", word):
+            continue
+        names.add(word)
+    return names
 
 
 def selector(expr: str) -> tuple[str, list[tuple[str, str, str]]] | None:
