@@ -205,6 +205,47 @@ class KubeCluster:
     def wait_healthy(self, timeout: float) -> float:
         return wait_until(self.healthy, timeout, "cluster healthy", step=0.5)
 
+    def reset(self, timeout: float = 120) -> float:
+        """Back to the healthy cluster `start()` made, whatever a scenario left: every process running,
+        kubelets as started, nodes uncordoned and labelled as at start, images and the registry as
+        released, Failed pods deleted, restarted containers replaced. Returns the seconds it took."""
+        started = time.monotonic()
+        with self.runtime.lock:
+            self.runtime.crashing.clear()
+            self.runtime.unpullable.clear()
+        for i, etcd in enumerate(self.control_plane.etcd):
+            if not etcd.running:
+                self.control_plane.start_etcd(i)
+        for i, kubelet in enumerate(self.kubelets):
+            self.control_plane.thaw_node(i)
+            kubelet.free_disk()
+            kubelet.set_version(K3S_VERSION)
+            kubelet.start()
+        for i in range(len(self.control_plane.etcd)):
+            self.control_plane.wait_etcd_healthy(i, 60)
+        wait_until(lambda: all(self.node_condition(i) == "True" for i in range(len(NODE_NAMES))), timeout,
+                   "nodes Ready again")
+        for i in range(len(NODE_NAMES)):
+            node = self.node(i)
+            if (node.get("spec") or {}).get("unschedulable"):
+                self.cordon(i, False)
+            redis = workloads.REDIS_LABEL[1] if i == 1 else None
+            if (node["metadata"].get("labels") or {}).get(workloads.REDIS_LABEL[0]) != redis:
+                self.label_node(i, workloads.REDIS_LABEL[0], redis)
+        for ns, name, image, _ in workloads.DEPLOYMENTS:
+            template = self.deployment(ns, name)["spec"]["template"]["spec"]["containers"][0]
+            if template["image"] != image:
+                self.set_image(ns, name, image)
+        for ns in ("honeydue", "kube-system"):
+            self.delete_failed_pods(ns)
+            for pod in self.pods(ns):
+                statuses = (pod.get("status") or {}).get("containerStatuses") or []
+                if any(c.get("restartCount") for c in statuses):
+                    with contextlib.suppress(ApiError):
+                        self.admin.delete(f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}")
+        self.wait_healthy(timeout)
+        return time.monotonic() - started
+
     # --- failures and their way back -------------------------------------------------------------
     def nic_down(self, index: int) -> None:
         """The node's NIC fails: its kubelet goes silent, its etcd member and API server stop answering."""
@@ -216,9 +257,8 @@ class KubeCluster:
         self.kubelets[index].start()
 
     def lose_quorum(self, members: tuple[int, ...] = (1, 2)) -> None:
-        """Two of three etcd members stop: the survivor cannot elect a leader, writes and quorum reads fail."""
-        for i in members:
-            self.control_plane.stop_etcd(i)
+        """Two of three etcd members die: the survivor cannot elect a leader, writes and quorum reads fail."""
+        self.control_plane.kill_etcd(*members)
 
     def restore_quorum(self, members: tuple[int, ...] = (1, 2)) -> None:
         for i in members:

@@ -118,6 +118,12 @@ class Process:
             stop_process(self.proc, timeout=15)
             self.proc = None
 
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
     def freeze(self) -> None:
         if self.running:
             assert self.proc is not None
@@ -354,8 +360,10 @@ class ControlPlane:
         )
 
     # --- failures -------------------------------------------------------------------------------
-    def stop_etcd(self, index: int) -> None:
-        self.etcd[index].stop()
+    def kill_etcd(self, *indices: int) -> None:
+        """These members die together (SIGKILL, as when their nodes lose power)."""
+        for i in indices:
+            self.etcd[i].kill()
 
     def start_etcd(self, index: int) -> None:
         self.etcd[index].start()

@@ -37,9 +37,10 @@ def service_env(host: str = NODE_IPS[0], port: int = 6443) -> dict[str, str]:
             "KUBERNETES_SERVICE_PORT_HTTPS": str(port)}
 
 
-def kubernetes_config(cluster: KubeCluster, interval: float = 1.0) -> dict[str, Any]:
+def kubernetes_config(cluster: KubeCluster, interval: float = 2.0) -> dict[str, Any]:
     """The exporter's `kubernetes:` section for this cluster: deploy/base/config.yml's, with test clocks."""
     return {
         "source": "in-cluster", "apiserver_port": cluster.api_port, "interval": interval,
-        "timeout": max(0.9 * interval, 0.9), "connect_timeout": 0.3, "read_timeout": 0.5, "readyz_timeout": 0.4,
+        "timeout": 0.95 * interval, "connect_timeout": 0.25 * interval, "read_timeout": 0.6 * interval,
+        "readyz_timeout": 0.6 * interval,
     }

@@ -23,7 +23,7 @@ METRICS_API = "v1beta1.metrics.k8s.io"
 DEPLOYMENTS: tuple[tuple[str, str, str, int], ...] = (
     ("honeydue", "api", API_IMAGE, 3),
     ("honeydue", "admin", f"{REGISTRY}/admin:{RELEASE}", 1),
-    ("honeydue", "worker", f"{REGISTRY}/api:{RELEASE}", 1),
+    ("honeydue", "worker", f"{REGISTRY}/worker:{RELEASE}", 1),
     ("honeydue", "redis", "redis:7.4-alpine", 1),
     ("honeydue", "vmagent", "victoriametrics/vmagent:v1.130.0", 1),
     ("kube-system", "coredns", "rancher/mirrored-coredns-coredns:1.12.3", 1),
