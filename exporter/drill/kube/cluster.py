@@ -72,6 +72,7 @@ class KubeCluster:
         self.kubelets: list[FakeKubelet] = []
         self.binder: Binder | None = None
         self._admin: Rest | None = None
+        self._stopped = False
         self.started_in = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -113,6 +114,9 @@ class KubeCluster:
 
     def stop(self) -> None:
         """Stop the kubelets, binder and control plane (never raises); remove the directory if ours."""
+        if self._stopped:
+            return
+        self._stopped = True
         for kubelet in self.kubelets:
             with contextlib.suppress(Exception):
                 kubelet.close()

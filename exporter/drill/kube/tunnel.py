@@ -35,6 +35,9 @@ class Tunnel:
             asyncio.start_unix_server(self._handle, str(self.socket)), self.loop).result(10)
 
     def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+
         async def shutdown() -> None:
             self._server.close()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
