@@ -33,6 +33,7 @@ declare -A PACKAGES=(
   [prometheus-blackbox-exporter]=prometheus-blackbox-exporter
   [openssl]=openssl
   [ss]=iproute2
+  [unshare]=util-linux  # the in-cluster exporter's private mount namespace (exporter/drill/kube/incluster.py)
 )
 # `make bench` only (BENCH=1): the load generator. Tests never need it.
 if [ -n "${BENCH:-}" ]; then

@@ -20,7 +20,7 @@ import yaml
 from exporter.drill.kube.cluster import KubeCluster
 from exporter.drill.kube.control_plane import REPO_BIN, kube_binary
 from exporter.drill.kube.incluster import in_pod, kubernetes_config, service_env
-from tests.helpers.exporter import ExporterProcess, parse_metrics
+from tests.helpers.exporter import ExporterProcess
 from tests.helpers.servers import require_binary
 
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -161,6 +161,3 @@ def wait_metrics(exporter: ExporterProcess, expect: Expect | Callable[[], Expect
             raise AssertionError(f"after {timeout:g}s the exporter still shows:\n  " + "\n  ".join(problems))
         time.sleep(0.3)
 
-
-def text_metrics(text: str) -> Metrics:
-    return parse_metrics(text)

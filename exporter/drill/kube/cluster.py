@@ -248,7 +248,22 @@ class KubeCluster:
                     with contextlib.suppress(ApiError):
                         self.admin.delete(f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}")
         self.wait_healthy(timeout)
+        self._spread_api(timeout)
         return time.monotonic() - started
+
+    def _spread_api(self, timeout: float) -> None:
+        """One api pod per node again (as at start) after a scenario moved them: delete a doubled one, the
+        ReplicaSet replaces it and the binder puts it on the node without one."""
+        for _ in range(len(NODE_NAMES)):
+            by_node: dict[str, list[str]] = {}
+            for pod in self.pods("honeydue", labelSelector="app.kubernetes.io/name=api"):
+                by_node.setdefault(str(pod["spec"].get("nodeName")), []).append(pod["metadata"]["name"])
+            doubled = [names for names in by_node.values() if len(names) > 1]
+            if not doubled:
+                return
+            with contextlib.suppress(ApiError):
+                self.admin.delete(f"/api/v1/namespaces/honeydue/pods/{doubled[0][0]}")
+            self.wait_healthy(timeout)
 
     # --- failures and their way back -------------------------------------------------------------
     def nic_down(self, index: int) -> None:
