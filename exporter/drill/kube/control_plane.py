@@ -57,12 +57,11 @@ REPO_BIN = Path(__file__).resolve().parents[3] / "tests" / "peers" / "bin"
 
 
 def kube_binary(name: str) -> str:
-    """A control-plane binary: $HONEYDUE_KUBE_BIN, then PATH, then tests/peers/bin of a source checkout."""
-    dirs = [d for d in (os.environ.get("HONEYDUE_KUBE_BIN", ""), str(REPO_BIN)) if d]
+    """A control-plane binary: $HONEYDUE_KUBE_BIN first, then PATH, then tests/peers/bin of a source checkout."""
     override = os.environ.get("HONEYDUE_KUBE_BIN")
     if override and (Path(override) / name).exists():
         return str(Path(override) / name)
-    return require_binary(name, *dirs)
+    return require_binary(name, str(REPO_BIN))
 
 
 def free_port_on(ips: tuple[str, ...] = NODE_IPS, attempts: int = 50) -> int:
