@@ -59,7 +59,7 @@ class Timing:
     evaluation_interval: float = 2.0
     probe_interval: float = 1.0
     latency_offset: float = 1.0
-    restart_hold: float = 20.0
+    restart_hold: float = 30.0  # > the 17 s fire bound with margin: a loaded machine missed it at 20 s
 
     @property
     def for_seconds(self) -> float:

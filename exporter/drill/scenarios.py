@@ -212,7 +212,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("redis-restarted-empty", "Redis restarted empty", ("RedisRestartedEmpty",), _restart_redis,
              lambda p: p.seed_cache(), tolerated=("RedisDown",),
              resources=frozenset({"redis", "redis-memory", "asynq", "asynq-cron", "cache"}),
-             note="resolves when exporter's restart_hold (20 s in the drill) has passed"),
+             note="resolves when exporter's restart_hold (30 s in the drill) has passed"),
     Scenario("residence-cache-stale", "Stale residence-IDs cache entry", ("ResidenceIdsCacheStale",),
              _stale_entry, _invalidate, resources=frozenset({"cache", "postgres-direct"})),
     Scenario("smtp-down", "Fastmail SMTP down", ("FastmailSmtpUnreachable",), lambda p: p.smtp.stop(),
