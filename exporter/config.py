@@ -433,6 +433,10 @@ class KubernetesConfig(Schedule):
     max_bytes: int = Field(
         16 * 1024 * 1024, gt=0, description="largest API response body read (a bigger one fails as protocol)"
     )
+    list_page_size: int = Field(
+        500, ge=1, le=10_000,
+        description="objects per list page (limit/continue); a page of pods is about 2-3 MB at 500 (kubectl's chunk size)",
+    )
     etcd_quorum: int | None = Field(None, ge=1, description="default: a majority of the control-plane nodes")
 
     @field_validator("redis_node_label")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,13 +24,16 @@ from exporter.drill.kube.control_plane import K3S_VERSION, NODE_IPS, NODE_NAMES
 from exporter.drill.kube.rest import JSON
 from exporter.probes import kubernetes as kube_probe
 from exporter.probes.deps import Dependencies
+from tests.helpers import kube_alerts
 from tests.helpers.kube import Expect, Kube, Metrics, select, wait_metrics
+from tests.helpers.kube_alerts import Recorder
 
 N1, N2, N3 = NODE_NAMES
 CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 REDIS_NODE = N2
 OLDER_KUBELET = "v1.35.3+k3s1"
 NEW_API_IMAGE = f"{workloads.REGISTRY}/api:1.4.3"
+PROBE_INTERVAL = 2.0  # the session exporter's (tests/helpers/kube.py)
 
 
 def condition(expect: Expect, node: str, cond: str, status: str) -> Expect:
@@ -72,8 +77,29 @@ def ready_api(m: Metrics, node: str) -> float:
     return sum(select(m, "honeydue_kube_workload_pods", workload="api", node=node, ready="true").values())
 
 
+# --- the alerts the incident suite expects -----------------------------------------------------------
+@pytest.fixture
+def recording(kube: Kube) -> Iterator[Recorder]:
+    """The exporter's series, scraped every probe run from before the failure (kube_alerts.Recorder)."""
+    recorder = kube_alerts.record(kube.exporter, every=PROBE_INTERVAL)
+    try:
+        yield recorder
+    finally:
+        recorder.stop()
+
+
+def alerts_as_expected(recording: Recorder, incident: str, at: str, tmp_path: Path,
+                       probe_every: str = "") -> kube_alerts.Verdict:
+    """The shipped rules over the recording deliver what rules/incidents/<incident>.yml expects at `at`."""
+    verdict = kube_alerts.evaluate(recording, incident, at, tmp_path / "alerts", probe_every)
+    problems = verdict.problems()
+    assert not problems, f"{incident} at {at}:\n  " + "\n  ".join(problems)
+    print(f"\n{incident} at {at}: {sorted(map(str, verdict.delivered('metricsql')))}")
+    return verdict
+
+
 # --- healthy ------------------------------------------------------------------------------------
-def test_healthy_cluster(kube: Kube) -> None:
+def test_healthy_cluster(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
     cluster = kube.cluster
     e = Expect().value("honeydue_kube_api_up", 1).value("honeydue_kube_config_info", 1, source="in-cluster")
     e.value("honeydue_kube_apiserver_version_info", 1, version=K3S_VERSION)
@@ -133,14 +159,17 @@ def test_healthy_cluster(kube: Kube) -> None:
              {(n, r): 1.0 if (n, r) == (traefik, "true") else 0.0 for n in NODE_NAMES for r in ("true", "false")},
              workload="traefik")
     wait_metrics(kube.exporter, e, 30)
+    recording.mark_steady()
+    alerts_as_expected(recording, "healthy-day", "5m", tmp_path)  # only the Watchdog
 
 
 # --- node loss ----------------------------------------------------------------------------------
-def test_node_nic_fails(kube: Kube) -> None:
+def test_node_nic_fails(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
     """N3's kubelet goes silent and its etcd member and API server stop answering."""
     cluster = kube.cluster
     api_n3 = next(name_of(p) for p in pods(cluster, "honeydue", "api") if node_of(p) == N3)
     started = time.monotonic()
+    recording.inject()
     cluster.nic_down(2)
     # The node lifecycle controller marks the node Unknown after the grace period (8 s here) and the
     # pods on it NotReady; the unreachable N3 answers no /readyz/etcd; quorum (2 of 3) holds.
@@ -170,6 +199,7 @@ def test_node_nic_fails(kube: Kube) -> None:
     e.value("honeydue_kube_pod_info", 1, namespace="honeydue", pod=api_n3, node=N3, workload_kind="Deployment",
             workload="api")
     wait_metrics(kube.exporter, e, 60)
+    recording.mark_steady()
     evicted_after = time.monotonic() - started
     terminating = [p for p in pods(cluster, "honeydue") if node_of(p) == N3]
     assert terminating and all(p["metadata"].get("deletionTimestamp") for p in terminating)
@@ -181,35 +211,52 @@ def test_node_nic_fails(kube: Kube) -> None:
     e.value("honeydue_kube_pod_info", None, namespace="honeydue", pod=api_n3, node=N3, workload_kind="Deployment",
             workload="api")
     wait_metrics(kube.exporter, e, 40)
+    alerts_as_expected(recording, "one-node-nic", "15m", tmp_path)
 
 
-def test_two_etcd_members_lost(kube: Kube) -> None:
-    """Quorum lost: the survivor's API servers answer from their watch caches until those give up."""
+def quorum_evidence(e: Expect) -> Expect:
+    """What KubeEtcdQuorumLost needs, in every scrape: each server answers its etcd check failing (500 after
+    kube-apiserver's etcd check timeout), and the quorum the last good node list gave."""
+    e.value("honeydue_kube_api_up", 1).value("honeydue_kube_etcd_quorum", 2)
+    for node in NODE_NAMES:
+        e.value("honeydue_kube_apiserver_readyz_up", 1, node=node).value("honeydue_kube_apiserver_etcd_ready", 0,
+                                                                          node=node)
+    # The node list failed: no node status at all (not stale values).
+    e.holds("no node conditions", lambda m: not select(m, "honeydue_kube_node_status_condition"))
+    e.value("honeydue_kube_control_plane_nodes_ready", None)
+    return e
+
+
+def test_two_etcd_members_lost(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+    """Quorum lost: /version answers, the lists cannot, the servers' etcd checks say why."""
     cluster = kube.cluster
     started = time.monotonic()
+    recording.inject()
     cluster.lose_quorum()
-    # Phase 1: lists (resourceVersion=0) are served from the watch cache, stale: nothing can write, so
-    # every node stays Ready. No /readyz/etcd passes (it answers 500, within kube-apiserver's 2 s
-    # --etcd-readycheck-timeout, so readyz_up flips between 1 and 0/timeout); GETs that need etcd time out.
-    e = Expect().value("honeydue_kube_api_up", 1)
-    for node in NODE_NAMES:
-        e.value("honeydue_kube_apiserver_etcd_ready", 0, node=node)
-        condition(e, node, "Ready", "true")
-    e.value("honeydue_kube_control_plane_nodes_ready", 3).value("honeydue_kube_etcd_quorum", 2)
-    e.value("honeydue_kube_resource_up", 1, resource="nodes", namespace="")
-    e.value("honeydue_kube_resource_up", 0, resource="apiservices", namespace="")
-    e.value("honeydue_kube_resource_error_info", 1, resource="apiservices", namespace="", reason="timeout")
+    # Phase 1: every list is a consistent read (no resourceVersion=0), which waits on etcd until the read
+    # timeout; so does the APIService GET.
+    e = quorum_evidence(Expect())
+    for resource, ns in (("nodes", ""), ("pods", "honeydue"), ("pods", "kube-system"), ("deployments", "honeydue"),
+                         ("deployments", "kube-system"), ("apiservices", "")):
+        e.value("honeydue_kube_resource_up", 0, resource=resource, namespace=ns)
+        e.value("honeydue_kube_resource_error_info", 1, resource=resource, namespace=ns, reason="timeout")
     wait_metrics(kube.exporter, e, 30)
     phase1 = time.monotonic() - started
-    # Phase 2: the watch caches cannot re-list from etcd and stop serving: every list fails with 429
-    # (GET /version still answers).
-    e = Expect()
-    for resource, ns in (("nodes", ""), ("pods", "honeydue"), ("deployments", "kube-system")):
-        e.value("honeydue_kube_resource_up", 0, resource=resource, namespace=ns)
-        e.value("honeydue_kube_resource_error_info", 1, resource=resource, namespace=ns, reason="throttled")
+    # Phase 2: the watch caches cannot re-list from etcd and go back to initializing: the lists they serve
+    # (deployments by name) answer 429 "storage is (re)initializing" at once, reason storage_unavailable
+    # (not APF's throttling); the others keep timing out. The evidence stays.
+    e = quorum_evidence(Expect())
+    for resource, ns in (("nodes", ""), ("pods", "honeydue"), ("apiservices", "")):
+        e.value("honeydue_kube_resource_error_info", 1, resource=resource, namespace=ns, reason="timeout")
+    for ns in ("honeydue", "kube-system"):
+        e.value("honeydue_kube_resource_error_info", 1, resource="deployments", namespace=ns,
+                reason="storage_unavailable")
     wait_metrics(kube.exporter, e, 90)
     phase2 = time.monotonic() - started
-    print(f"\nquorum lost: etcd checks failing after {phase1:.1f}s, lists failing (429) after {phase2:.1f}s")
+    time.sleep(6)  # a few more probe runs of phase 2 in the recording
+    recording.mark_steady()
+    print(f"\nquorum lost: lists timing out, etcd checks failing after {phase1:.1f}s, "
+          f"429 storage_unavailable after {phase2:.1f}s")
     cluster.restore_quorum()
     restored = time.monotonic()
     e = Expect().value("honeydue_kube_resource_up", 1, resource="nodes", namespace="")
@@ -218,12 +265,24 @@ def test_two_etcd_members_lost(kube: Kube) -> None:
         e.value("honeydue_kube_apiserver_etcd_ready", 1, node=node)
     wait_metrics(kube.exporter, e, 60)
     print(f"quorum back: etcd checks and lists ok after {time.monotonic() - restored:.1f}s")
+    # The rules over every recorded probe run (one per 30 s step), `for` as shipped: the quorum page fires
+    # 3 minutes into phase 1 and stays through phase 2 (a single run without its evidence would reset it).
+    verdict = alerts_as_expected(recording, "two-nodes-down", "15m", tmp_path)
+    for engine in ("promql", "metricsql"):
+        for alert, hold in (("KubeEtcdQuorumLost", 3), ("KubeAPIUnreachable", 2)):
+            steps = range(verdict.fault_step, verdict.last_step + 1)
+            on = [k for k in steps if alert in verdict.firing(engine, k)]
+            assert on, f"{engine}: {alert} never fired"
+            # fires within its `for` + 2 steps of the injection (the failing state shows within a probe run)
+            assert on[0] - verdict.fault_step <= hold * 60 // kube_alerts.STEP + 2, (engine, alert, on[0])
+            assert on == list(range(on[0], verdict.last_step + 1)), f"{engine}: {alert} reset: {on}"
 
 
 # --- application pods ---------------------------------------------------------------------------
-def test_all_api_pods_crash_looping(kube: Kube, promtool: str) -> None:
+def test_all_api_pods_crash_looping(kube: Kube, recording: Recorder, promtool: str, tmp_path: Path) -> None:
     """The api process panics at start-up on every replica (a bad config value, say)."""
     cluster = kube.cluster
+    recording.inject()
     cluster.runtime.crash(workloads.API_IMAGE)
     names = [name_of(p) for p in pods(cluster, "honeydue", "api")]
     per_node = {n: sum(1 for p in pods(cluster, "honeydue", "api") if node_of(p) == n) for n in NODE_NAMES}
@@ -244,16 +303,19 @@ def test_all_api_pods_crash_looping(kube: Kube, promtool: str) -> None:
         return e
 
     wait_metrics(kube.exporter, expect, 40)
+    recording.mark_steady()
     # The exposition of a broken cluster is still valid Prometheus text.
     status, body = kube.exporter.get("/metrics")
     out = subprocess.run([promtool, "check", "metrics"], input=body.decode(), capture_output=True, text=True,
                          timeout=30)
     assert status == 200 and out.returncode == 0 and out.stdout == "" and out.stderr == "", out.stdout + out.stderr
+    alerts_as_expected(recording, "api-all-crashloop", "10m", tmp_path)
 
 
-def test_api_container_oom_killed(kube: Kube) -> None:
+def test_api_container_oom_killed(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
     cluster = kube.cluster
     victim = next(p for p in pods(cluster, "honeydue", "api") if node_of(p) == N1)
+    recording.inject()
     cluster.kubelets[0].oom_kill("honeydue", name_of(victim), "api")
     e = Expect().value("honeydue_kube_pod_container_status_restarts_total", 1, namespace="honeydue",
                        pod=name_of(victim), container="api")
@@ -262,14 +324,17 @@ def test_api_container_oom_killed(kube: Kube) -> None:
     e.series("honeydue_kube_pod_container_status_waiting_reason", ("pod",), {})  # restarted at once
     e.value("honeydue_kube_workload_pods", 1, namespace="honeydue", workload="api", node=N1, ready="true")
     wait_metrics(kube.exporter, e, 30)
+    recording.mark_steady()
+    alerts_as_expected(recording, "api-oom-killed", "8m", tmp_path)
 
 
-def test_bad_image_rollout(kube: Kube) -> None:
+def test_bad_image_rollout(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
     """A new api image the registry cannot serve: a new ReplicaSet's pod waits, the old pods keep serving."""
     cluster = kube.cluster
     old = {name_of(p) for p in pods(cluster, "honeydue", "api")}
     cluster.runtime.registry_serves(NEW_API_IMAGE, False)
     started = time.monotonic()
+    recording.inject()
     cluster.set_image("honeydue", "api", NEW_API_IMAGE)
 
     def expect() -> Expect:
@@ -302,16 +367,19 @@ def test_bad_image_rollout(kube: Kube) -> None:
                        namespace="honeydue", deployment="api")
 
     wait_metrics(kube.exporter, exceeded, deadline + 30)
+    recording.mark_steady()
     print(f"\nbad rollout: Progressing=False after {time.monotonic() - started:.1f}s (deadline {deadline}s)")
     cluster.set_image("honeydue", "api", workloads.API_IMAGE)  # kubectl rollout undo
     e = Expect().value("honeydue_kube_deployment_status_replicas_updated", 3, namespace="honeydue", deployment="api")
     e.series("honeydue_kube_pod_container_status_waiting_reason", ("pod",), {}, namespace="honeydue")
     wait_metrics(kube.exporter, e, 40)
+    alerts_as_expected(recording, "bad-image-rollout", "25m", tmp_path)
 
 
-def test_metrics_server_apiservice_unavailable(kube: Kube) -> None:
+def test_metrics_server_apiservice_unavailable(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
     """metrics-server crash-loops: its Service has no ready backend and the aggregator marks the APIService."""
     cluster = kube.cluster
+    recording.inject()
     cluster.runtime.crash(workloads.METRICS_SERVER_IMAGE)
     pod = name_of(pods(cluster, "kube-system", "metrics-server")[0])
     e = Expect().value("honeydue_kube_apiservice_available", 0, apiservice=workloads.METRICS_API)
@@ -321,59 +389,81 @@ def test_metrics_server_apiservice_unavailable(kube: Kube) -> None:
             container="metrics-server", reason="CrashLoopBackOff")
     e.value("honeydue_kube_resource_up", 1, resource="apiservices", namespace="")
     wait_metrics(kube.exporter, e, 40)
+    recording.mark_steady()
     body = cluster.admin.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{workloads.METRICS_API}")
     available = next(c for c in body["status"]["conditions"] if c["type"] == "Available")
     assert (available["status"], available["reason"]) == ("False", "MissingEndpoints"), available
+    alerts_as_expected(recording, "metrics-server-down", "25m", tmp_path)
 
 
 # --- nodes: labels, cordon, versions, disk -------------------------------------------------------
-def test_redis_label_on_not_ready_node_on_two_on_none(kube: Kube) -> None:
+def test_redis_label_on_a_not_ready_node(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
     cluster = kube.cluster
+    recording.inject()
     cluster.nic_down(1)
     e = Expect().value("honeydue_kube_redis_nodes", 1).series("honeydue_kube_redis_node_ready", ("node",),
                                                                {(REDIS_NODE,): 0})
     condition(e, REDIS_NODE, "Ready", "unknown")
     wait_metrics(kube.exporter, e, 40)
-    # Someone labels a second node without removing the first: not unique.
-    cluster.label_node(2, *workloads.REDIS_LABEL)
+    recording.mark_steady()
+    alerts_as_expected(recording, "redis-node-nic", "10m", tmp_path)
+
+
+def test_redis_label_on_two_nodes(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+    """Someone labels a second node without removing the first: not unique."""
+    recording.inject()
+    kube.cluster.label_node(2, *workloads.REDIS_LABEL)
     e = Expect().value("honeydue_kube_redis_nodes", 2).series("honeydue_kube_redis_node_ready", ("node",),
-                                                               {(REDIS_NODE,): 0, (N3,): 1})
+                                                               {(REDIS_NODE,): 1, (N3,): 1})
     wait_metrics(kube.exporter, e, 20)
-    # ... and then no node carries it.
-    cluster.label_node(1, workloads.REDIS_LABEL[0], None)
-    cluster.label_node(2, workloads.REDIS_LABEL[0], None)
+    recording.mark_steady()
+    alerts_as_expected(recording, "redis-label-two-nodes", "20m", tmp_path)
+
+
+def test_redis_label_on_no_node(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+    recording.inject()
+    kube.cluster.label_node(1, workloads.REDIS_LABEL[0], None)
     e = Expect().value("honeydue_kube_redis_nodes", 0).series("honeydue_kube_redis_node_ready", ("node",), {})
     wait_metrics(kube.exporter, e, 20)
+    recording.mark_steady()
+    alerts_as_expected(recording, "redis-label-none", "20m", tmp_path)
 
 
-def test_cordon_and_drain(kube: Kube) -> None:
-    """`kubectl drain` N1: cordoned, its pods evicted through the eviction API (PDBs respected)."""
+def test_cordon_and_drain(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+    """`kubectl drain` N3: cordoned, its pods evicted through the eviction API (PDBs respected)."""
     cluster = kube.cluster
-    evicted = cluster.drain(0)
+    recording.inject()
+    evicted = cluster.drain(2)
     assert any(name.startswith("honeydue/api-") for name in evicted), evicted
-    e = Expect().value("honeydue_kube_node_spec_unschedulable", 1, node=N1)
-    e.value("honeydue_kube_node_spec_unschedulable", 0, node=N2).value("honeydue_kube_node_spec_unschedulable", 0,
-                                                                       node=N3)
-    condition(e, N1, "Ready", "true")
-    e.holds("no honeydue pod on N1", lambda m: not select(m, "honeydue_kube_pod_info", namespace="honeydue", node=N1))
+    e = Expect().value("honeydue_kube_node_spec_unschedulable", 1, node=N3)
+    e.value("honeydue_kube_node_spec_unschedulable", 0, node=N1).value("honeydue_kube_node_spec_unschedulable", 0,
+                                                                       node=N2)
+    condition(e, N3, "Ready", "true")
+    e.holds("no honeydue pod on N3", lambda m: not select(m, "honeydue_kube_pod_info", namespace="honeydue", node=N3))
     for name, replicas in (("api", 3), ("admin", 1), ("worker", 1), ("vmagent", 1)):
         e.value("honeydue_kube_deployment_status_replicas_available", replicas, namespace="honeydue", deployment=name)
-    e.series("honeydue_kube_workload_pods", ("node",), {(N2,): 0.0, (N3,): 0.0}, workload="api", ready="false")
+    e.series("honeydue_kube_workload_pods", ("node",), {(N1,): 0.0, (N2,): 0.0}, workload="api", ready="false")
     wait_metrics(kube.exporter, e, 40)
-    taints = {(t["key"], t["effect"]) for t in cluster.node(0)["spec"].get("taints") or []}
+    recording.mark_steady()
+    taints = {(t["key"], t["effect"]) for t in cluster.node(2)["spec"].get("taints") or []}
     assert taints == {("node.kubernetes.io/unschedulable", "NoSchedule")}
+    alerts_as_expected(recording, "drain-n2", "7m30s", tmp_path)  # cordoned and drained, not yet rebooted
 
 
-def test_kubelet_version_skew(kube: Kube) -> None:
+def test_kubelet_version_skew(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+    recording.inject()
     kube.cluster.kubelets[0].set_version(OLDER_KUBELET)
     e = Expect().series("honeydue_kube_node_info", ("node", "kubelet_version"),
                         {(N1, OLDER_KUBELET): 1, (N2, K3S_VERSION): 1, (N3, K3S_VERSION): 1})
     wait_metrics(kube.exporter, e, 30)
+    recording.mark_steady()
+    alerts_as_expected(recording, "kubelet-version-skew", "4h30m", tmp_path, probe_every="30m")
 
 
-def test_disk_pressure_with_evicted_pods(kube: Kube) -> None:
+def test_disk_pressure_with_evicted_pods(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
     """N2's disk fills: DiskPressure, the disk-pressure taint, and the kubelet evicts two pods."""
     cluster = kube.cluster
+    recording.inject()
     cluster.kubelets[1].fill_disk(evict=2)
 
     def evicted() -> list[JSON]:
@@ -395,8 +485,11 @@ def test_disk_pressure_with_evicted_pods(kube: Kube) -> None:
         return e
 
     wait_metrics(kube.exporter, expect, 40)
+    recording.mark_steady()
     taints = {(t["key"], t["effect"]) for t in cluster.node(1)["spec"].get("taints") or []}
     assert ("node.kubernetes.io/disk-pressure", "NoSchedule") in taints
+    print(f"\ndisk pressure: evicted {sorted(name_of(p) for p in evicted())}")
+    alerts_as_expected(recording, "node-disk-pressure", "15m", tmp_path)
 
 
 # --- the API server ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from exporter.config import KubernetesConfig
 from exporter.drill.kube.cluster import EXPORTER_NAMESPACE, EXPORTER_SERVICE_ACCOUNT, RBAC, load_manifests
 from exporter.drill.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
 from tests.helpers.exporter import ExporterProcess
@@ -32,6 +33,7 @@ WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escal
 EXPORTER_USER = f"system:serviceaccount:{EXPORTER_NAMESPACE}:{EXPORTER_SERVICE_ACCOUNT}"
 # What every authenticated user may GET (the default ClusterRole system:public-info-viewer).
 PUBLIC_INFO = {("url", path, "get") for path in ("/healthz", "/livez", "/readyz", "/version", "/version/")}
+PAGE = KubernetesConfig.model_fields["list_page_size"].default
 
 
 # --- RBAC ----------------------------------------------------------------------------------------
@@ -142,9 +144,10 @@ def test_the_exporter_asks_exactly_what_rbac_yaml_grants(kube: Kube) -> None:
         assert event["responseStatus"]["code"] < 400, event  # nothing was refused
     granted = {g.key for g in grants(load_manifests(RBAC))}
     assert used - PUBLIC_INFO == granted, (sorted(used), sorted(granted))
-    # Every list is served from the API server's cache (resourceVersion=0), never a quorum read of etcd.
-    lists = [e for e in events if e["verb"] == "list"]
-    assert lists and all("resourceVersion=0" in e["requestURI"] for e in lists), [e["requestURI"] for e in lists]
+    # Every list is read in pages of list_page_size and carries no resourceVersion (=0 would make the watch
+    # cache ignore `limit` and send the whole collection).
+    lists = [urllib.parse.parse_qs(urllib.parse.urlsplit(e["requestURI"]).query) for e in events if e["verb"] == "list"]
+    assert lists and all(q.get("limit") == [str(PAGE)] and "resourceVersion" not in q for q in lists), lists
     # /readyz/etcd is asked of each server node's own API server.
     hosts = {e["requestURI"] for e in events if e["requestURI"].startswith("/readyz")}
     assert hosts == {"/readyz/etcd"}
@@ -170,7 +173,7 @@ def test_kustomize_build_is_accepted_by_the_api_server(kube: Kube) -> None:
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment",
-                     "PodDisruptionBudget", "Service", "ServiceAccount"], kinds
+                     "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceAccount"], kinds
     for doc in docs:
         applied = kube.cluster.apply(doc, dry_run=True, field_manager="kubectl")
         assert (applied["kind"], applied["metadata"]["name"]) == (doc["kind"], doc["metadata"]["name"])
