@@ -20,17 +20,26 @@ import pytest
 import yaml
 
 from exporter.config import KubernetesConfig
-from exporter.drill.kube.cluster import EXPORTER_NAMESPACE, EXPORTER_SERVICE_ACCOUNT, RBAC, load_manifests
+from exporter.drill.kube.cluster import (
+    EXPORTER_NAMESPACE,
+    EXPORTER_SERVICE_ACCOUNT,
+    NETCHECK_RBAC,
+    NETCHECK_SERVICE_ACCOUNT,
+    RBAC,
+    load_manifests,
+)
 from exporter.drill.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
 from tests.helpers.exporter import ExporterProcess
 from tests.helpers.faults import FaultProxy
-from tests.helpers.kube import Expect, Kube, Metrics, select, start_exporter, wait_metrics
+from tests.helpers.kube import Expect, Kube, Metrics, sample, select, start_exporter, wait_metrics
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 ALERTMANAGER = REPO / "deploy" / "alertmanager"
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate", "*"}
 EXPORTER_USER = f"system:serviceaccount:{EXPORTER_NAMESPACE}:{EXPORTER_SERVICE_ACCOUNT}"
+NETCHECK_USER = f"system:serviceaccount:{EXPORTER_NAMESPACE}:{NETCHECK_SERVICE_ACCOUNT}"
+RBAC_FILES = (RBAC, NETCHECK_RBAC)  # the exporter's and the netcheck DaemonSet's
 # What every authenticated user may GET (the default ClusterRole system:public-info-viewer).
 PUBLIC_INFO = {("url", path, "get") for path in ("/healthz", "/livez", "/readyz", "/version", "/version/")}
 PAGE = KubernetesConfig.model_fields["list_page_size"].default
@@ -39,8 +48,9 @@ PAGE = KubernetesConfig.model_fields["list_page_size"].default
 # --- RBAC ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Grant:
-    """One atomic permission of one role in rbac.yaml: a verb on a resource (of a group) or on a URL."""
+    """One atomic permission of one role in an RBAC file: a verb on a resource (of a group) or on a URL."""
 
+    file: Path
     doc: int
     verb: str
     group: str = ""
@@ -61,15 +71,15 @@ class Grant:
         return rule
 
 
-def grants(docs: list[dict[str, Any]]) -> list[Grant]:
+def grants(docs: list[dict[str, Any]], file: Path = RBAC) -> list[Grant]:
     found = []
     for i, doc in enumerate(docs):
         if doc["kind"] not in ("Role", "ClusterRole"):
             continue
         for rule in doc.get("rules") or []:
             for verb in rule["verbs"]:
-                found += [Grant(i, verb, url=url) for url in rule.get("nonResourceURLs") or []]
-                found += [Grant(i, verb, group, resource, names=tuple(rule.get("resourceNames") or ()))
+                found += [Grant(file, i, verb, url=url) for url in rule.get("nonResourceURLs") or []]
+                found += [Grant(file, i, verb, group, resource, names=tuple(rule.get("resourceNames") or ()))
                           for group in rule.get("apiGroups") or [] for resource in rule.get("resources") or []]
     return found
 
@@ -77,7 +87,7 @@ def grants(docs: list[dict[str, Any]]) -> list[Grant]:
 def without(docs: list[dict[str, Any]], grant: Grant) -> list[dict[str, Any]]:
     """rbac.yaml with one grant taken away (its role's rules rewritten one grant per rule)."""
     changed = copy.deepcopy(docs)
-    changed[grant.doc]["rules"] = [g.rule() for g in grants(docs) if g.doc == grant.doc and g != grant]
+    changed[grant.doc]["rules"] = [g.rule() for g in grants(docs, grant.file) if g.doc == grant.doc and g != grant]
     return changed
 
 
@@ -87,20 +97,50 @@ def forbidden(m: Metrics) -> set[tuple[str, str]]:
             if name.endswith("_error_info") and dict(labels).get("reason") == "forbidden"}
 
 
-def test_rbac_validates_and_grants_no_write() -> None:
-    docs = load_manifests(RBAC)
+def all_grants() -> list[Grant]:
+    return [g for file in RBAC_FILES for g in grants(load_manifests(file), file)]
+
+
+@pytest.mark.parametrize("file", RBAC_FILES, ids=lambda f: f.stem)
+def test_rbac_validates_and_grants_no_write(file: Path) -> None:
+    docs = load_manifests(file)
     for doc in docs:
         kubernetes_validate.validate(doc, "1.35", strict=True)
-    assert {g.verb for g in grants(docs)} <= {"get", "list"}
-    assert not {g.verb for g in grants(docs)} & (WRITE_VERBS | {"watch"})
-    assert not any(g.resource == "secrets" for g in grants(docs))
+    assert {g.verb for g in grants(docs, file)} <= {"get", "list"}
+    assert not {g.verb for g in grants(docs, file)} & (WRITE_VERBS | {"watch"})
+    assert not any(g.resource == "secrets" for g in grants(docs, file))
 
 
-@pytest.mark.parametrize("grant", grants(load_manifests(RBAC)), ids=lambda g: "-".join(filter(None, g.key)))
-def test_removing_any_grant_breaks_the_signal_that_needs_it(kube: Kube, grant: Grant) -> None:
-    """Real RBAC: each grant of rbac.yaml is needed (without it the exporter reports forbidden), and the
-    exporter is healthy with exactly the file's grants. Grants added to the file later are covered too."""
-    cluster, docs = kube.cluster, load_manifests(RBAC)
+def netcheck_denied(m: Metrics) -> bool:
+    """netcheck cannot list the api Service's EndpointSlices: its discovery fails (permission denied),
+    so no pod path is dialled."""
+    return (sample(m, "honeydue_probe_success", probe="netcheck_pods_api") == 0
+            and sample(m, "honeydue_probe_error_info", probe="netcheck_pods_api", reason="auth") == 1
+            and not select(m, "honeydue_tcp_up", role="pod"))
+
+
+def netcheck_discovers(m: Metrics) -> bool:
+    return sample(m, "honeydue_probe_success", probe="netcheck_pods_api") == 1 and len(
+        select(m, "honeydue_tcp_up", role="pod", backend="api")) == len(NODE_NAMES)
+
+
+@pytest.mark.parametrize("grant", all_grants(), ids=lambda g: "-".join([g.file.stem, *filter(None, g.key)]))
+def test_removing_any_grant_breaks_the_signal_that_needs_it(kube: Kube, grant: Grant,
+                                                           request: pytest.FixtureRequest) -> None:
+    """Real RBAC: each grant of rbac.yaml and netcheck-rbac.yaml is needed (without it the exporter reports
+    forbidden, or netcheck discovers no pod), and both work with exactly their file's grants. Grants added to
+    the files later are covered too."""
+    cluster, docs = kube.cluster, load_manifests(grant.file)
+    if grant.file == NETCHECK_RBAC:
+        netcheck: ExporterProcess = request.getfixturevalue("kube_netcheck")
+        wait_metrics(netcheck, Expect().holds("netcheck discovers the api pods", netcheck_discovers), 20)
+        cluster.apply_rbac(without(docs, grant))
+        try:
+            wait_metrics(netcheck, Expect().holds("netcheck's discovery denied", netcheck_denied), 20)
+        finally:
+            cluster.apply_rbac(docs)
+        wait_metrics(netcheck, Expect().holds("netcheck discovers the api pods", netcheck_discovers), 20)
+        return
     wait_metrics(kube.exporter, Expect().holds("no forbidden series", lambda m: not forbidden(m)), 20)
     cluster.apply_rbac(without(docs, grant))
     try:
@@ -115,17 +155,30 @@ def test_removing_any_grant_breaks_the_signal_that_needs_it(kube: Kube, grant: G
     wait_metrics(kube.exporter, Expect().holds("no forbidden series", lambda m: not forbidden(m)), 20)
 
 
-def audit_events(kube: Kube, since: str) -> list[dict[str, Any]]:
-    """The exporter's requests (ResponseComplete) received at or after `since` (RFC 3339, UTC)."""
+def audit_events(kube: Kube, since: str, user: str = EXPORTER_USER) -> list[dict[str, Any]]:
+    """`user`'s requests (ResponseComplete) received at or after `since` (RFC 3339, UTC)."""
     events = []
     for i in range(len(NODE_IPS)):
         path = kube.cluster.control_plane.audit_log(i)
         for line in path.read_text().splitlines() if path.exists() else []:
             event = json.loads(line)
-            if (event.get("user", {}).get("username") == EXPORTER_USER and event.get("stage") == "ResponseComplete"
+            if (event.get("user", {}).get("username") == user and event.get("stage") == "ResponseComplete"
                     and event["requestReceivedTimestamp"] >= since):
                 events.append(event)
     return events
+
+
+def requests_made(events: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) or ("url", path, verb) of each audited request; none was refused."""
+    used = set()
+    for event in events:
+        ref = event.get("objectRef")
+        if ref:
+            used.add((ref.get("apiGroup", ""), ref["resource"], event["verb"]))
+        else:
+            used.add(("url", urllib.parse.urlsplit(event["requestURI"]).path, event["verb"]))
+        assert event["responseStatus"]["code"] < 400, event
+    return used
 
 
 def test_the_exporter_asks_exactly_what_rbac_yaml_grants(kube: Kube) -> None:
@@ -134,14 +187,7 @@ def test_the_exporter_asks_exactly_what_rbac_yaml_grants(kube: Kube) -> None:
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     time.sleep(6)  # three cycles of every probe
     events = audit_events(kube, since)
-    used = set()
-    for event in events:
-        ref = event.get("objectRef")
-        if ref:
-            used.add((ref.get("apiGroup", ""), ref["resource"], event["verb"]))
-        else:
-            used.add(("url", urllib.parse.urlsplit(event["requestURI"]).path, event["verb"]))
-        assert event["responseStatus"]["code"] < 400, event  # nothing was refused
+    used = requests_made(events)
     granted = {g.key for g in grants(load_manifests(RBAC))}
     assert used - PUBLIC_INFO == granted, (sorted(used), sorted(granted))
     # Every list is read in pages of list_page_size and carries no resourceVersion (=0 would make the watch
@@ -151,6 +197,47 @@ def test_the_exporter_asks_exactly_what_rbac_yaml_grants(kube: Kube) -> None:
     # /readyz/etcd is asked of each server node's own API server.
     hosts = {e["requestURI"] for e in events if e["requestURI"].startswith("/readyz")}
     assert hosts == {"/readyz/etcd"}
+
+
+def test_netcheck_asks_exactly_what_netcheck_rbac_grants(kube: Kube, kube_netcheck: ExporterProcess) -> None:
+    """netcheck's ServiceAccount lists EndpointSlices in honeydue, by the api Service's label, and nothing else."""
+    wait_metrics(kube_netcheck, Expect().holds("netcheck discovers the api pods", netcheck_discovers), 20)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    time.sleep(6)  # three runs
+    events = audit_events(kube, since, NETCHECK_USER)
+    assert requests_made(events) == {g.key for g in grants(load_manifests(NETCHECK_RBAC), NETCHECK_RBAC)}
+    assert {e["objectRef"]["namespace"] for e in events} == {EXPORTER_NAMESPACE}
+    queries = [urllib.parse.parse_qs(urllib.parse.urlsplit(e["requestURI"]).query) for e in events]
+    assert all(q.get("labelSelector") == ["kubernetes.io/service-name=api"] for q in queries), queries
+
+
+def test_lists_are_read_in_pages_from_the_real_api_server(kube: Kube, tmp_path: Path) -> None:
+    """list_page_size 2, fewer than the cluster's nodes and pods: the API server hands out continue tokens,
+    and every object of every page is reported once."""
+    cluster = kube.cluster
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    exporter = start_exporter(cluster, tmp_path / "exporter", list_page_size=2)
+    try:
+        def expect() -> Expect:
+            e = Expect().value("honeydue_kube_control_plane_nodes", len(NODE_NAMES))
+            for ns in ("honeydue", "kube-system"):
+                names = {p["metadata"]["name"] for p in cluster.pods(ns)}
+                assert len(names) > 2, names
+                e.holds(f"every {ns} pod once", lambda m, ns=ns, names=names: sorted(  # type: ignore[misc]
+                    dict(lab)["pod"] for lab in select(m, "honeydue_kube_pod_info", namespace=ns)) == sorted(names))
+            return e
+
+        wait_metrics(exporter, expect, 30)
+    finally:
+        exporter.stop()
+    paged = [urllib.parse.parse_qs(urllib.parse.urlsplit(e["requestURI"]).query) | {"path": [e["requestURI"]]}
+             for e in audit_events(kube, since) if e["verb"] == "list" and "limit=2&" in e["requestURI"] + "&"]
+    pods = [q for q in paged if "/namespaces/honeydue/pods" in q["path"][0]]
+    nodes = [q for q in paged if q["path"][0].startswith("/api/v1/nodes")]
+    # honeydue's pods: a first page, then continued pages; nodes: 3 objects in 2 pages per run.
+    assert any("continue" not in q for q in pods) and any("continue" in q for q in pods), pods
+    assert any("continue" in q for q in nodes), nodes
+    assert all("resourceVersion" not in q for q in paged), paged
 
 
 def test_wrong_token_is_unauthorized(kube: Kube, tmp_path: Path) -> None:

@@ -17,14 +17,15 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.drill.kube.cluster import KubeCluster
-from exporter.drill.kube.control_plane import REPO_BIN, kube_binary
+from exporter.drill.kube.cluster import NETCHECK_SERVICE_ACCOUNT, REPO, KubeCluster
+from exporter.drill.kube.control_plane import NODE_NAMES, REPO_BIN, kube_binary
 from exporter.drill.kube.incluster import in_pod, kubernetes_config, service_env
 from tests.helpers.exporter import ExporterProcess
 from tests.helpers.servers import require_binary
 
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
 KUBE_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+NETCHECK_CONFIG = REPO / "deploy" / "base" / "netcheck.yml"
 
 
 def require_kube() -> None:
@@ -57,6 +58,28 @@ def start_exporter(cluster: KubeCluster, workdir: Path, host: str | None = None,
     return exporter
 
 
+def start_netcheck(cluster: KubeCluster, workdir: Path, node: str = NODE_NAMES[0],
+                   interval: float = 2.0) -> ExporterProcess:
+    """The netcheck DaemonSet's pod on `node`: `mode: netcheck`, deploy/base/netcheck.yml's discovery of the
+    api pods, in-cluster with the token of ServiceAccount honeydue-netcheck (deploy/base/netcheck-rbac.yaml)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    sa_dir = cluster.service_account_dir(workdir / "serviceaccount", NETCHECK_SERVICE_ACCOUNT)
+    shipped = yaml.safe_load(NETCHECK_CONFIG.read_text())
+    config = workdir / "netcheck.yml"
+    config.write_text(yaml.safe_dump({
+        "mode": "netcheck", "log": {"format": "text", "level": "info"},
+        "redis": {"enabled": False}, "postgres": {"pooler": {"enabled": False}, "direct": {"enabled": False}},
+        "kubernetes": kubernetes_config(cluster, interval),
+        "tcp": {"interval": interval, "timeout": 0.75 * interval, "node_name": node,
+                "discover": shipped["tcp"]["discover"]},
+    }))
+    env = service_env(cluster.control_plane.api_url(0).split("//")[1].split(":")[0], cluster.api_port)
+    netcheck = ExporterProcess(env=env, config_path=config, log_path=workdir / "netcheck.log",
+                               wrapper=tuple(in_pod(sa_dir, [])))
+    netcheck.start()
+    return netcheck
+
+
 @pytest.fixture(scope="session")
 def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     require_kube()
@@ -76,6 +99,16 @@ def kube_exporter(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFa
         yield exporter
     finally:
         exporter.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_netcheck(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterProcess]:
+    """netcheck on N1, for the tests that need it (it reads only the api Service's EndpointSlices)."""
+    netcheck = start_netcheck(kube_cluster, tmp_path_factory.mktemp("kube-netcheck"))
+    try:
+        yield netcheck
+    finally:
+        netcheck.stop()
 
 
 @dataclass

@@ -41,8 +41,11 @@ log = logging.getLogger("exporter.drill.kube")
 
 REPO = Path(__file__).resolve().parents[3]
 RBAC = REPO / "deploy" / "base" / "rbac.yaml"
+NETCHECK_RBAC = REPO / "deploy" / "base" / "netcheck-rbac.yaml"
 EXPORTER_NAMESPACE = "honeydue"
 EXPORTER_SERVICE_ACCOUNT = "honeydue-exporter"
+NETCHECK_SERVICE_ACCOUNT = "honeydue-netcheck"
+NAMESPACED_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,16 @@ class ClusterTiming:
 
 
 def load_manifests(path: Path) -> list[JSON]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    """The documents of a manifest file, in namespace honeydue where they name none, as deploy/base's
+    kustomization (`namespace: honeydue`) puts them: namespaced objects and their ServiceAccount subjects."""
+    docs = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for doc in docs:
+        if doc.get("kind") in NAMESPACED_KINDS:
+            doc["metadata"].setdefault("namespace", EXPORTER_NAMESPACE)
+        for subject in doc.get("subjects") or []:
+            if subject.get("kind") == "ServiceAccount":
+                subject.setdefault("namespace", EXPORTER_NAMESPACE)
+    return docs
 
 
 class KubeCluster:
@@ -106,6 +118,7 @@ class KubeCluster:
             for obj in workloads.honeydue(self.timing.progress_deadline):
                 self.apply(obj)
             self.apply_rbac(load_manifests(RBAC))
+            self.apply_rbac(load_manifests(NETCHECK_RBAC))
             self.wait_healthy(180)
         except BaseException:
             self.stop()
@@ -150,17 +163,18 @@ class KubeCluster:
         for doc in docs:
             self.apply(doc, field_manager="kubectl")
 
-    def exporter_token(self, expiration: int = 3600) -> str:
-        """A token of the exporter's ServiceAccount, as the kubelet projects into its pod."""
+    def exporter_token(self, expiration: int = 3600, service_account: str = EXPORTER_SERVICE_ACCOUNT) -> str:
+        """A token of the exporter's (or netcheck's) ServiceAccount, as the kubelet projects into its pod."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                 "spec": {"audiences": [AUDIENCE], "expirationSeconds": expiration}}
-        path = f"/api/v1/namespaces/{EXPORTER_NAMESPACE}/serviceaccounts/{EXPORTER_SERVICE_ACCOUNT}/token"
+        path = f"/api/v1/namespaces/{EXPORTER_NAMESPACE}/serviceaccounts/{service_account}/token"
         return str(self.admin.create(path, body)["status"]["token"])
 
-    def service_account_dir(self, directory: Path) -> Path:
-        """The files a pod of the exporter's ServiceAccount finds in /var/run/secrets/kubernetes.io/serviceaccount."""
+    def service_account_dir(self, directory: Path, service_account: str = EXPORTER_SERVICE_ACCOUNT) -> Path:
+        """The files a pod of the ServiceAccount finds in /var/run/secrets/kubernetes.io/serviceaccount."""
         directory.mkdir(parents=True, exist_ok=True)
-        for name, data in (("token", self.exporter_token()), ("ca.crt", self.control_plane.ca.pem.decode()),
+        token = self.exporter_token(service_account=service_account)
+        for name, data in (("token", token), ("ca.crt", self.control_plane.ca.pem.decode()),
                            ("namespace", EXPORTER_NAMESPACE)):
             path = directory / name
             path.touch(mode=0o600, exist_ok=True)

@@ -105,6 +105,20 @@ def metrics_server_api() -> list[JSON]:
     return [service, apiservice]
 
 
+API_PORT = 8000
+
+
+def api_service() -> JSON:
+    """honeyDue's api Service: the endpoint slice controller keeps its EndpointSlices, which netcheck reads
+    to find the api pods and their nodes (tcp.discover)."""
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "api", "namespace": "honeydue", "labels": {"app.kubernetes.io/name": "api"}},
+        "spec": {"selector": {"app.kubernetes.io/name": "api"},
+                 "ports": [{"name": "http", "port": API_PORT, "targetPort": API_PORT, "protocol": "TCP"}]},
+    }
+
+
 def api_pdb() -> JSON:
     return {
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
@@ -118,5 +132,5 @@ def honeydue(progress_deadline: int) -> list[JSON]:
     objects = [namespace("honeydue")]
     objects += [deployment(ns, name, image, replicas, progress_deadline)
                 for ns, name, image, replicas in DEPLOYMENTS]
-    objects += [svclb_daemonset(), api_pdb(), *metrics_server_api()]
+    objects += [svclb_daemonset(), api_pdb(), api_service(), *metrics_server_api()]
     return objects
