@@ -101,12 +101,18 @@ class Recorder:
         if self._thread is not None:
             self._thread.join(10)
 
-    def used(self) -> tuple[Metrics, list[Metrics]]:
-        """(the last healthy scrape, the scrapes from the injection to the steady state)."""
+    def mark(self) -> int:
+        """The index the next scrape will have (to evaluate a later phase on its own: `evaluate(since=...)`)."""
+        with self._lock:
+            return len(self.scrapes)
+
+    def used(self, since: int | None = None) -> tuple[Metrics, list[Metrics]]:
+        """(the last healthy scrape, the scrapes from the injection, or from `since`, to the steady state)."""
         with self._lock:
             injected = self.injected if self.injected is not None else len(self.scrapes)
+            start = injected if since is None else since
             end = self.steady if self.steady is not None else len(self.scrapes) - 1
-            return self.scrapes[max(injected - 1, 0)], self.scrapes[injected:end + 1]
+            return self.scrapes[max(injected - 1, 0)], self.scrapes[start:end + 1]
 
 
 def kube_values(m: Metrics) -> dict[suite.SeriesKey, float]:
@@ -167,15 +173,17 @@ class Verdict:
         return out
 
 
-def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe_every: str = "") -> Verdict:
+def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe_every: str = "",
+             since: int | None = None) -> Verdict:
     """Run the recording, on incident `incident_id`'s timeline up to its expectation time `at`, through both
-    engines and Alertmanager."""
+    engines and Alertmanager. With `since` (a `Recorder.mark()`), the fault is the scrapes from there on: a
+    later phase of the failure as if it had shown from the start."""
     source = suite.load(suite.INCIDENTS / f"{incident_id}.yml")
     assert source.step == STEP, f"{incident_id}: step {source.step}s, the recordings use {STEP}s"
     t_at = suite.seconds(at)
     k_at = t_at // STEP
     starts = [suite.seconds(e["at"]) // STEP for e in source.timeline if e.get("set")]
-    healthy, fault = recorder.used()
+    healthy, fault = recorder.used(since)
     k0 = min(starts) if starts and fault else k_at + 1  # the incident's fault starts here
     model = suite.states(source)
     total = max(k_at + 1, k0 + len(fault))
