@@ -29,6 +29,7 @@ from exporter.drill.kube.cluster import (
     load_manifests,
 )
 from exporter.drill.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
+from tests.helpers import kube_alerts
 from tests.helpers.exporter import ExporterProcess
 from tests.helpers.faults import FaultProxy
 from tests.helpers.kube import Expect, Kube, Metrics, sample, select, start_exporter, wait_metrics
@@ -274,10 +275,13 @@ def test_exporter_keeps_serving_while_the_api_server_hangs(kube: Kube, tmp_path:
     cluster = kube.cluster
     proxy = FaultProxy((NODE_IPS[0], cluster.api_port))
     exporter: ExporterProcess | None = None
+    recording: kube_alerts.Recorder | None = None
     try:
         exporter = start_exporter(cluster, tmp_path / "exporter", host="127.0.0.1", port=proxy.port)
         wait_metrics(exporter, Expect().value("honeydue_kube_api_up", 1).value(
             "honeydue_kube_control_plane_nodes_ready", 3), 20)
+        recording = kube_alerts.record(exporter)
+        recording.inject()
         proxy.set_mode("silent")
         e = Expect().value("honeydue_kube_api_up", 0)
         for resource, ns in (("nodes", ""), ("pods", "honeydue"), ("deployments", "kube-system"), ("apiservices", "")):
@@ -287,6 +291,7 @@ def test_exporter_keeps_serving_while_the_api_server_hangs(kube: Kube, tmp_path:
         e.value("honeydue_exporter_build_info", None)  # a label carries the version: only presence matters
         e.checks.pop()
         wait_metrics(exporter, e, 20)
+        recording.mark_steady()
         slowest = 0.0
         for _ in range(20):  # scrapes are answered from memory while every API call hangs
             started = time.monotonic()
@@ -301,9 +306,14 @@ def test_exporter_keeps_serving_while_the_api_server_hangs(kube: Kube, tmp_path:
         wait_metrics(exporter, Expect().value("honeydue_kube_api_up", 1).value(
             "honeydue_kube_control_plane_nodes_ready", 3), 20)
     finally:
+        if recording is not None:
+            recording.stop()
         if exporter is not None:
             exporter.stop()
         proxy.close()
+    # The API unanswered while the servers' etcd checks pass: one page, KubeAPIUnreachable, no quorum page.
+    assert recording is not None
+    kube_alerts.alerts_as_expected(recording, "node-list-failing", "10m", tmp_path)
 
 
 # --- Alertmanager ----------------------------------------------------------------------------------

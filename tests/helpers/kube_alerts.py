@@ -214,3 +214,14 @@ def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe
 
 def record(exporter: ExporterProcess, every: float = 2.0) -> Recorder:
     return Recorder(exporter, every).start()
+
+
+def alerts_as_expected(recording: Recorder, incident: str, at: str, tmp_path: Path,
+                       probe_every: str = "", since: int | None = None) -> Verdict:
+    """The shipped rules over the recording deliver what rules/incidents/<incident>.yml expects at `at`."""
+    workdir = tmp_path / ("alerts" if since is None else f"alerts-since-{since}")
+    verdict = evaluate(recording, incident, at, workdir, probe_every, since)
+    problems = verdict.problems()
+    assert not problems, f"{incident} at {at}:\n  " + "\n  ".join(problems)
+    print(f"\n{incident} at {at}: {sorted(map(str, verdict.delivered('metricsql')))}")
+    return verdict
