@@ -456,9 +456,15 @@ class KubernetesConfig(Schedule):
         description="APIServices whose Available condition is checked",
     )
     apiserver_port: int = Field(6443, ge=1, le=65535, description="each server node's API port for /readyz/etcd")
-    readyz_timeout: float = Field(2.0, gt=0, description="connect and read timeout of one /readyz/etcd check")
+    # Longer than kube-apiserver's --etcd-readycheck-timeout (2 s): with etcd unhealthy, /readyz/etcd answers
+    # its 500 after up to 2 s (measured on a real 1.35 API server), and a 2 s timeout lost half the verdicts.
+    readyz_timeout: float = Field(3.0, gt=0, description="connect and read timeout of one /readyz/etcd check")
     max_bytes: int = Field(
         16 * 1024 * 1024, gt=0, description="largest API response body read (a bigger one fails as protocol)"
+    )
+    list_page_size: int = Field(
+        500, ge=1, le=10_000,
+        description="objects per list page (limit/continue); a page of pods is about 2-3 MB at 500 (kubectl's chunk size)",
     )
     etcd_quorum: int | None = Field(None, ge=1, description="default: a majority of the control-plane nodes")
 

@@ -17,6 +17,12 @@ TARGETS=(
   "asynqpeer-v025 . ./cmd/asynqpeer -modfile=go.asynq-v025.mod"
   "vmalert-tool vmalert-tool github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert-tool"
   "pint pint github.com/cloudflare/pint/cmd/pint -ldflags=-X=main.version=v0.87.0"
+  # The Kubernetes control plane (tests/peers/kube: k8s.io/kubernetes forces its own dependency graph).
+  # gitVersion is set as k3s stamps it, so /version and the nodes' kubelet versions read like k3s.
+  "etcd kube ./cmd/etcd"
+  "kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver -ldflags=-X=k8s.io/component-base/version.gitVersion=v1.35.4+k3s1"
+  "kube-controller-manager kube k8s.io/kubernetes/cmd/kube-controller-manager -ldflags=-X=k8s.io/component-base/version.gitVersion=v1.35.4+k3s1"
+  "kustomize kube sigs.k8s.io/kustomize/kustomize/v5"
 )
 
 mkdir -p "$BIN"

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.helpers.exporter import ExporterProcess
+from tests.helpers.kube import kube, kube_cluster, kube_exporter, kube_netcheck  # noqa: F401 - the Kubernetes fixtures
 from tests.helpers.servers import IN_CI, PgBouncer, RedisServer, require_binary
 
 REPO = Path(__file__).resolve().parent.parent

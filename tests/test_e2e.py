@@ -23,6 +23,7 @@ from exporter.config import DEFAULT_RUNBOOK_BASE_URL
 from exporter.drill.pipeline import Pipeline
 from exporter.drill.scenarios import SCENARIOS, WATCHDOG, Result, Runner, catalog_index, table
 from exporter.render.panels import DASHBOARD_UID, build_plan
+from tests.helpers.kube import require_kube
 from tests.helpers.servers import require_binary
 
 pytestmark = pytest.mark.slow
@@ -36,6 +37,7 @@ def pipeline(pg_database: str) -> Iterator[Pipeline]:
     for name in BINARIES:
         require_binary(name, "/usr/bin")
     require_binary("pgbouncer", "/usr/sbin")
+    require_kube()
     p = Pipeline()
     try:
         p.start()
@@ -74,7 +76,7 @@ def test_scenarios_cover_the_issue() -> None:
     assert ids == {
         "pooler-down", "postgres-down", "worker-dead", "cron-stopped", "redis-noeviction", "redis-restarted-empty",
         "residence-cache-stale", "smtp-down", "b2-down", "api-deadlock", "cloudflare-down",
-        "kube-node-api-crashloop", "obs-unreachable",
+        "kube-nic-failure", "kube-quorum-lost", "kube-bad-rollout", "kube-api-crashloop", "obs-unreachable",
     }
     known = catalog_index()
     for s in SCENARIOS:

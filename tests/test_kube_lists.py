@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from exporter.config import Config
+from exporter.config import Config, KubernetesConfig
 from exporter.engine import Engine
 from exporter.probes import kubernetes as kube
 from exporter.probes.deps import Dependencies
 from tests.helpers.kube_lists import NAMESPACE, OTHER_NAMESPACE, TOKEN, WATCHED, ClusterSize, StandinAPI
+
+PAGE = KubernetesConfig.model_fields["list_page_size"].default  # the shipped page size
 
 
 class RecordingAPI(StandinAPI):
@@ -31,8 +33,8 @@ class RecordingAPI(StandinAPI):
 
 @pytest.fixture
 def api() -> Iterator[RecordingAPI]:
-    # 1,201 pods: three pages of LIST_PAGE_SIZE; 60 deployments, 5 of them watched; pods elsewhere.
-    server = RecordingAPI(ClusterSize(nodes=4, pods=2 * kube.LIST_PAGE_SIZE + 201, deployments=60, other_pods=700))
+    # 1,201 pods: three pages of the default list_page_size; 60 deployments, 5 of them watched; pods elsewhere.
+    server = RecordingAPI(ClusterSize(nodes=4, pods=2 * PAGE + 201, deployments=60, other_pods=700))
     server.start()
     try:
         yield server
@@ -73,7 +75,7 @@ async def test_pods_are_read_page_by_page_and_all_reported(api: RecordingAPI, tm
         assert {p["namespace"] for p in pods} == {NAMESPACE}  # the unwatched namespace is never read
         pages = [q for path, q in api.queries if path.endswith(f"/namespaces/{NAMESPACE}/pods")]
         assert len(pages) == 3
-        assert [q.get("limit") for q in pages] == [str(kube.LIST_PAGE_SIZE)] * 3
+        assert [q.get("limit") for q in pages] == [str(PAGE)] * 3
         assert "continue" not in pages[0] and all(q.get("continue") for q in pages[1:])
         # no list asks for resourceVersion=0: the API server's watch cache would ignore `limit` for it
         assert all("resourceVersion" not in q for _, q in api.queries)

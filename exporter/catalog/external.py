@@ -180,12 +180,15 @@ ENTRIES = (
             Alert(
                 name="KubePodImagePullBackOff",
                 severity="warning",
-                expr='max_over_time(honeydue_kube_pod_container_status_waiting_reason{'
-                'reason=~"ImagePullBackOff|ErrImagePull"}[5m]) >= 1',
+                # One alert per container, whichever of the two reasons: the kubelet shows ErrImagePull only
+                # for a moment at each pull attempt (back-off up to 5 minutes), so a per-reason alert flaps.
+                expr='max without (reason) (max_over_time(honeydue_kube_pod_container_status_waiting_reason{'
+                'reason=~"ImagePullBackOff|ErrImagePull"}[5m])) >= 1',
                 for_="10m",
                 summary="A pod cannot pull its image, so its rollout is stuck.",
-                description="{{ $labels.namespace }}/{{ $labels.pod }} has been waiting with {{ $labels.reason }} "
-                "for 10 minutes. Existing pods keep running; check that the Gitea registry answers.",
+                description="{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) has been waiting on "
+                "its image pull (ImagePullBackOff, ErrImagePull) for 10 minutes. Existing pods keep running; check "
+                "that the Gitea registry answers.",
             ),
         ),
         panels=(

@@ -1,5 +1,11 @@
 """A stand-in Kubernetes API server (aiohttp) that the real `kubernetes` client talks to over HTTP.
 
+Scenarios run against the real control plane (exporter/drill/kube); this stand-in remains only for what a
+real API server cannot be made to send: oversized, non-JSON or wrongly shaped bodies
+(tests/test_bad_replies.py), a hostile server echoing the credentials it receives
+(tests/test_secret_scan.py), and the fault matrix's per-cell API behind a fault proxy
+(tests/test_fault_matrix.py).
+
 It serves the paths the exporter reads, with the query parameters the client sends, object JSON
 in the shapes a k3s v1.35 cluster returns (3 server nodes running honeyDue's workloads), and real
 error responses (401 and 403 with a Status body, 500, a hung connection). Each node's API server

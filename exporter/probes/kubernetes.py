@@ -6,7 +6,7 @@ one resource reports a permission error for that resource and leaves the others'
 The official client is synchronous: every call runs in a small dedicated thread pool with
 connect/read timeouts and no retries. Label shapes follow kube-state-metrics where it has the same fact.
 
-Lists grow with the cluster, so they are read in pages (`limit`/`continue`, LIST_PAGE_SIZE objects
+Lists grow with the cluster, so they are read in pages (`limit`/`continue`, `list_page_size` objects
 each) and each page is turned into samples before the next is read: memory holds one page, never
 the collection. They carry no resourceVersion=0, because the API server's watch cache ignores
 `limit` for it and sends the whole collection at once. Watched deployments are listed by name
@@ -148,8 +148,10 @@ APISERVICE_AVAILABLE = gauge(
     "apiservice",
 )
 
-# Objects per list page: one page of pods is about 2-3 MB of JSON (kubectl's --chunk-size default).
-LIST_PAGE_SIZE = 500
+# What kube-apiserver's watch cache answers (429) while it cannot (re)load a resource from etcd.
+STORAGE_UNAVAILABLE = "storage is (re)initializing"
+# Bytes of a 429's Status body read to tell storage_unavailable from throttled (the message comes early).
+ERROR_BODY_BYTES = 1024
 
 CONDITION_STATUSES = ("true", "false", "unknown")
 MAJOR_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
@@ -167,9 +169,16 @@ class KubeRequestError(Exception):
 
 
 def request_reason(exc: BaseException) -> str:
-    """A bounded reason for one failed request: HTTP statuses by name, the rest via errors.classify."""
+    """A bounded reason for one failed request: HTTP statuses by name, the rest via errors.classify.
+
+    A 429 is `throttled` (API Priority and Fairness) unless its Status says the API server's cache of the
+    resource cannot load from storage ("storage is (re)initializing"): that is an API server without etcd
+    (quorum lost, etcd down), not load, and says `storage_unavailable`.
+    """
     if isinstance(exc, ApiException) and exc.status:
         status = int(exc.status)
+        if status == 429 and STORAGE_UNAVAILABLE in str(exc.body or ""):
+            return "storage_unavailable"
         named = {401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "throttled"}
         if status in named:
             return named[status]
@@ -248,8 +257,12 @@ class KubeClient:
             raw = self.api.call_api(method, url, headers, body, post, _request_timeout=self.timeout).response
             try:
                 if not 200 <= raw.status <= 299:
-                    raw.close()  # an error body of unknown size is not read; the connection is not reused
-                    raise ApiException(status=raw.status, reason=raw.reason)
+                    # An error body of unknown size is not read (a 429's first KiB is: it says why), and the
+                    # connection is not reused.
+                    detail = raw.read(ERROR_BODY_BYTES, decode_content=True) if raw.status == 429 else b""
+                    raw.close()
+                    raise ApiException(status=raw.status, reason=raw.reason,
+                                       body=detail.decode("utf-8", "replace"))
                 data = raw.read(self.cfg.max_bytes + 1, decode_content=True)
             finally:
                 raw.release_conn()
@@ -271,7 +284,7 @@ class KubeClient:
         token = ""
         seen: set[str] = set()
         while True:
-            page = [*query, ("limit", str(LIST_PAGE_SIZE))] + ([("continue", token)] if token else [])
+            page = [*query, ("limit", str(self.cfg.list_page_size))] + ([("continue", token)] if token else [])
             body = await self.read_json(resource, namespace, path, page)
             items = body.get("items") or []
             if not isinstance(items, list):
@@ -392,13 +405,18 @@ class NodesProbe(_KubeProbe):
     async def _collect(self) -> Samples:
         cfg = self.kube.cfg
         self._evidence = Samples()
+        known, quorum = self._servers, self._quorum
+        # The known servers' /readyz/etcd is asked while the nodes are listed, not after: an API server without
+        # etcd quorum holds a list until the read timeout, and the evidence must not wait (or time out) behind it.
+        checks = asyncio.ensure_future(self._check_readyz(known)) if known else None
         try:
             # Nodes are few (their count is exported whole): all pages are kept to sort them.
             nodes = [node async for page in self.kube.list_pages("nodes", "", "/api/v1/nodes") for node in page]
-        except KubeRequestError:
-            if self._servers:
-                self._evidence.add(ETCD_QUORUM, self._quorum)
-                await self._add_readyz(self._evidence, self._servers)
+        except BaseException as exc:
+            results = await self._settle(checks, cancelled=isinstance(exc, asyncio.CancelledError))
+            if results is not None:
+                self._evidence.add(ETCD_QUORUM, quorum)
+                self._add_readyz(self._evidence, known, results)
             raise
         s = Samples()
         redis_key, _, redis_value = cfg.redis_node_label.partition("=")
@@ -442,11 +460,33 @@ class NodesProbe(_KubeProbe):
         self._servers = servers
         s.add(ETCD_QUORUM, self._quorum)
         s.add(REDIS_NODES, redis_nodes)
-        await self._add_readyz(s, servers)
+        if checks is not None and servers == known:
+            results = await checks
+        else:  # the first run, or the servers changed: ask the servers of this list
+            if checks is not None:
+                checks.cancel()
+            results = await self._check_readyz(servers)
+        self._add_readyz(s, servers, results)
         return s
 
-    async def _add_readyz(self, s: Samples, servers: list[tuple[str, str]]) -> None:
-        results = await asyncio.gather(*(self._readyz(ip) for _, ip in servers))
+    async def _check_readyz(self, servers: list[tuple[str, str]]) -> list[tuple[bool, bool, str]]:
+        return list(await asyncio.gather(*(self._readyz(ip) for _, ip in servers)))
+
+    @staticmethod
+    async def _settle(checks: asyncio.Future[list[tuple[bool, bool, str]]] | None,
+                      cancelled: bool) -> list[tuple[bool, bool, str]] | None:
+        """The readyz answers to publish when the node list failed: awaited (each check ends by readyz_timeout),
+        or, when the run itself is cancelled by its timeout, those already in (never waited for)."""
+        if checks is None:
+            return None
+        if cancelled:
+            if checks.done() and not checks.cancelled() and checks.exception() is None:
+                return checks.result()
+            checks.cancel()
+            return None
+        return await checks
+
+    def _add_readyz(self, s: Samples, servers: list[tuple[str, str]], results: list[tuple[bool, bool, str]]) -> None:
         for (name, _), (answered, ok, reason) in zip(servers, results, strict=True):
             s.add(READYZ_UP, 1 if answered else 0, node=name)
             s.add(ETCD_READY, 1 if ok else 0, node=name)

@@ -40,13 +40,14 @@ class ExporterProcess:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     args: tuple[str, ...] = ()  # extra `run` arguments, e.g. ("--mode", "netcheck")
+    wrapper: tuple[str, ...] = ()  # a command the exporter runs under (e.g. a pod's mount namespace)
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_ready: bool = True, timeout: float = 30.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HONEYDUE_")}
         env |= {"HONEYDUE_SERVER__PORT": str(self.port), "HONEYDUE_SERVER__LISTEN_ADDRESS": "127.0.0.1"}
         env |= self.env
-        args = [sys.executable, "-m", "exporter"]
+        args = [*self.wrapper, sys.executable, "-m", "exporter"]
         if self.config_path is not None:
             args += ["--config", str(self.config_path)]
         args += ["run", *self.args]

@@ -70,7 +70,9 @@ class State:
     direct: bool = True
     cf_pop: bool = True                                    # the POP our probe is routed to
     cf_global: bool = True
-    api: str = "ok"                  # ok | down (answers nothing) | crashloop | deadlock | bad_deploy | config_error
+    api: str = "ok"  # ok | down (answers nothing) | crashloop | deadlock | bad_deploy | bad_image | config_error
+    api_oom: int = 0                                       # OOM kills of n1's api container so far
+    metrics_server: bool = True                            # metrics-server serves (else it crash-loops)
     api_generation: int = 0                                # bumps at every rollout (new pod names, new IPs)
     b2: bool = True
     registry: bool = True
@@ -78,7 +80,13 @@ class State:
     vmagent_writes: bool = True                            # vmagent reaches the obs box
     kubelet: dict[str, str] = field(default_factory=dict)  # node -> kubelet version (default v1.35.1+k3s1)
     disk_pressure: str = ""
-    lists: str = "ok"                                      # ok | stale (served from the API's cache) | fail
+    evicted: int = 0                                       # pods the kubelet evicted on the disk_pressure node
+    redis_labelled: list[str] | None = None                # nodes with the Redis label (None: redis_node only)
+    # ok | fail (every list waits on etcd until the read timeout) | storage (an API server without etcd
+    # quorum, after ~30 s: the watch caches cannot re-list and lists they serve answer 429 "storage is
+    # (re)initializing", reason storage_unavailable; the others keep timing out). Lists are consistent reads
+    # (no resourceVersion=0), so nothing is served stale.
+    lists: str = "ok"
     failing_probes: list[str] = field(default_factory=list)  # probes that fail every run (series vanish)
     dns_outside: int = 0                                   # public answers outside the expected ranges
 
@@ -216,7 +224,7 @@ def _postgres(out: Series, s: State, sc: dict[str, str], dns: bool) -> None:
 
 
 def _api_serving(s: State) -> bool:
-    return s.api in ("ok", "bad_deploy", "config_error", "deadlock")
+    return s.api in ("ok", "bad_deploy", "bad_image", "config_error", "deadlock")
 
 
 def _http(out: Series, s: State, sc: dict[str, str], dns: bool) -> None:
@@ -272,19 +280,19 @@ def _kubernetes(out: Series, s: State, sc: dict[str, str], now: float) -> None:
                  ("apiservices", "", "kubernetes_apiservices")]
     listed = {}
     for resource, ns, probe in resources:
-        ok = s.lists != "fail" and probe not in s.failing_probes
+        ok = s.lists == "ok" and probe not in s.failing_probes
         listed[probe] = ok
+        reason = "server_error" if s.lists == "ok" else "timeout"
+        if s.lists == "storage" and resource == "deployments":  # served by the watch cache, which gave up
+            reason = "storage_unavailable"
         out.add("honeydue_kube_resource_up", 1 if ok else 0, sc, resource=resource, namespace=ns)
         if not ok:
-            out.add("honeydue_kube_resource_error_info", 1, sc, resource=resource, namespace=ns,
-                    reason="timeout" if s.lists == "fail" else "server_error")
-        _probe(out, sc, probe, ok, "timeout" if s.lists == "fail" else "server_error")
+            out.add("honeydue_kube_resource_error_info", 1, sc, resource=resource, namespace=ns, reason=reason)
+        _probe(out, sc, probe, ok, reason)
     if listed["kubernetes_nodes"] or not out.legacy:  # before: no node list, no readyz checks
         _readyz(out, s, sc)
-    # With etcd's quorum gone nobody can write node status: a list served from the cache shows it as it was.
-    seen = s if s.lists == "ok" else State(kubelet=s.kubelet, cordoned=s.cordoned, redis_node=s.redis_node)
     if listed["kubernetes_nodes"]:
-        ready = [n for n in NODES if n not in seen.down]
+        ready = [n for n in NODES if n not in s.down]
         for node in NODES:
             out.add("honeydue_kube_node_status_condition", 1 if node in ready else 0, sc,
                     node=node, condition="Ready", status="true")
@@ -294,11 +302,14 @@ def _kubernetes(out: Series, s: State, sc: dict[str, str], now: float) -> None:
             out.add("honeydue_kube_node_info", 1, sc, node=node,
                     kubelet_version=s.kubelet.get(node, "v1.35.1+k3s1"))
         out.add("honeydue_kube_control_plane_nodes_ready", len(ready), sc)
-        out.add("honeydue_kube_redis_nodes", 1, sc)
-        out.add("honeydue_kube_redis_node_ready", 1 if s.redis_node in ready else 0, sc, node=s.redis_node)
+        labelled = [s.redis_node] if s.redis_labelled is None else s.redis_labelled
+        out.add("honeydue_kube_redis_nodes", len(labelled), sc)
+        for node in labelled:
+            out.add("honeydue_kube_redis_node_ready", 1 if node in ready else 0, sc, node=node)
     if listed["kubernetes_apiservices"]:
-        out.add("honeydue_kube_apiservice_available", 1, sc, apiservice="v1beta1.metrics.k8s.io")
-    _workloads(out, s if s.lists == "ok" else seen, sc, listed)
+        out.add("honeydue_kube_apiservice_available", 1 if s.metrics_server else 0, sc,
+                apiservice="v1beta1.metrics.k8s.io")
+    _workloads(out, s, sc, listed)
 
 
 def _readyz(out: Series, s: State, sc: dict[str, str]) -> None:
@@ -318,8 +329,9 @@ def _api_pods(s: State) -> dict[str, list[tuple[str, str, str]]]:
         home = node if node in alive or quorum_lost(s) else alive[i % len(alive)] if alive else node
         waiting = "CrashLoopBackOff" if s.api == "crashloop" else ""
         pods.setdefault(home, []).append((f"api-{6000 + s.api_generation}-{i}", waiting, "Error" if waiting else ""))
-    if s.api in ("bad_deploy", "config_error"):
-        reason = "CrashLoopBackOff" if s.api == "bad_deploy" else "CreateContainerConfigError"
+    if s.api in ("bad_deploy", "bad_image", "config_error"):
+        reason = {"bad_deploy": "CrashLoopBackOff", "bad_image": "ImagePullBackOff"}.get(s.api,
+                                                                                        "CreateContainerConfigError")
         pods.setdefault(alive[0] if alive else "n1", []).append(("api-7f00-0", reason, "Error" if s.api == "bad_deploy" else ""))
     return pods
 
@@ -337,6 +349,8 @@ def _workloads(out: Series, s: State, sc: dict[str, str], listed: dict[str, bool
             out.add("honeydue_kube_pod_info", 1, sc, namespace="honeydue", pod=pod, node=node,
                     workload_kind="Deployment", workload="api")
             restarts = 7 if waiting == "CrashLoopBackOff" else 0
+            if s.api_oom and pod == f"api-{6000 + s.api_generation}-0":  # n1's pod: OOM-killed, restarted
+                restarts, terminated = s.api_oom, "OOMKilled"
             out.add("honeydue_kube_pod_container_status_restarts_total", restarts, sc, namespace="honeydue",
                     pod=pod, container="api")
             if waiting:
@@ -348,8 +362,15 @@ def _workloads(out: Series, s: State, sc: dict[str, str], listed: dict[str, bool
             healthy = not waiting and node not in s.down
             bucket = ready_by_node if healthy else not_ready_by_node
             bucket[node] = bucket.get(node, 0) + 1
+    if listed["kubernetes_pods_kube_system"] and not s.metrics_server:
+        pod = "metrics-server-5985cbc9d7-x2v4q"
+        out.add("honeydue_kube_pod_container_status_waiting_reason", 1, sc, namespace="kube-system", pod=pod,
+                container="metrics-server", reason="CrashLoopBackOff")
+        out.add("honeydue_kube_pod_container_status_restarts_total", 7, sc, namespace="kube-system", pod=pod,
+                container="metrics-server")
     for node in NODES:
-        out.add("honeydue_kube_evicted_pods", 0, sc, namespace="honeydue", node=node)
+        evicted = s.evicted if node == s.disk_pressure else 0
+        out.add("honeydue_kube_evicted_pods", evicted, sc, namespace="honeydue", node=node)
         for ready, counts in (("true", ready_by_node), ("false", not_ready_by_node)):
             out.add("honeydue_kube_workload_pods", counts.get(node, 0), sc, namespace="honeydue", workload="api",
                     node=node, ready=ready)
@@ -364,6 +385,7 @@ def _unavailable(s: State, deployment: str) -> bool:
         "coredns": not s.coredns,
         "redis": not s.redis or s.redis_node in s.down,
         "worker": not s.worker,
+        "metrics-server": not s.metrics_server,
     }.get(deployment, False)
 
 
@@ -375,7 +397,7 @@ def _deployments(out: Series, s: State, sc: dict[str, str]) -> None:
         updated = desired
         if name == "api":
             available = max(min(api_ready, desired), 0)
-            if s.api in ("bad_deploy", "config_error"):
+            if s.api in ("bad_deploy", "bad_image", "config_error"):
                 updated, available = 1, desired
         elif _unavailable(s, name):
             available = 0

@@ -163,11 +163,17 @@ def states(incident: Incident, legacy: bool = False) -> list[cluster.State]:
 SeriesKey = tuple[str, frozenset[tuple[str, str]]]
 
 
-def timeline_series(incident: Incident, identity: str = "stable",
-                    legacy: bool = False) -> dict[SeriesKey, list[float | str | None]]:
+Rows = dict[SeriesKey, list[float | str | None]]
+
+
+def timeline_series(incident: Incident, identity: str = "stable", legacy: bool = False) -> Rows:
     """Every series' value per step; None = no sample; "stale" = vmagent's staleness marker."""
-    per_step = [cluster.series(s, k, incident.step, identity, legacy).values
-                for k, s in enumerate(states(incident, legacy))]
+    return rows_of([cluster.series(s, k, incident.step, identity, legacy).values
+                    for k, s in enumerate(states(incident, legacy))])
+
+
+def rows_of(per_step: list[dict[SeriesKey, float]]) -> Rows:
+    """Each step's samples as one row per series; a series that vanished from a step gets a staleness marker."""
     keys = {key for values in per_step for key in values}
     out: dict[SeriesKey, list[float | str | None]] = {}
     for key in keys:
@@ -204,13 +210,17 @@ def _values(row: list[float | str | None], offset: float) -> str:
 
 
 def rule_test_file(incidents: Iterable[Incident], tool: str, rule_files: list[Path],
-                   identity: str = "stable", legacy: bool = False) -> dict[str, Any]:
-    """One unit-test file for `tool` (promtool or vmalert-tool): one group per incident."""
+                   identity: str = "stable", legacy: bool = False,
+                   rows_by_id: dict[str, Rows] | None = None) -> dict[str, Any]:
+    """One unit-test file for `tool` (promtool or vmalert-tool): one group per incident. `rows_by_id` gives an
+    incident's series directly (a recording of the real cluster, tests/helpers/kube_alerts.py) instead of the
+    cluster model's."""
     key = "promql_expr_test" if tool == "promtool" else "metricsql_expr_test"
     groups = []
     for incident in incidents:
         inputs = []
-        rows = timeline_series(incident, identity, legacy)
+        given = (rows_by_id or {}).get(incident.id)
+        rows = given if given is not None else timeline_series(incident, identity, legacy)
         for series_key, row in sorted(rows.items(), key=lambda kv: _series_name(kv[0])):
             offset = TOOL_EPOCH[tool] if series_key[0].endswith("_timestamp_seconds") else 0.0
             inputs.append({"series": _series_name(series_key), "values": _values(row, offset)})
@@ -422,10 +432,11 @@ def budget_problems(incident: Incident, points: list[Checkpoint]) -> list[str]:
 
 # --- one run of everything -----------------------------------------------------------------------------
 def evaluate(tool: str, binary: str, workdir: Path, incidents: list[Incident],
-             rule_files: list[Path], identity: str = "stable", legacy: bool = False) -> dict[tuple[str, int], set[Alert]]:
+             rule_files: list[Path], identity: str = "stable", legacy: bool = False,
+             rows_by_id: dict[str, Rows] | None = None) -> dict[tuple[str, int], set[Alert]]:
     """Every incident's firing alerts at every queried step, as `tool` evaluates the rules."""
     path = workdir / f"incidents.{tool}.test.yml"
-    doc = rule_test_file(incidents, tool, rule_files, identity, legacy)
+    doc = rule_test_file(incidents, tool, rule_files, identity, legacy, rows_by_id)
     path.write_text(yaml.safe_dump(doc, sort_keys=False, width=100_000), encoding="utf-8")
     output = run_tool(tool, binary, path)
     (workdir / f"incidents.{tool}.out").write_text(output, encoding="utf-8")

@@ -1,0 +1,227 @@
+"""What the shipped rules make of a real-cluster scenario: the exporter's series, recorded while the test
+cluster (exporter/drill/kube) goes through a failure, run through promtool, vmalert-tool and a real
+Alertmanager exactly as the incident suite (tests/incidents) runs its incidents, and compared with what
+the scenario's incident in rules/incidents/ expects Alertmanager to deliver.
+
+Time is compressed: every scrape of the recording (one probe run, 2 s apart) becomes one 30 s step, the
+production probe interval and vmalert's evaluation interval, and the rules run with their `for` as shipped.
+The real cluster's clocks are shortened too (node grace 8 s, tolerations 10 s, progress deadline 12 s), so
+a scenario's sequence of states is what production shows, one probe run at a time. After the last recorded
+scrape the steady state is held (the fault persists) until the incident's expectation time. Only the
+Kubernetes series come from the recording (`honeydue_kube_*` that a rule reads, and the Kubernetes probes'
+`honeydue_probe_success`/`_error_info`); everything else (Redis, PostgreSQL, HTTP, netcheck, the
+exporter's own `up`) is the incident's cluster model at the same moment, with vmagent's labels. Real node
+names are mapped onto the model's n1-n3 (the Redis node is n3 there, N2 here).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from exporter.drill.kube.control_plane import NODE_NAMES
+from tests.helpers.exporter import ExporterProcess
+from tests.helpers.kube import Metrics
+from tests.helpers.servers import require_binary
+from tests.incidents import cluster, suite
+
+REPO = Path(__file__).resolve().parents[2]
+RULE_FILES = sorted((REPO / "rules").glob("honeydue-*.rules.yml"))
+VMALERT_TOOL = REPO / "tests" / "peers" / "bin"
+STEP = 30  # seconds per recorded scrape on the rules' clock
+# Real node -> model node: N2 carries the Redis label (the model's n3); N3 is the NIC-failure node (n2).
+NODE_MAP = dict(zip(NODE_NAMES, ("n1", "n3", "n2"), strict=True))
+
+
+def _rule_metric_names() -> set[str]:
+    names: set[str] = set()
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            for rule in group["rules"]:
+                names |= set(re.findall(r"honeydue_kube_\w+", str(rule["expr"])))
+    return names
+
+
+KUBE_SERIES = _rule_metric_names()
+
+
+def _is_kube(name: str, labels: dict[str, str]) -> bool:
+    if name.startswith("honeydue_kube_"):
+        return True
+    return name in ("honeydue_probe_success", "honeydue_probe_error_info") and labels.get("probe", "").startswith(
+        "kubernetes_")
+
+
+@dataclass
+class Recorder:
+    """Scrapes the exporter every `every` seconds in a thread, from `start()` to `stop()`."""
+
+    exporter: ExporterProcess
+    every: float = 2.0
+    scrapes: list[Metrics] = field(default_factory=list)
+    injected: int | None = None  # index of the first scrape after the failure was injected
+    steady: int | None = None  # index of the last scrape the scenario counts (its steady state)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> Recorder:
+        self.scrapes.append(self.exporter.metrics())  # the healthy cluster, before anything happens
+        self._thread = threading.Thread(target=self._run, name="kube-recorder", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                m = self.exporter.metrics()
+            except OSError:
+                continue
+            with self._lock:
+                self.scrapes.append(m)
+
+    def inject(self) -> None:
+        """Mark the moment the failure is injected (call just before injecting it)."""
+        with self._lock:
+            self.injected = len(self.scrapes)
+
+    def mark_steady(self) -> None:
+        """Mark the scenario's steady state: the scrape that showed it is the last one used."""
+        with self._lock:
+            self.scrapes.append(self.exporter.metrics())
+            self.steady = len(self.scrapes) - 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def mark(self) -> int:
+        """The index the next scrape will have (to evaluate a later phase on its own: `evaluate(since=...)`)."""
+        with self._lock:
+            return len(self.scrapes)
+
+    def used(self, since: int | None = None) -> tuple[Metrics, list[Metrics]]:
+        """(the last healthy scrape, the scrapes from the injection, or from `since`, to the steady state)."""
+        with self._lock:
+            injected = self.injected if self.injected is not None else len(self.scrapes)
+            start = injected if since is None else since
+            end = self.steady if self.steady is not None else len(self.scrapes) - 1
+            return self.scrapes[max(injected - 1, 0)], self.scrapes[start:end + 1]
+
+
+def kube_values(m: Metrics) -> dict[suite.SeriesKey, float]:
+    """The Kubernetes series of one scrape as vmagent stores them: its labels added, nodes renamed."""
+    out: dict[suite.SeriesKey, float] = {}
+    for (name, labels), value in m.items():
+        lab = dict(labels)
+        if not _is_kube(name, lab) or (name.startswith("honeydue_kube_") and name not in KUBE_SERIES):
+            continue
+        if "node" in lab:
+            lab["node"] = NODE_MAP.get(lab["node"], lab["node"])
+        lab |= cluster.EXPORTER
+        out[(name, frozenset(lab.items()))] = value
+    return out
+
+
+def _model_values(state: cluster.State, k: int) -> dict[suite.SeriesKey, float]:
+    return {key: v for key, v in cluster.series(state, k, STEP).values.items() if not _is_kube(key[0], dict(key[1]))}
+
+
+@dataclass
+class Verdict:
+    """What the rules made of a recorded scenario."""
+
+    incident: suite.Incident  # the synthetic incident: the recording on the incident's timeline
+    source: suite.Incident  # the incident of rules/incidents/ the scenario corresponds to
+    at: int  # the expectation time in `source`
+    promql: dict[tuple[str, int], set[suite.Alert]]
+    metricsql: dict[tuple[str, int], set[suite.Alert]]
+    points: dict[str, list[suite.Checkpoint]]
+    fault_step: int  # first step showing the recording after injection
+
+    def firing(self, engine: str, k: int) -> set[str]:
+        table = self.promql if engine == "promql" else self.metricsql
+        return {dict(a)["alertname"] for a in table[(self.incident.id, k)]}
+
+    @property
+    def last_step(self) -> int:
+        return self.incident.steps - 1
+
+    def delivered(self, engine: str) -> set[suite.Delivery]:
+        by_step = {p.step: p for p in self.points[engine]}
+        point = by_step[self.last_step]
+        return {d for d in point.delivered if d.receiver != "deadmansswitch"}
+
+    def problems(self) -> list[str]:
+        """Differences from the incident's expectation (both engines), engine disagreements, page budget."""
+        expected = self.source.expect[self.at]
+        out = []
+        for engine in ("promql", "metricsql"):
+            got = self.delivered(engine)
+            if got != expected:
+                out.append(f"{engine} at {suite.duration(self.at)}: missing {sorted(map(str, expected - got))}, "
+                           f"unexpected {sorted(map(str, got - expected))}, firing "
+                           f"{sorted(self.firing(engine, self.last_step))}")
+            out += [f"{engine}: {p}" for p in suite.budget_problems(self.incident, self.points[engine])]
+        out += suite.engine_differences(self.incident, self.promql, self.metricsql)
+        return out
+
+
+def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe_every: str = "",
+             since: int | None = None) -> Verdict:
+    """Run the recording, on incident `incident_id`'s timeline up to its expectation time `at`, through both
+    engines and Alertmanager. With `since` (a `Recorder.mark()`), the fault is the scrapes from there on: a
+    later phase of the failure as if it had shown from the start."""
+    source = suite.load(suite.INCIDENTS / f"{incident_id}.yml")
+    assert source.step == STEP, f"{incident_id}: step {source.step}s, the recordings use {STEP}s"
+    t_at = suite.seconds(at)
+    k_at = t_at // STEP
+    starts = [suite.seconds(e["at"]) // STEP for e in source.timeline if e.get("set")]
+    healthy, fault = recorder.used(since)
+    k0 = min(starts) if starts and fault else k_at + 1  # the incident's fault starts here
+    model = suite.states(source)
+    total = max(k_at + 1, k0 + len(fault))
+    per_step = []
+    for k in range(total):
+        kube = healthy if k < k0 else fault[min(k - k0, len(fault) - 1)]
+        per_step.append(_model_values(model[min(k, k_at)], k) | kube_values(kube))
+    synthetic = suite.Incident(
+        id=f"real-{incident_id}", title=f"the real cluster's {incident_id}", root_causes=source.root_causes,
+        step=STEP, duration=(total - 1) * STEP, initial={}, timeline=[],
+        expect={(total - 1) * STEP: source.expect[t_at]},
+        probe_every=suite.seconds(probe_every) if probe_every else 0,
+    )
+    rows = {synthetic.id: suite.rows_of(per_step)}
+    workdir.mkdir(parents=True, exist_ok=True)
+    promtool = require_binary("promtool")
+    vmalert_tool = require_binary("vmalert-tool", str(VMALERT_TOOL))
+    with ThreadPoolExecutor(1) as pool:
+        promql_run = pool.submit(suite.evaluate, "promtool", promtool, workdir, [synthetic], RULE_FILES,
+                                 rows_by_id=rows)
+        metricsql = suite.evaluate("vmalert-tool", vmalert_tool, workdir, [synthetic], RULE_FILES, rows_by_id=rows)
+        promql = promql_run.result()
+    points = {engine: suite.checkpoints(synthetic, firing, engine)
+              for engine, firing in (("promql", promql), ("metricsql", metricsql))}
+    suite.deliver(workdir, [p for ps in points.values() for p in ps], RULE_FILES)
+    return Verdict(synthetic, source, t_at, promql, metricsql, points, k0)
+
+
+def record(exporter: ExporterProcess, every: float = 2.0) -> Recorder:
+    return Recorder(exporter, every).start()
+
+
+def alerts_as_expected(recording: Recorder, incident: str, at: str, tmp_path: Path,
+                       probe_every: str = "", since: int | None = None) -> Verdict:
+    """The shipped rules over the recording deliver what rules/incidents/<incident>.yml expects at `at`."""
+    workdir = tmp_path / ("alerts" if since is None else f"alerts-since-{since}")
+    verdict = evaluate(recording, incident, at, workdir, probe_every, since)
+    problems = verdict.problems()
+    assert not problems, f"{incident} at {at}:\n  " + "\n  ".join(problems)
+    print(f"\n{incident} at {at}: {sorted(map(str, verdict.delivered('metricsql')))}")
+    return verdict
