@@ -2,12 +2,12 @@
 
 A back end is a function `(ClusterSize, workdir) -> context manager of KubeTarget`: it starts (or
 reaches) an API server holding that many objects and says how the exporter reaches it and how much
-the API server has served so far. `--kube-backend module:function` picks one; the default is
-`standin` below. Once the real control plane of the Kubernetes issue exists (etcd, kube-apiserver,
-controllers and fake kubelets), a back end that creates the objects there plugs in the same way, and
-its `load()` reads apiserver_request_total / apiserver_response_sizes from the API server's /metrics.
+the API server has served so far. `--kube-backend real|standin|module:function` picks one; the default
+is `real` (bench/_kube_real.py: the control plane of exporter/drill/kube, one cluster for the whole run
+grown or shrunk to each size, stopped by `close()` below; its `load()` reads the exporter's requests
+from the audit log and the bytes from the API servers' apiserver_response_sizes).
 
-`standin` is tests/helpers/kube_lists.py: an API server written here (aiohttp on its own thread), not
+`standin` (still selectable) is tests/helpers/kube_lists.py: an API server written here (aiohttp on its own thread), not
 Kubernetes, that answers lists in real JSON shape with limit/continue paging and selectors (its
 docstring lists what it does and does not do). Its CPU is not the API server's: only its request
 and byte counts describe the load the exporter puts on a cluster.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Protocol
 
 from tests.helpers.kube_lists import NAMESPACE, OTHER_NAMESPACE, TOKEN, WATCHED, ClusterSize, StandinAPI
 
-__all__ = ["NAMESPACE", "OTHER_NAMESPACE", "WATCHED", "Backend", "ClusterSize", "KubeTarget", "backend", "standin"]
+__all__ = ["NAMESPACE", "OTHER_NAMESPACE", "WATCHED", "Backend", "ClusterSize", "KubeTarget", "backend", "close", "standin"]
 
 
 @dataclass
@@ -65,13 +66,24 @@ def standin(size: ClusterSize, workdir: Path) -> Iterator[KubeTarget]:
 
 
 def backend(spec: str) -> Backend:
-    """`standin` or `package.module:function` (a function with standin's signature)."""
+    """`real` (bench/_kube_real.py), `standin` or `package.module:function` (a function with standin's signature)."""
     if spec == "standin":
         return standin
+    if spec == "real":
+        from bench._kube_real import real
+
+        return real
     module_name, _, function = spec.partition(":")
     if not function:
-        raise ValueError(f"--kube-backend {spec!r}: use standin or module:function")
+        raise ValueError(f"--kube-backend {spec!r}: use real, standin or module:function")
     import importlib
 
     found: Backend = getattr(importlib.import_module(module_name), function)
     return found
+
+
+def close() -> None:
+    """Stop the real back end's cluster if this run started one (it serves every point of the run)."""
+    real = sys.modules.get("bench._kube_real")
+    if real is not None:
+        real.close()
