@@ -455,6 +455,10 @@ class KubernetesConfig(Schedule):
         ("v1beta1.metrics.k8s.io",),
         description="APIServices whose Available condition is checked",
     )
+    pod_metrics: tuple[str, ...] = Field(
+        ("honeydue",),
+        description="namespaces whose pods' CPU and memory use is read from metrics.k8s.io (metrics-server)",
+    )
     apiserver_port: int = Field(6443, ge=1, le=65535, description="each server node's API port for /readyz/etcd")
     # Longer than kube-apiserver's --etcd-readycheck-timeout (2 s): with etcd unhealthy, /readyz/etcd answers
     # its 500 after up to 2 s (measured on a real 1.35 API server), and a 2 s timeout lost half the verdicts.

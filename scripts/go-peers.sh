@@ -23,6 +23,8 @@ TARGETS=(
   "kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver -ldflags=-X=k8s.io/component-base/version.gitVersion=v1.35.4+k3s1"
   "kube-controller-manager kube k8s.io/kubernetes/cmd/kube-controller-manager -ldflags=-X=k8s.io/component-base/version.gitVersion=v1.35.4+k3s1"
   "kustomize kube sigs.k8s.io/kustomize/kustomize/v5"
+  # metrics-server serves metrics.k8s.io on the test control plane (own module: it pins k8s.io/* v0.33.2).
+  "metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server"
 )
 
 mkdir -p "$BIN"

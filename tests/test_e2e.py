@@ -76,7 +76,8 @@ def test_scenarios_cover_the_issue() -> None:
     assert ids == {
         "pooler-down", "postgres-down", "worker-dead", "cron-stopped", "redis-noeviction", "redis-restarted-empty",
         "residence-cache-stale", "smtp-down", "b2-down", "api-deadlock", "cloudflare-down",
-        "kube-nic-failure", "kube-quorum-lost", "kube-bad-rollout", "kube-api-crashloop", "obs-unreachable",
+        "kube-nic-failure", "kube-quorum-lost", "kube-bad-rollout", "kube-api-crashloop", "kube-api-cpu-bound",
+        "obs-unreachable",
     }
     known = catalog_index()
     for s in SCENARIOS:

@@ -63,6 +63,11 @@ class Grant:
     def key(self) -> tuple[str, str, str]:
         return ("url", self.url, self.verb) if self.url else (self.group, self.resource, self.verb)
 
+    @property
+    def names_in_metrics(self) -> tuple[str, ...]:
+        """How the exporter's `resource` label names it: `pods`, or `pods.metrics.k8s.io` beside core pods."""
+        return (self.resource, f"{self.resource}.{self.group}") if self.group else (self.resource,)
+
     def rule(self) -> dict[str, Any]:
         if self.url:
             return {"nonResourceURLs": [self.url], "verbs": [self.verb]}
@@ -147,7 +152,7 @@ def test_removing_any_grant_breaks_the_signal_that_needs_it(kube: Kube, grant: G
     try:
         wanted = "a forbidden error series" + (f" for {grant.resource}" if grant.resource else "")
         m, _ = wait_metrics(kube.exporter, Expect().holds(wanted, lambda m: bool(forbidden(m)) and (
-            not grant.resource or any(r == grant.resource for _, r in forbidden(m)))), 20)
+            not grant.resource or any(r in grant.names_in_metrics for _, r in forbidden(m)))), 20)
         if grant.url == "/readyz/etcd":  # each server node's etcd check is forbidden, the rest reads fine
             assert set(select(m, "honeydue_kube_apiserver_readyz_error_info", reason="forbidden")) == {
                 frozenset({("node", n), ("reason", "forbidden")}) for n in NODE_NAMES}

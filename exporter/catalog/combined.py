@@ -22,6 +22,14 @@ ROLLING = (
     'label_replace(honeydue_kube_deployment_status_replicas_updated < honeydue_kube_deployment_spec_replicas, '
     '"workload", "$1", "deployment", "(.+)")'
 )
+# "kubectl top pods: are we CPU-bound?": a honeyDue container that has used at least 90% of its CPU limit
+# over 10 minutes is throttled by the kernel (CFS quota), so every request it serves waits. Containers with
+# no CPU limit are not compared (the panel still shows their use).
+CPU_BOUND = (
+    'avg_over_time(honeydue_kube_pod_container_cpu_usage_cores{namespace="honeydue"}[10m]) '
+    f"/ on ({BY}, namespace, pod, container) "
+    '(honeydue_kube_pod_container_resource_limits{namespace="honeydue",resource="cpu"} > 0) > 0.9'
+)
 WAITING_OTHER = (
     'max_over_time(honeydue_kube_pod_container_status_waiting_reason{namespace="honeydue",'
     'reason!~"CrashLoopBackOff|ImagePullBackOff|ErrImagePull"}[5m]) >= 1'
@@ -34,9 +42,9 @@ ENTRIES = (
         layer="combined",
         signals=("honeydue_postgres_connect_duration_seconds", "honeydue_postgres_query_duration_seconds",
                  "honeydue_http_phase_duration_seconds", "honeydue_dns_lookup_duration_seconds",
-                 "honeydue_smtp_phase_duration_seconds"),
-        probes=("postgres", "http", "dns", "smtp"),
-        planned="not yet: CPU-bound pods (kubectl top, from the metrics.k8s.io API)",
+                 "honeydue_smtp_phase_duration_seconds", "honeydue_kube_pod_container_cpu_usage_cores",
+                 "honeydue_kube_pod_container_resource_limits"),
+        probes=("postgres", "http", "dns", "smtp", "kubernetes_pod_metrics", "kubernetes_pods"),
         alerts=(
             Alert(
                 name="UserFacingRequestsSlow",
@@ -47,6 +55,17 @@ ENTRIES = (
                 description="{{ $labels.target }} ({{ $labels.role }}) has averaged {{ $value | humanizeDuration }} "
                 "over 5 minutes. Compare its phases (dns, connect, tls, first_byte) with Postgres latency to find "
                 "the slow layer; check kubectl top pods and the Neon console.",
+            ),
+            Alert(
+                name="KubeContainerCpuBound",
+                severity="warning",
+                expr=CPU_BOUND,
+                for_="15m",
+                summary="A honeyDue container is using nearly all of its CPU limit, so it is throttled.",
+                description="{{ $labels.pod }} ({{ $labels.container }}) has averaged {{ $value | humanizePercentage }} "
+                "of its CPU limit over 10 minutes (kubectl top pods -n honeydue): the kernel throttles it and its "
+                "requests wait. Look for a hot loop or a traffic spike (Cloudflare analytics); raise the limit or "
+                "add replicas.",
             ),
         ),
         panels=(
@@ -68,6 +87,27 @@ ENTRIES = (
                     Query("honeydue_postgres_query_duration_seconds", "postgres {{endpoint}}"),
                 ),
                 unit="s",
+            ),
+            Panel(
+                title="CPU used against the limit (kubectl top pods)",
+                queries=(
+                    Query('honeydue_kube_pod_container_cpu_usage_cores{namespace="honeydue"} '
+                          f"/ on ({BY}, namespace, pod, container) "
+                          '(honeydue_kube_pod_container_resource_limits{namespace="honeydue",resource="cpu"} > 0)',
+                          "{{pod}} {{container}}"),
+                ),
+                unit="percentunit",
+                description="From the metrics API (metrics-server). Near 100% = the container is throttled, "
+                "its requests wait; KubeContainerCpuBound fires at 90% over 10 minutes.",
+            ),
+            Panel(
+                title="CPU used per container (cores)",
+                queries=(
+                    Query('honeydue_kube_pod_container_cpu_usage_cores{namespace="honeydue"}',
+                          "{{pod}} {{container}}"),
+                ),
+                description="Includes containers without a CPU limit. No data = the metrics API is unavailable "
+                '(honeydue_kube_resource_up{resource="pods.metrics.k8s.io"} says why).',
             ),
         ),
     ),

@@ -7,7 +7,11 @@ from exporter.catalog.model import Alert, FailureMode, Panel, Query
 # Probe families whose failure has its own alert (the family's up series is 0 with the reason), so a
 # generic probe-failing ticket would only repeat it; every other probe's failure makes its series vanish.
 PROBES_WITH_OWN_ALERT = "redis|postgres_.+|http_.+|dns_.+|smtp_.+|tcp_.+|kubernetes_api|vmagent|nodata"
-KUBE_PROBES = 'probe=~"kubernetes_.+",probe!="kubernetes_api"'
+KUBE_PROBES = 'probe=~"kubernetes_.+",probe!~"kubernetes_api|kubernetes_pod_metrics_.+"'
+# The metrics API fails with its APIService (MetricsServerUnavailable says so) or with the node list.
+METRICS_API_DOWN = (
+    f'(max by ({BY}) (honeydue_kube_apiservice_available{{apiservice="v1beta1.metrics.k8s.io"}}) == 0)'
+)
 # Consequences stay quiet: Asynq cannot be read while Redis is down (RedisDown pages), the residence cache
 # while Redis or a Postgres endpoint is down (RedisDown, the Neon alerts), the
 # other Kubernetes resources cannot be listed while the node list fails (KubeAPIUnreachable pages).
@@ -17,6 +21,8 @@ PROBE_FAILING = (
     f' or ((honeydue_probe_success{{probe="residence_cache"}} == 0) unless on ({BY}) '
     f"((honeydue_redis_up == 0) or (min by ({BY}) (honeydue_postgres_up) == 0)))"
     f" or ((honeydue_probe_success{{{KUBE_PROBES}}} == 0) unless on ({BY}) {NODE_LIST_FAILING})"
+    f' or ((honeydue_probe_success{{probe=~"kubernetes_pod_metrics_.+"}} == 0) unless on ({BY}) '
+    f"({NODE_LIST_FAILING} or {METRICS_API_DOWN}))"
 )
 # The main exporter sends nothing while netcheck pods still do: the cluster and vmagent are fine, the
 # exporter is dead (crash loop, evicted, Pending). Without this, ~60 rules go quiet and nobody is paged.

@@ -274,6 +274,12 @@ SCENARIOS: tuple[Scenario, ...] = (
              lambda p: p.kube.runtime.crash(workloads.API_IMAGE), _kube_reset,
              tolerated=("WorkloadPodNotReadyOnNode", "KubeDeploymentReplicasMismatch"), resources=frozenset({"kube"}),
              failure_mode="api-pod-panics"),
+    Scenario("kube-api-cpu-bound", "Kubernetes: every api container burns 0.95 of its 1-core CPU limit",
+             ("KubeContainerCpuBound",), lambda p: p.kube.use_cpu(workloads.API_IMAGE, 0.95),
+             lambda p: p.kube.use_cpu(workloads.API_IMAGE, None), resources=frozenset({"kube"}), delay=30.0,
+             note="seen through the real metrics-server, which averages each pod's CPU over 10 s scrapes of the "
+                  "kubelets: the rule's 30 s average needs ~30 s of busy samples before its `for` starts",
+             failure_mode="everything-is-slow"),
     Scenario("obs-unreachable", "victoria-metrics (obs box) unreachable for vmagent for 20 s",
              ("VmagentRemoteWriteErrors",), _vm_outage, _nothing,
              tolerated=("HoneydueExporterSeriesAbsent", WATCHDOG),

@@ -142,6 +142,16 @@ LAST_ROLLOUT = gauge(
     "Unix time of the deployment's last rollout progress (Progressing condition lastUpdateTime).",
     "namespace", "deployment",
 )
+RESOURCE_LIMITS = gauge(
+    "honeydue_kube_pod_container_resource_limits",
+    "A container's CPU (cores) and memory (bytes) limit from its pod spec (kube-state-metrics shape).",
+    "namespace", "pod", "container", "resource", "unit",
+)
+RESOURCE_REQUESTS = gauge(
+    "honeydue_kube_pod_container_resource_requests",
+    "A container's CPU (cores) and memory (bytes) request from its pod spec (kube-state-metrics shape).",
+    "namespace", "pod", "container", "resource", "unit",
+)
 APISERVICE_AVAILABLE = gauge(
     "honeydue_kube_apiservice_available",
     "Whether the APIService's Available condition is True (0 also when it is missing).",
@@ -557,6 +567,7 @@ class PodsProbe(_KubeProbe):
                     if isinstance(terminated, dict) and terminated.get("reason"):
                         s.add(TERMINATED, 1, namespace=ns, pod=name, container=container,
                               reason=str(terminated["reason"]))
+                _add_resources(s, ns, name, pod.get("spec") or {})
                 label = (meta.get("labels") or {}).get(self.kube.cfg.workload_label)
                 if label in self.per_node and node and status.get("phase") in ("Running", "Pending"):
                     key = (str(label), node, _pod_ready(status))
@@ -678,6 +689,18 @@ def _workload(meta: dict[str, Any]) -> tuple[str, str]:
     return kind, name
 
 
+def _add_resources(s: Samples, ns: str, pod: str, spec: dict[str, Any]) -> None:
+    """CPU and memory limits and requests of the pod's containers (the CPU-bound ratio's denominator)."""
+    for c in spec.get("containers") or []:
+        resources = c.get("resources") or {}
+        for family, key in ((RESOURCE_LIMITS, "limits"), (RESOURCE_REQUESTS, "requests")):
+            values = resources.get(key) or {}
+            for resource, unit in (("cpu", "core"), ("memory", "byte")):
+                if resource in values:
+                    s.add(family, kube_metrics.parse_quantity(values[resource]), namespace=ns, pod=pod,
+                          container=str(c.get("name", "")), resource=resource, unit=unit)
+
+
 def _pod_ready(status: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
 
@@ -710,5 +733,12 @@ def build(config: Config, deps: Dependencies) -> list[Probe]:
         probes.append(DeploymentsProbe(f"kubernetes_deployments_{suffix}", kube, namespace, deployments))
     if cfg.apiservices:
         probes.append(ApiServicesProbe("kubernetes_apiservices", kube))
+    for namespace in cfg.pod_metrics:
+        probes.append(kube_metrics.PodMetricsProbe(f"kubernetes_pod_metrics_{_probe_suffix(namespace)}", kube, namespace))
     log.info("kubernetes probes enabled (credentials: %s, API %s)", source, kube.host)
     return probes
+
+
+# The metrics-API probe (kube_metrics.py) builds on the client and probe base above: imported last, so the
+# import cycle resolves and its metrics are declared whenever this family's are.
+from exporter.probes import kube_metrics  # noqa: E402

@@ -5,7 +5,8 @@ included, pods about 3 KB each), objects in name order, `limit`/`continue` pagin
 and `remainingItemCount`, `limit` ignored when resourceVersion=0 (the watch cache answers those whole),
 `fieldSelector` on metadata.name/metadata.namespace/spec.nodeName/status.phase and equality
 `labelSelector`s, per-namespace lists that never touch other namespaces, /version/, /readyz/etcd and
-GET of an APIService; it counts requests and response bytes. What it does not: authentication beyond
+GET of an APIService, and metrics.k8s.io PodMetrics of a namespace's pods (whole, as metrics-server answers a
+list whatever its `limit`); it counts requests and response bytes. What it does not: authentication beyond
 a bearer token, RBAC, TLS, watch, Table or protobuf replies, etcd. Used by `python -m bench scale`
 (bench/_kube.py) and by the paging tests; the failure scenarios use the real control plane or the drill's
 stand-in.
@@ -197,6 +198,16 @@ def apiservice(name: str) -> dict[str, Any]:
                                        "reason": "Passed", "message": "all checks passed"}]}}
 
 
+def pod_metrics(pod: dict[str, Any]) -> dict[str, Any]:
+    """metrics-server's PodMetrics for a pod: a few millicores and 48 MiB per container."""
+    meta = pod["metadata"]
+    return {"metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": meta.get("labels") or {},
+                         "creationTimestamp": "2026-11-30T08:00:00Z"},
+            "timestamp": "2026-11-30T08:00:00Z", "window": "10.012s",
+            "containers": [{"name": c["name"], "usage": {"cpu": f"{3_000_000 + i}n", "memory": "49152Ki"}}
+                           for i, c in enumerate(pod["spec"]["containers"])]}
+
+
 # --- the API server ---------------------------------------------------------------------------
 @dataclass
 class _Stored:
@@ -260,6 +271,8 @@ class StandinAPI:
         self.deployments = {NAMESPACE: Collection.of("DeploymentList", "apps/v1", [
             deployment(NAMESPACE, d, replicas[d]) for d in owners[:size.deployments]])}
         self.apiservice = json.dumps(apiservice("v1beta1.metrics.k8s.io")).encode()
+        self.pod_metrics = {ns: Collection.of("PodMetricsList", "metrics.k8s.io/v1beta1", [
+            pod_metrics(s.obj) for s in pods.items]) for ns, pods in self.pods.items()}
         self.revision = 913377
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -326,6 +339,10 @@ class StandinAPI:
             return self._list(self.deployments.get(parts[4]) or Collection("DeploymentList", "apps/v1"), request)
         if parts == ["apis", "apiregistration.k8s.io", "v1", "apiservices", "v1beta1.metrics.k8s.io"]:
             return self._reply(self.apiservice)
+        if len(parts) == 6 and parts[:4] == ["apis", "metrics.k8s.io", "v1beta1", "namespaces"] and parts[5] == "pods":
+            metrics = self.pod_metrics.get(parts[4]) or Collection("PodMetricsList", "metrics.k8s.io/v1beta1")
+            head = json.dumps({"kind": metrics.kind, "apiVersion": metrics.api_version, "metadata": {}})
+            return self._reply(head[:-1].encode() + b',"items":[' + b",".join(s.raw for s in metrics.items) + b"]}")
         return self._status(404, "NotFound", "the server could not find the requested resource")
 
     def _list(self, collection: Collection, request: web.Request) -> web.Response:

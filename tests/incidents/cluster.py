@@ -89,6 +89,7 @@ class State:
     lists: str = "ok"
     failing_probes: list[str] = field(default_factory=list)  # probes that fail every run (series vanish)
     dns_outside: int = 0                                   # public answers outside the expected ranges
+    api_cpu: float = 0.05                                  # cores each api container uses (its limit: 1 core)
 
 
 def _lbl(**labels: str) -> dict[str, str]:
@@ -250,6 +251,8 @@ def _http(out: Series, s: State, sc: dict[str, str], dns: bool) -> None:
         out.add("honeydue_http_up", 1 if ok else 0, sc, target=target, role=role)
         if answered:
             seconds = 0.2 if ok else 0.05
+            if ok and role in ("public", "origin", "api_shallow", "api_deep") and s.api_cpu >= 0.9:
+                seconds = 3.0  # a throttled api answers, slowly
             out.add("honeydue_http_phase_duration_seconds", seconds, sc, target=target, role=role, phase="total")
         _probe(out, sc, f"http_{target}", answered, "dns" if by_name and not dns else "timeout")
 
@@ -310,6 +313,25 @@ def _kubernetes(out: Series, s: State, sc: dict[str, str], now: float) -> None:
         out.add("honeydue_kube_apiservice_available", 1 if s.metrics_server else 0, sc,
                 apiservice="v1beta1.metrics.k8s.io")
     _workloads(out, s, sc, listed)
+    _pod_metrics(out, s, sc, listed)
+
+
+def _pod_metrics(out: Series, s: State, sc: dict[str, str], listed: dict[str, bool]) -> None:
+    """CPU per api container from the metrics API, and the limit the pods probe reads from the pod spec."""
+    probe = "kubernetes_pod_metrics_honeydue"
+    ok = s.lists != "fail" and s.metrics_server and probe not in s.failing_probes  # the aggregator answers 503
+    out.add("honeydue_kube_resource_up", 1 if ok else 0, sc, resource="pods.metrics.k8s.io", namespace="honeydue")
+    _probe(out, sc, probe, ok, "timeout" if s.lists == "fail" else "server_error")
+    for items in _api_pods(s).values():
+        for pod, waiting, _ in items:
+            if waiting:
+                continue  # a container that does not run uses no CPU and has no metrics
+            if ok:
+                out.add("honeydue_kube_pod_container_cpu_usage_cores", s.api_cpu, sc, namespace="honeydue", pod=pod,
+                        container="api")
+            if listed["kubernetes_pods_honeydue"]:
+                out.add("honeydue_kube_pod_container_resource_limits", 1, sc, namespace="honeydue", pod=pod,
+                        container="api", resource="cpu", unit="core")
 
 
 def _readyz(out: Series, s: State, sc: dict[str, str]) -> None:

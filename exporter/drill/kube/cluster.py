@@ -80,7 +80,10 @@ class KubeCluster:
         self.control_plane = ControlPlane(self.dir / "control-plane", self.timing.control_plane, self.tunnel.socket)
         cert = self.control_plane.ca.issue("metrics-server", "metrics-server", dns=("metrics-server.kube-system.svc",),
                                            server=True)
-        self.runtime.servers[workloads.METRICS_SERVER_IMAGE] = lambda: MetricsServer(cert)
+        admin_kubeconfig = self.control_plane.kubeconfig(self.dir / "metrics-server.kubeconfig",
+                                                         self.control_plane.admin_cert)
+        self.runtime.servers[workloads.METRICS_SERVER_IMAGE] = lambda: MetricsServer(
+            cert, admin_kubeconfig, self.dir / "metrics-server")
         self.kubelets: list[FakeKubelet] = []
         self.binder: Binder | None = None
         self._admin: Rest | None = None
@@ -107,8 +110,10 @@ class KubeCluster:
                 cert = self.control_plane.client_cert(f"kubelet-{i}", f"system:node:{name}", ("system:nodes",))
                 rest = Rest(self.control_plane.api_url(i), self.control_plane.ca.cert_path, cert.cert, cert.key,
                             timeout=2.0)
+                serving = self.control_plane.ca.issue(f"kubelet-{i}-serving", name, ips=(ip,), dns=(name,),
+                                                      server=True)
                 kubelet = FakeKubelet(name, ip, i, rest, self.runtime, K3S_VERSION,
-                                      lease_interval=self.timing.lease_interval)
+                                      lease_interval=self.timing.lease_interval, serving_cert=serving)
                 self.kubelets.append(kubelet)
                 kubelet.start()
             self._label_servers()
@@ -231,6 +236,7 @@ class KubeCluster:
         with self.runtime.lock:
             self.runtime.crashing.clear()
             self.runtime.unpullable.clear()
+            self.runtime.cpu.clear()
         for i, etcd in enumerate(self.control_plane.etcd):
             if not etcd.running:
                 self.control_plane.start_etcd(i)
@@ -298,6 +304,10 @@ class KubeCluster:
             self.control_plane.start_etcd(i)
         for i in members:
             self.control_plane.wait_etcd_healthy(i, 60)
+
+    def use_cpu(self, image: str, cores: float | None) -> None:
+        """Every container of `image` uses `cores` of CPU (a hot loop, a traffic spike); None: idle again."""
+        self.runtime.use_cpu(image, cores)
 
     def cordon(self, index: int, on: bool = True) -> None:
         self.admin.patch(f"/api/v1/nodes/{NODE_NAMES[index]}", {"spec": {"unschedulable": on or None}})

@@ -11,7 +11,9 @@ it through a simulated runtime, posting their status the way the kubelet does:
   with OOMKilled (exit 137); an image the node does not have and cannot pull (registry unreachable)
   waits in ErrImagePull / ImagePullBackOff, pull retries backing off the same way;
 - under DiskPressure the kubelet evicts pods one at a time (phase Failed, reason Evicted);
-- a pod being deleted is confirmed (deleted with grace 0) once its containers are stopped.
+- a pod being deleted is confirmed (deleted with grace 0) once its containers are stopped;
+- a running container uses CPU (cores, per image: `Runtime.use_cpu`) and memory, served at the
+  kubelet's HTTPS `/metrics/resource` for metrics-server (kubelet_metrics.py).
 
 `stop()` ends the agent: no more leases or status, its pods keep their last status. Everything that
 follows (NotReady, taints, pods marked NotReady, eviction) comes from the real controllers.
@@ -28,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from exporter.drill.kube.kubelet_metrics import ContainerUsage, ResourceMetricsEndpoint, render
+from exporter.drill.kube.pki import CertFiles
 from exporter.drill.kube.rest import JSON, ApiError, Rest
 
 log = logging.getLogger("exporter.drill.kube.kubelet")
@@ -36,6 +40,7 @@ RUNTIME_VERSION = "containerd://2.1.5-k3s1"
 KERNEL = "6.8.0-60-generic"
 OS_IMAGE = "Ubuntu 24.04.3 LTS"
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+IDLE_CPU, WORKING_SET = 0.004, 48 * 1024 * 1024  # what a container uses unless told otherwise
 KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
 
 
@@ -68,7 +73,20 @@ class Runtime:
     # image -> start(): a container that really serves; its pod IP and port are routed to it (tunnel.py)
     servers: dict[str, Callable[[], Serving]] = field(default_factory=dict)
     routes: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # image -> cores each of its containers uses
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def use_cpu(self, image: str, cores: float | None) -> None:
+        """Every container of `image` uses `cores` of CPU from now on (None: back to idle)."""
+        with self.lock:
+            if cores is None:
+                self.cpu.pop(image, None)
+            else:
+                self.cpu[image] = cores
+
+    def cpu_of(self, image: str) -> float:
+        with self.lock:
+            return self.cpu.get(image, IDLE_CPU)
 
     def route(self, ip: str, port: int) -> tuple[str, int] | None:
         """Where the container serving pod address ip:port listens, or None (nothing runs there)."""
@@ -104,6 +122,8 @@ class Container:
     oom: bool = False
     server: Serving | None = None
     pod_ip: str = ""
+    cpu_seconds: float = 0.0  # cumulative CPU of the current run, as of cpu_at
+    cpu_at: float = 0.0
 
     def status(self) -> JSON:
         repo = self.image.rsplit(":", 1)[0]
@@ -149,7 +169,8 @@ class FakeKubelet:
     """One node's agent. `start()` registers and runs it on a thread; `stop()` is the node gone silent."""
 
     def __init__(self, name: str, ip: str, index: int, rest: Rest, runtime: Runtime, version: str,
-                 lease_interval: float = 1.0, status_interval: float = 10.0, tick: float = 0.5) -> None:
+                 lease_interval: float = 1.0, status_interval: float = 10.0, tick: float = 0.5,
+                 serving_cert: CertFiles | None = None) -> None:
         self.name, self.ip, self.index = name, ip, index
         self.rest = rest
         self.runtime = runtime
@@ -169,6 +190,9 @@ class FakeKubelet:
         self._status_dirty = True
         self._last_eviction = 0.0
         self._pod_seq = 10
+        self._booted = time.time()
+        # /metrics/resource on the node's IP (when given a serving certificate), for metrics-server
+        self.metrics = ResourceMetricsEndpoint(ip, serving_cert, self.resource_metrics) if serving_cert else None
 
     # --- control ----------------------------------------------------------------------------------
     @property
@@ -184,8 +208,12 @@ class FakeKubelet:
         self._register()
         self._thread = threading.Thread(target=self._run, name=f"kubelet-{self.name}", daemon=True)
         self._thread.start()
+        if self.metrics is not None:
+            self.metrics.serving.set()
 
     def stop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.serving.clear()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
@@ -196,7 +224,17 @@ class FakeKubelet:
         for pod in self.pods.values():
             for c in pod.containers:
                 self._stop_server(c)
+        if self.metrics is not None:
+            self.metrics.close()
         self.rest.close()
+
+    def resource_metrics(self) -> str:
+        """The text of /metrics/resource: every running container's CPU and memory as of its last tick."""
+        with self._lock:
+            usages = [ContainerUsage(run.namespace, run.name, c.name, c.cpu_seconds, WORKING_SET, c.started,
+                                     c.cpu_at)
+                      for run in self.pods.values() for c in run.containers if c.state == "running"]
+        return render(usages, self._booted, time.time())
 
     def set_version(self, version: str) -> None:
         """An upgraded (or downgraded) kubelet: the next NodeStatus carries the version."""
@@ -281,7 +319,7 @@ class FakeKubelet:
             ],
             "addresses": [{"type": "InternalIP", "address": self.ip}, {"type": "Hostname", "address": self.name}],
             "capacity": resources, "allocatable": resources,
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.metrics.port if self.metrics else 10250}},
             "nodeInfo": {"machineID": _digest(self.name)[:32], "systemUUID": _digest(self.name)[32:64],
                          "bootID": self.boot_id, "kernelVersion": KERNEL, "osImage": OS_IMAGE,
                          "containerRuntimeVersion": RUNTIME_VERSION, "kubeletVersion": self.version,
@@ -369,6 +407,8 @@ class FakeKubelet:
             crashing, unpullable = set(self.runtime.crashing), set(self.runtime.unpullable)
         for c in run.containers:
             if c.state == "running":
+                c.cpu_seconds += self.runtime.cpu_of(c.image) * max(now - c.cpu_at, 0.0)
+                c.cpu_at = now
                 if c.oom:
                     self._terminate(c, now, "OOMKilled", 137)
                 elif c.image in crashing and now - c.started >= 0.5:
@@ -381,6 +421,7 @@ class FakeKubelet:
                 else:
                     self.images.add(c.image)
                     c.state, c.reason, c.started = "running", "", now
+                    c.cpu_seconds, c.cpu_at = 0.001, now  # a new run: the kubelet's counter starts again
                     c.container_id = _digest(f"{run.uid}/{c.name}/{c.restarts}")
                     self._start_server(run, c)
             elif c.state != "running" and c.reason == "ErrImagePull" and now - c.pull_failed >= 1.0:

@@ -1,65 +1,49 @@
-"""What the metrics-server container serves, as far as the aggregator looks: its API discovery.
+"""metrics-server's container: the real metrics-server (sigs.k8s.io/metrics-server, built by
+scripts/go-peers.sh), started by the fake kubelet when it runs the metrics-server image.
 
-The fake kubelet starts it (on a free loopback port; the API servers reach it through tunnel.py at
-the pod's IP and port) when it runs the metrics-server image and stops it when the container stops,
-so the APIService
-v1beta1.metrics.k8s.io is Available exactly while a real metrics-server pod would be serving; the
-kube-aggregator's own availability check (service, endpoints, discovery) decides it. Only discovery
-is served: nothing here reads kubelets' resource metrics, and nothing under test asks for them.
+It listens on a free loopback port (the API servers reach it at the pod's IP and port through
+tunnel.py), so the APIService v1beta1.metrics.k8s.io is Available exactly while a metrics-server pod
+runs; the kube-aggregator's own availability check decides it. It serves metrics.k8s.io from what it
+scrapes every 10 s (its shortest --metric-resolution) at each node's InternalIP and the kubelet port in
+the Node's status, from the fake kubelets' /metrics/resource, and authenticates and authorizes the
+aggregator's proxied requests as in a cluster (front-proxy client CA from
+kube-system/extension-apiserver-authentication, SubjectAccessReview for the caller).
+
+Differences from k3s' deployment, written down: it runs with the drill admin's client certificate
+(system:masters) instead of its own ServiceAccount and the system:metrics-server ClusterRole, and with
+--kubelet-insecure-tls (the fake kubelets' serving certificates are issued by the run's CA but not for
+metrics-server to check); its serving certificate is the one the cluster issues for it.
 """
 
 from __future__ import annotations
 
-import json
-import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+from exporter.drill.kube.control_plane import Process, kube_binary
 from exporter.drill.kube.pki import CertFiles
+from exporter.drill.procs import free_port
 
-DISCOVERY = {
-    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "metrics.k8s.io/v1beta1",
-    "resources": [
-        {"name": "nodes", "singularName": "", "namespaced": False, "kind": "NodeMetrics", "verbs": ["get", "list"]},
-        {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics", "verbs": ["get", "list"]},
-    ],
-}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0].rstrip("/")
-        if path == "/apis/metrics.k8s.io/v1beta1":
-            body, status = json.dumps(DISCOVERY).encode(), 200
-        elif path in ("/healthz", "/readyz", "/livez"):
-            body, status = b"ok", 200
-        else:
-            body, status = b'{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}', 404
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
+METRIC_RESOLUTION = 10  # seconds: the lowest metrics-server accepts
 
 
 class MetricsServer:
-    """The discovery endpoint on 127.0.0.1 with TLS, on its own thread; `close()` stops it."""
+    """One metrics-server process on 127.0.0.1:<free port>; `close()` stops it."""
 
-    def __init__(self, cert: CertFiles) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.address = ("127.0.0.1", int(self.server.server_address[1]))
-        self.server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert.cert, cert.key)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="metrics-server", daemon=True)
-        self._thread.start()
+    def __init__(self, cert: CertFiles, kubeconfig: Path, workdir: Path) -> None:
+        port = free_port()
+        self.address = ("127.0.0.1", port)
+        workdir.mkdir(parents=True, exist_ok=True)
+        args = [
+            kube_binary("metrics-server"), f"--secure-port={port}", "--bind-address=127.0.0.1",
+            f"--tls-cert-file={cert.cert}", f"--tls-private-key-file={cert.key}",
+            f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--kubelet-insecure-tls", "--kubelet-use-node-status-port",
+            "--kubelet-preferred-address-types=InternalIP", f"--metric-resolution={METRIC_RESOLUTION}s",
+            "--kubelet-request-timeout=3s", "--v=1",
+        ]
+        self.process = Process("metrics-server", args, workdir / "metrics-server.log")
+        self.process.start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
+        self.process.stop()

@@ -52,6 +52,8 @@ def deployment(ns: str, name: str, image: str, replicas: int, progress_deadline:
     container: JSON = {"name": name, "image": image, "imagePullPolicy": "IfNotPresent",
                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}}
     pod: dict[str, Any] = {"containers": [container], "terminationGracePeriodSeconds": 30}
+    if ns == "honeydue":  # honeyDue's own containers have a CPU limit (the CPU-bound ratio's denominator)
+        container["resources"]["limits"]["cpu"] = "1"
     if ns == "kube-system":
         pod |= {"priorityClassName": "system-cluster-critical", "tolerations": CRITICAL_TOLERATIONS}
     if name == "redis":
