@@ -7,7 +7,7 @@ the API server has served so far. `--kube-backend module:function` picks one; th
 controllers and fake kubelets), a back end that creates the objects there plugs in the same way, and
 its `load()` reads apiserver_request_total / apiserver_response_sizes from the API server's /metrics.
 
-`standin` is tests/helpers/kube_lists.py: an API server written here (aiohttp on its own thread), not
+`standin` is testbed/kube_lists.py: an API server written here (aiohttp on its own thread), not
 Kubernetes, that answers lists in real JSON shape with limit/continue paging and selectors (its
 docstring lists what it does and does not do). Its CPU is not the API server's: only its request
 and byte counts describe the load the exporter puts on a cluster.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from tests.helpers.kube_lists import NAMESPACE, OTHER_NAMESPACE, TOKEN, WATCHED, ClusterSize, StandinAPI
+from testbed.kube_lists import NAMESPACE, OTHER_NAMESPACE, TOKEN, WATCHED, ClusterSize, StandinAPI
 
 __all__ = ["NAMESPACE", "OTHER_NAMESPACE", "WATCHED", "Backend", "ClusterSize", "KubeTarget", "backend", "standin"]
 
@@ -53,12 +53,12 @@ def kubeconfig(path: Path, server: str, token: str) -> Path:
 
 @contextlib.contextmanager
 def standin(size: ClusterSize, workdir: Path) -> Iterator[KubeTarget]:
-    """tests/helpers/kube_lists.py holding `size` objects (its docstring says what it does and does not do)."""
+    """testbed/kube_lists.py holding `size` objects (its docstring says what it does and does not do)."""
     api = StandinAPI(size)
     api.start()
     try:
         yield KubeTarget(kubeconfig(workdir / "kubeconfig", f"http://127.0.0.1:{api.port}", TOKEN), api.port,
-                         api.load, "stand-in API server (tests/helpers/kube_lists.py, NOT kube-apiserver): real-shaped JSON, "
+                         api.load, "stand-in API server (testbed/kube_lists.py, NOT kube-apiserver): real-shaped JSON, "
                          "limit/continue, selectors")
     finally:
         api.stop()

@@ -29,7 +29,7 @@ scheduling noise; the exact counts of commands, requests and bytes are judged al
 series_limit raised out of the way, so the curves show the full cost; one more Kubernetes point shows
 10,000 pods under the default limit.
 
-Kubernetes runs against `--kube-backend` (default `standin`, tests/helpers/kube_lists.py: an API server
+Kubernetes runs against `--kube-backend` (default `standin`, testbed/kube_lists.py: an API server
 written here that answers in real JSON shape with limit/continue and selectors, NOT kube-apiserver; the lead
 re-runs this on the real control plane once the Kubernetes issue lands). Redis is a private
 redis-server on a free port (never the machine's 6379), seeded with Asynq's real key layout;
@@ -67,10 +67,11 @@ import psycopg
 import redis
 import yaml
 
+from testbed.procs import RedisServer, free_port, stop_process, wait_for_port
+
 from bench import _bounds, _kube, _seed
 from bench._peers import REPO, table
 from bench._runtime import blocked_modules, image_environment
-from exporter.drill.procs import RedisServer, free_port, stop_process, wait_for_port
 from exporter.probes import family_of
 
 MiB = 2**20
@@ -326,7 +327,7 @@ def dns_server(workdir: Path) -> Iterator[tuple[int, Callable[[], None], Load]]:
     """
     import signal
 
-    from tests.helpers.edge import Dnsmasq
+    from testbed.edge import Dnsmasq
 
     logfile = workdir / "dnsmasq.log"
     server = Dnsmasq("--address=/bench.test/10.43.0.7", f"--log-facility={logfile}")

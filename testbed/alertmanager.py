@@ -1,35 +1,30 @@
-"""The shipped Alertmanager example, made runnable on loopback, plus a real prometheus-alertmanager,
-a webhook receiver and an SMTP sink to catch what it sends.
+"""The real prometheus-alertmanager on loopback, with the shipped example made runnable or the drill's one route.
 
 `local_config` keeps deploy/alertmanager/alertmanager.yml's routing tree, inhibit rules and templates
 and swaps only its marked EDIT blocks: every receiver posts to `<webhook_url>/<receiver name>` (or, for
 the email receivers when `smtp` is given, mails through that loopback SMTP server). End-to-end tests
-load the example this way so they test the routing operators deploy, not a copy of it.
+load the example this way so they test the routing operators deploy, not a copy of it. `single_route` is
+the drill's: every alert to one webhook receiver, one alert per group, no waiting. What catches the
+notifications is in receivers.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import subprocess
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import yaml
-from aiohttp import web
-from aiosmtpd.controller import Controller
 
-from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
+from testbed.paths import DEPLOY
+from testbed.procs import Daemon, free_port, require_binary
 
-REPO = Path(__file__).resolve().parents[2]
-ALERTMANAGER_DIR = REPO / "deploy" / "alertmanager"
+ALERTMANAGER_DIR = DEPLOY / "alertmanager"
 EXAMPLE = ALERTMANAGER_DIR / "alertmanager.yml"
 
 
@@ -78,97 +73,20 @@ def local_config(
     return config
 
 
-@dataclass
-class WebhookReceiver:
-    """An aiohttp server in its own thread recording every Alertmanager webhook POST by path."""
-
-    port: int = field(default_factory=free_port)
-    posts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        async def handle(request: web.Request) -> web.Response:
-            self.posts.append((request.path.lstrip("/"), await request.json()))
-            return web.Response(text="ok")
-
-        async def serve() -> None:
-            app = web.Application()
-            app.router.add_post("/{receiver}", handle)
-            self._runner = web.AppRunner(app)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-            started.set()
-
-        def run() -> None:
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        assert started.wait(10), "webhook receiver did not start"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def wait_for(self, receiver: str, alertname: str, status: str = "firing", timeout: float = 20.0) -> dict[str, Any]:
-        """The first payload to `receiver` whose alerts include `alertname` with `status`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for path, payload in list(self.posts):
-                if path == receiver and any(
-                    a["labels"].get("alertname") == alertname and a["status"] == status for a in payload["alerts"]
-                ):
-                    return payload
-            time.sleep(0.1)
-        raise TimeoutError(f"no {status} {alertname} at /{receiver}; got {[p for p, _ in self.posts]}")
-
-
-class _Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.original_content or envelope.content)
-        message["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
-        self.messages.append(message)
-        return "250 OK"
+def single_route(webhook_url: str, receiver: str = "drill", group_wait: str = "0s", group_interval: str = "1s",
+                 repeat_interval: str = "1h") -> dict[str, Any]:
+    """Every alert to `<webhook_url>/<receiver>`, resolved ones too, one alert per group (the drill's)."""
+    return {
+        "route": {"receiver": receiver, "group_by": ["..."], "group_wait": group_wait,
+                  "group_interval": group_interval, "repeat_interval": repeat_interval},
+        "receivers": [{"name": receiver, "webhook_configs": [{"url": f"{webhook_url}/{receiver}",
+                                                               "send_resolved": True}]}],
+    }
 
 
 @dataclass
-class SmtpSink:
-    """aiosmtpd on a loopback port keeping every message."""
-
-    port: int = field(default_factory=free_port)
-
-    def start(self) -> None:
-        self.mailbox = _Mailbox()
-        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-
-    def stop(self) -> None:
-        self._controller.stop()
-
-    def wait_for(self, to: str, subject_contains: str, timeout: float = 20.0) -> Message:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in list(self.mailbox.messages):
-                if to in message["X-Envelope-To"] and subject_contains in str(message["Subject"]):
-                    return message
-            time.sleep(0.1)
-        raise TimeoutError(f"no mail to {to} about {subject_contains}; got {[m['Subject'] for m in self.mailbox.messages]}")
-
-
-@dataclass
-class Alertmanager:
-    """prometheus-alertmanager (clustering off) with `config` written to workdir."""
+class Alertmanager(Daemon):
+    """prometheus-alertmanager (clustering off) with `config` written to workdir; its data and log live there."""
 
     config: dict[str, Any]
     workdir: Path
@@ -180,22 +98,12 @@ class Alertmanager:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        binary = require_binary("prometheus-alertmanager")
+        binary = require_binary("prometheus-alertmanager", "/usr/bin")
         path = self.workdir / "alertmanager.yml"
         path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        self._log = (self.workdir / "alertmanager.log").open("ab")
-        self.proc = subprocess.Popen(
-            [binary, f"--config.file={path}", f"--storage.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-            stdout=self._log, stderr=self._log,
-        )
-        wait_for_port(self.port, 15)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-            self._log.close()
+        self._spawn([binary, f"--config.file={path}", f"--storage.path={self.workdir / 'data'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
+                    self.workdir / "alertmanager.log")
 
     def post(self, alerts: list[dict[str, Any]]) -> None:
         request = urllib.request.Request(

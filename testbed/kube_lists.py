@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.drill.procs import free_port, wait_for_port
+from testbed.procs import free_port, wait_for_port
 
 TOKEN = "bench-scale-token"
 NAMESPACE = "honeydue"
@@ -43,7 +43,7 @@ class ClusterSize:
 
 # --- objects in k3s' JSON shape -------------------------------------------------------------------
 def _hash(*parts: object) -> str:
-    return hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()[:10]
+    return hashlib.sha1("/".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()[:10]
 
 
 def _managed(manager: str, operation: str, fields: dict[str, Any], subresource: str = "") -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """A stand-in Kubernetes API server (aiohttp) that the real `kubernetes` client talks to over HTTP.
 
-Scenarios run against the real control plane (exporter/drill/kube); this stand-in remains only for what a
+Scenarios run against the real control plane (testbed/kube); this stand-in remains only for what a
 real API server cannot be made to send: oversized, non-JSON or wrongly shaped bodies
 (tests/test_bad_replies.py), a hostile server echoing the credentials it receives
 (tests/test_secret_scan.py), and the fault matrix's per-cell API behind a fault proxy
@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.drill.procs import free_port
+from testbed.procs import free_port
 
 NODE_IP = web.AppKey("node_ip", str)
 TOKEN = "standin-token-4f1c"

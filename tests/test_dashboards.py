@@ -18,10 +18,11 @@ import pydantic
 import pytest
 import yaml
 
+from testbed.vm import VictoriaMetrics
+
 from exporter.catalog import CATALOG, LAYERS
 from exporter.config import DEFAULT_GRAFANA_BASE_URL, GrafanaConfig
 from exporter.drill.dashboard_check import DashboardCheck
-from exporter.drill.vm import VictoriaMetrics
 from exporter.render.dashboards import ANNOTATIONS, DASHBOARD_FILE
 from exporter.render.panels import (
     DASHBOARD_UID,

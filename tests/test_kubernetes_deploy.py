@@ -19,10 +19,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter.drill.kube.cluster import EXPORTER_NAMESPACE, EXPORTER_SERVICE_ACCOUNT, RBAC, load_manifests
-from exporter.drill.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
-from tests.helpers.exporter import ExporterProcess
-from tests.helpers.faults import FaultProxy
+from testbed.exporter import ExporterProcess
+from testbed.faults import FaultProxy
+from testbed.kube.cluster import EXPORTER_NAMESPACE, EXPORTER_SERVICE_ACCOUNT, RBAC, load_manifests
+from testbed.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
+
 from tests.helpers.kube import Expect, Kube, Metrics, select, start_exporter, wait_metrics
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 

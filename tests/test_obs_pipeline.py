@@ -14,15 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from testbed.exporter import ExporterProcess, value
+from testbed.vm import VictoriaMetrics, Vmagent
+
 from exporter.config import Config, NoDataConfig, VmagentConfig
-from exporter.drill.vm import VictoriaMetrics, Vmagent
 from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes import build_probes
 from exporter.probes.deps import Dependencies
 from exporter.probes.nodata import NoDataProbe, catalog_metrics, metric_names
 from exporter.probes.vmagent import VmagentProbe, summarize
-from tests.helpers.exporter import ExporterProcess, value
 from tests.helpers.servers import free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from exporter.drill.kube.rest import JSON, ApiError, Rest
+from testbed.kube.rest import JSON, ApiError, Rest
 
-log = logging.getLogger("exporter.drill.kube.kubelet")
+log = logging.getLogger("testbed.kube.kubelet")
 
 RUNTIME_VERSION = "containerd://2.1.5-k3s1"
 KERNEL = "6.8.0-60-generic"

@@ -15,7 +15,7 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from exporter.drill.kube.pki import CertFiles
+from testbed.kube.pki import CertFiles
 
 DISCOVERY = {
     "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "metrics.k8s.io/v1beta1",

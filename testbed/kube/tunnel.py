@@ -18,7 +18,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from exporter.drill.kube.kubelet import Runtime
+from testbed.kube.kubelet import Runtime
 
 
 class Tunnel:
