@@ -36,11 +36,11 @@ from testbed.kube.kubelet import FakeKubelet, Runtime
 from testbed.kube.metrics_server import MetricsServer
 from testbed.kube.rest import JSON, ApiError, Rest, object_path
 from testbed.kube.tunnel import Tunnel
-from testbed.paths import DEPLOY
+from testbed.paths import REPO
 
 log = logging.getLogger("testbed.kube")
 
-RBAC = DEPLOY / "base" / "rbac.yaml"
+RBAC = REPO / "deploy" / "base" / "rbac.yaml"
 EXPORTER_NAMESPACE = "honeydue"
 EXPORTER_SERVICE_ACCOUNT = "honeydue-exporter"
 
