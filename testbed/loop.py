@@ -46,9 +46,9 @@ async def _cancel_all() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def serve(app: web.Application, port: int, **site: Any) -> web.AppRunner:
-    """An aiohttp app on 127.0.0.1:`port` (site: e.g. ssl_context); cleanup() the runner to stop it."""
+async def serve(app: web.Application, port: int, host: str = "127.0.0.1", **site: Any) -> web.AppRunner:
+    """An aiohttp app on host:`port` (site: e.g. ssl_context); cleanup() the runner to stop it."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, **site).start()
+    await web.TCPSite(runner, host, port, **site).start()
     return runner
