@@ -7,14 +7,14 @@ run:
 
 test:
 	@scripts/test-deps.sh
-	.venv/bin/ruff check exporter tests $(wildcard bench)
+	.venv/bin/ruff check exporter testbed tests $(wildcard bench)
 	.venv/bin/mypy
 	.venv/bin/honeydue-exporter render --check
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 lint:
 	@scripts/venv.sh test
-	.venv/bin/ruff check exporter tests $(wildcard bench)
+	.venv/bin/ruff check exporter testbed tests $(wildcard bench)
 	.venv/bin/mypy
 
 # Re-generate rules/ and dashboards/ from exporter/catalog (commit the result).

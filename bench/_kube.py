@@ -3,11 +3,11 @@
 A back end is a function `(ClusterSize, workdir) -> context manager of KubeTarget`: it starts (or
 reaches) an API server holding that many objects and says how the exporter reaches it and how much
 the API server has served so far. `--kube-backend real|standin|module:function` picks one; the default
-is `real` (bench/_kube_real.py: the control plane of exporter/drill/kube, one cluster for the whole run
+is `real` (bench/_kube_real.py: the control plane of testbed/kube, one cluster for the whole run
 grown or shrunk to each size, stopped by `close()` below; its `load()` reads the exporter's requests
 from the audit log and the bytes from the API servers' apiserver_response_sizes).
 
-`standin` (still selectable) is tests/helpers/kube_lists.py: an API server written here (aiohttp on its own thread), not
+`standin` (still selectable) is testbed/kube_lists.py: an API server written here (aiohttp on its own thread), not
 Kubernetes, that answers lists in real JSON shape with limit/continue paging and selectors (its
 docstring lists what it does and does not do). Its CPU is not the API server's: only its request
 and byte counts describe the load the exporter puts on a cluster.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from tests.helpers.kube_lists import NAMESPACE, OTHER_NAMESPACE, TOKEN, WATCHED, ClusterSize, StandinAPI
+from testbed.kube_lists import NAMESPACE, OTHER_NAMESPACE, TOKEN, WATCHED, ClusterSize, StandinAPI
 
 __all__ = ["NAMESPACE", "OTHER_NAMESPACE", "WATCHED", "Backend", "ClusterSize", "KubeTarget", "backend", "close", "standin"]
 
@@ -54,12 +54,12 @@ def kubeconfig(path: Path, server: str, token: str) -> Path:
 
 @contextlib.contextmanager
 def standin(size: ClusterSize, workdir: Path) -> Iterator[KubeTarget]:
-    """tests/helpers/kube_lists.py holding `size` objects (its docstring says what it does and does not do)."""
+    """testbed/kube_lists.py holding `size` objects (its docstring says what it does and does not do)."""
     api = StandinAPI(size)
     api.start()
     try:
         yield KubeTarget(kubeconfig(workdir / "kubeconfig", f"http://127.0.0.1:{api.port}", TOKEN), api.port,
-                         api.load, "stand-in API server (tests/helpers/kube_lists.py, NOT kube-apiserver): real-shaped JSON, "
+                         api.load, "stand-in API server (testbed/kube_lists.py, NOT kube-apiserver): real-shaped JSON, "
                          "limit/continue, selectors")
     finally:
         api.stop()

@@ -1,4 +1,4 @@
-"""The real Kubernetes back end of `python -m bench scale`: the control plane of exporter/drill/kube, grown
+"""The real Kubernetes back end of `python -m bench scale`: the control plane of testbed/kube, grown
 to each ClusterSize.
 
 One cluster serves the whole sweep (about 10 s to start, ~1.1 GiB): etcd x3, a kube-apiserver per server
@@ -46,12 +46,13 @@ from typing import Any
 
 import urllib3
 
+from testbed.kube import workloads
+from testbed.kube.cluster import ClusterTiming, KubeCluster
+from testbed.kube.control_plane import K3S_VERSION, NODE_IPS, NODE_NAMES, ControlPlaneTiming, wait_until
+from testbed.kube.kubelet import micro_time, rfc3339
+from testbed.kube.rest import JSON, MERGE, ApiError, Rest
+
 from bench._kube import NAMESPACE, OTHER_NAMESPACE, ClusterSize, KubeTarget
-from exporter.drill.kube import workloads
-from exporter.drill.kube.cluster import ClusterTiming, KubeCluster
-from exporter.drill.kube.control_plane import K3S_VERSION, NODE_IPS, NODE_NAMES, ControlPlaneTiming, wait_until
-from exporter.drill.kube.kubelet import micro_time, rfc3339
-from exporter.drill.kube.rest import JSON, MERGE, ApiError, Rest
 
 log = logging.getLogger("bench.kube")
 
@@ -385,7 +386,7 @@ class RealCluster:
     def target(self) -> KubeTarget:
         assert self.cluster is not None and self._kubeconfig is not None
         return KubeTarget(self._kubeconfig, self.cluster.api_port, self.load,
-                          "the real control plane (exporter/drill/kube: etcd x3, kube-apiserver v1.35.4 per node, "
+                          "the real control plane (testbed/kube: etcd x3, kube-apiserver v1.35.4 per node, "
                           "kube-controller-manager); synthetic nodes by Node + Lease; pods bound and Running via "
                           "the status subresource; load: exporter's requests from the audit log, bytes from "
                           "apiserver_response_sizes_sum of its request shapes")

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.drill.asynqpeer import AsynqPeer
+from testbed.asynqpeer import AsynqPeer
+
 from tests.helpers.servers import RedisServer, free_port, stop_process, wait_for_port
 
 STATES = ("pending", "active", "scheduled", "retry", "archived", "completed", "processed", "failed")

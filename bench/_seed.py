@@ -2,10 +2,10 @@
 
 Millions of keys cannot go through one command per key from Python in bench time, so the bulk writes
 run as Lua inside Redis, in batches, doing per key exactly what Asynq's own scripts do
-(exporter/drill/asynq_state.py mirrors them; shared/reference/asynq-redis-layout.md lists the keys):
+(testbed/asynq_state.py mirrors them; shared/reference/asynq-redis-layout.md lists the keys):
 enqueueCmd's HSET of the task hash (msg = a real protobuf TaskMessage, state, pending_since in unix
 nanoseconds) and LPUSH of its id; tests/test_asynq.py checks the probe against the real Asynq at 100,000
-such tasks. Worker servers and cron entries are the real Asynq's (the Go peer, exporter/drill/asynqpeer.py):
+such tasks. Worker servers and cron entries are the real Asynq's (the Go peer, testbed/asynqpeer.py):
 real processes heartbeating into the bench's private Redis, stopped by stop_peers().
 """
 
@@ -17,8 +17,9 @@ import uuid
 import psycopg
 import redis
 
+from testbed.asynqpeer import AsynqPeer, Started
+
 from exporter.asynq import proto
-from exporter.drill.asynqpeer import AsynqPeer, Started
 
 IDLE_QUEUE = "bench-idle"  # what the bench's workers serve: they must not consume the tasks being measured
 _peers: dict[int, tuple[AsynqPeer, list[Started], list[Started]]] = {}  # redis port -> peer, workers, schedulers

@@ -29,9 +29,9 @@ scheduling noise; the exact counts of commands, requests and bytes are judged al
 series_limit raised out of the way, so the curves show the full cost; one more Kubernetes point shows
 10,000 pods under the default limit.
 
-Kubernetes runs against `--kube-backend` (default `real`: the control plane of exporter/drill/kube, etcd x3,
+Kubernetes runs against `--kube-backend` (default `real`: the control plane of testbed/kube, etcd x3,
 kube-apiserver per node with TLS, kube-controller-manager, one cluster for the whole run grown to each size,
-see bench/_kube_real.py; `standin` is tests/helpers/kube_lists.py, an API server written here that answers
+see bench/_kube_real.py; `standin` is testbed/kube_lists.py, an API server written here that answers
 in real JSON shape with limit/continue and selectors, NOT kube-apiserver). Redis is a private
 redis-server on a free port (never the machine's 6379), seeded with Asynq's real key layout;
 Postgres is a database created for the run on the machine's server and dropped after.
@@ -68,10 +68,11 @@ import psycopg
 import redis
 import yaml
 
+from testbed.procs import RedisServer, free_port, stop_process, wait_for_port
+
 from bench import _bounds, _kube, _seed
 from bench._peers import REPO, table
 from bench._runtime import blocked_modules, image_environment
-from exporter.drill.procs import RedisServer, free_port, stop_process, wait_for_port
 from exporter.probes import family_of
 
 MiB = 2**20
@@ -327,7 +328,7 @@ def dns_server(workdir: Path) -> Iterator[tuple[int, Callable[[], None], Load]]:
     """
     import signal
 
-    from tests.helpers.edge import Dnsmasq
+    from testbed.edge import Dnsmasq
 
     logfile = workdir / "dnsmasq.log"
     server = Dnsmasq("--address=/bench.test/10.43.0.7", f"--log-facility={logfile}")
@@ -751,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=5, help="measured cycles per point (the median is shown)")
     parser.add_argument("--only", default="", help=f"comma-separated families of {', '.join(FAMILIES)}")
     parser.add_argument("--kube-backend", default=os.environ.get("BENCH_KUBE_BACKEND", "real"),
-                        help="real (default: the control plane of exporter/drill/kube), standin or module:function, "
+                        help="real (default: the control plane of testbed/kube), standin or module:function, "
                              "see bench/_kube.py")
     parser.add_argument("--quick", action="store_true", help="the first three sizes of every sweep only")
     parser.add_argument("--rss-seconds", type=float, default=60.0,

@@ -58,10 +58,6 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--grafana-url", help="Grafana base URL for alerts' dashboard_url (default: grafana.base_url; checked like it)"
     )
-    render.add_argument("--for-override", help="replace every alert's `for` (end-to-end tests only)")
-    render.add_argument(
-        "--range-override", help="replace every range selector, e.g. [15m] -> [30s] (the drill only)"
-    )
     render.add_argument("--check", action="store_true", help="write nothing; exit 1 if the files differ")
     from exporter.drill import command as drill_command
 
@@ -135,7 +131,7 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     anchors = config.runbook.chapter17_anchors
     root = Path(args.out)
     if args.check:
-        rendered = render_all(root, base, args.for_override, args.range_override, grafana_url=grafana, anchors=anchors)
+        rendered = render_all(root, base, grafana_url=grafana, anchors=anchors)
         stale = [
             str(target) for target, text in rendered.items()
             if not target.exists() or target.read_text(encoding="utf-8") != text
@@ -143,7 +139,7 @@ def _render(args: argparse.Namespace, config: Config) -> int:
         for name in stale:
             print(f"out of date: {name} (run `honeydue-exporter render`)", file=sys.stderr)
         return 1 if stale else 0
-    for written in write_all(root, base, args.for_override, args.range_override, grafana_url=grafana, anchors=anchors):
+    for written in write_all(root, base, grafana_url=grafana, anchors=anchors):
         print(f"wrote {written}")
     return 0
 

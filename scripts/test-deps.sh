@@ -37,7 +37,7 @@ declare -A PACKAGES=(
   # the same version, since a test tool's own browser download cannot reach its host here.
   [chromium]=chromium
   [chromedriver]=chromium-driver
-  [unshare]=util-linux  # the in-cluster exporter's private mount namespace (exporter/drill/kube/incluster.py)
+  [unshare]=util-linux  # the in-cluster exporter's private mount namespace (testbed/kube/incluster.py)
 )
 # `make bench` only (BENCH=1): the load generator. Tests never need it.
 if [ -n "${BENCH:-}" ]; then

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,12 +9,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers.exporter import ExporterProcess
+from testbed.exporter import ExporterProcess
+from testbed.residence import admin_dsn
+
 from tests.helpers.kube import kube, kube_cluster, kube_exporter, kube_netcheck  # noqa: F401 - the Kubernetes fixtures
 from tests.helpers.servers import IN_CI, PgBouncer, RedisServer, require_binary
 
 REPO = Path(__file__).resolve().parent.parent
-PG_DSN = os.environ.get("HONEYDUE_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_DSN = admin_dsn("HONEYDUE_TEST_PG_DSN")
 
 
 @pytest.fixture

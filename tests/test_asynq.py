@@ -21,8 +21,9 @@ import pytest
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from testbed import asynq_state
+
 from exporter.config import AsynqConfig, Config
-from exporter.drill import asynq_state
 from exporter.engine import Engine
 from exporter.probes.asynq import AsynqProbe, queue_key
 from exporter.probes.deps import Dependencies
@@ -380,7 +381,7 @@ async def test_redis_restarted_empty_under_a_live_worker(peer: AsynqPeer, probe:
         assert value == pytest.approx(truth_rows[key], abs=1 if key[0] == "asynq_queue_latency_seconds" else 0), key
 
 
-# --- what real Asynq cannot write: malformed state (exporter/drill/asynq_state.py) -------------------------
+# --- what real Asynq cannot write: malformed state (testbed/asynq_state.py) -------------------------
 
 async def test_malformed_queue_is_reported_alone(redis_server: RedisServer, probe: AsynqProbe) -> None:
     peer = AsynqPeer(f"127.0.0.1:{redis_server.port}")
@@ -487,7 +488,7 @@ def test_asynq_follows_redis_enabled_unless_set() -> None:
 @pytest.mark.slow
 def test_exporter_reports_the_worker_dying_within_one_interval(exporter_factory, redis_server: RedisServer) -> None:  # type: ignore[no-untyped-def]
     """The real `python -m exporter run` and the real worker: SIGKILLed while tasks keep arriving."""
-    from tests.helpers.exporter import value
+    from testbed.exporter import value
 
     peer = AsynqPeer(f"127.0.0.1:{redis_server.port}")
     try:

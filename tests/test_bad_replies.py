@@ -19,8 +19,11 @@ import dns.message
 import pytest
 from aiohttp import web
 
+from testbed.edge import raw_tcp_server
+from testbed.faults import UdpFault
+from testbed.kubeapi import K3S_VERSION, TOKEN
+
 from exporter.config import Config
-from exporter.drill.kubeapi import K3S_VERSION, TOKEN
 from exporter.engine import Engine, ProbeState
 from exporter.probes import asynq as asynq_probe
 from exporter.probes import dns as dns_probe
@@ -32,8 +35,6 @@ from exporter.probes import smtp as smtp_probe
 from exporter.probes import vmagent as vmagent_probe
 from exporter.probes.deps import Dependencies
 from exporter.probes.redis_conn import MAX_REPLY_BYTES
-from tests.helpers.edge import raw_tcp_server
-from tests.helpers.faults import UdpFault
 from tests.helpers.servers import RedisServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

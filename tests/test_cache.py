@@ -10,8 +10,9 @@ import psycopg
 import pytest
 import redis
 
+from testbed.residence import create_residence_tables
+
 from exporter.config import Config, ResidenceCacheConfig
-from exporter.drill.residence import create_residence_tables
 from exporter.engine import Engine
 from exporter.probes import cache
 from exporter.probes.cache import ResidenceCacheProbe

@@ -25,11 +25,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter.drill.vm import VictoriaMetrics
+from testbed.alertmanager import Alertmanager, local_config
+from testbed.exporter import ExporterProcess
+from testbed.receivers import SmtpSink, WebhookReceiver
+from testbed.vm import VictoriaMetrics
+
 from exporter.probes import MODULES, nodata
 from exporter.samples import MetricSpec
-from tests.helpers.alertmanager import Alertmanager, SmtpSink, WebhookReceiver, local_config
-from tests.helpers.exporter import ExporterProcess
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent

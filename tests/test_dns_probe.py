@@ -9,12 +9,13 @@ from typing import Any
 import dns.rcode
 import pytest
 
+from testbed.edge import dns_responder, dnsmasq, silent_udp
+
 from exporter.config import Config, ConfigError, DnsLookup, DnsResolver, load_config
 from exporter.engine import Engine, ProbeState
 from exporter.probes import build_probes
 from exporter.probes.deps import Dependencies
 from exporter.probes.dns import RESULTS, DnsProbe
-from tests.helpers.edge import dns_responder, dnsmasq, silent_udp
 
 PUBLIC = "myhoneydue.test"
 SERVICE = "api.honeydue.svc.cluster.local"

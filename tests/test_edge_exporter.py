@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.edge import dnsmasq, http_target, silent_udp, smtp_server
+from testbed.exporter import ExporterProcess, value
+
 from bench.blackholed_cycle import run as blackholed_cycle
-from tests.helpers.edge import dnsmasq, http_target, silent_udp, smtp_server
-from tests.helpers.exporter import ExporterProcess, value
 from tests.helpers.rule_tests import rule_test_tree
 from tests.helpers.servers import silent_port
 

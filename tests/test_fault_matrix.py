@@ -1,7 +1,7 @@
 """The fault matrix: 8 dependencies x 5 faults, each cell a test of its own (40 cells).
 
 Every cell runs the real probe family against a real server behind a fault injector
-(tests/helpers/faults.py), inside a real Engine served over real HTTP, next to a healthy bystander
+(testbed/faults.py), inside a real Engine served over real HTTP, next to a healthy bystander
 probe, and checks:
 
 1. /metrics keeps answering quickly (every scrape during the fault under 1 s, a generous bound);
@@ -51,9 +51,13 @@ import pytest
 import yaml
 from aiohttp import web
 
+from testbed.edge import Dnsmasq, smtp_server
+from testbed.exporter import parse_metrics, value
+from testbed.faults import FaultProxy, UdpFault, eventually
+from testbed.kubeapi import Fault, KubeAPI
+from testbed.vm import Vmagent
+
 from exporter.config import Config
-from exporter.drill.kubeapi import Fault, KubeAPI
-from exporter.drill.vm import Vmagent
 from exporter.engine import Engine
 from exporter.probes import dns as dns_probe
 from exporter.probes import http as http_probe
@@ -66,9 +70,6 @@ from exporter.probes import vmagent as vmagent_probe
 from exporter.probes.deps import Dependencies
 from exporter.server import make_app
 from tests.conftest import PG_DSN
-from tests.helpers.edge import Dnsmasq, smtp_server
-from tests.helpers.exporter import parse_metrics, value
-from tests.helpers.faults import FaultProxy, UdpFault, eventually
 from tests.helpers.servers import PgBouncer, RedisServer, SilentPort, free_port, require_binary
 
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from testbed.edge import SelfSigned, http_target, self_signed
+
 from exporter.config import Config, ConfigError, HttpTarget, load_config
 from exporter.engine import Engine, ProbeState
 from exporter.probes.deps import Dependencies
 from exporter.probes.http import PHASES, HttpProbe, cf_colo
 from exporter.samples import Samples
-from tests.helpers.edge import SelfSigned, http_target, self_signed
 from tests.helpers.servers import silent_port
 
 

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from testbed.kube_lists import NAMESPACE, OTHER_NAMESPACE, TOKEN, WATCHED, ClusterSize, StandinAPI
+
 from exporter.config import Config, KubernetesConfig
 from exporter.engine import Engine
 from exporter.probes import kubernetes as kube
 from exporter.probes.deps import Dependencies
-from tests.helpers.kube_lists import NAMESPACE, OTHER_NAMESPACE, TOKEN, WATCHED, ClusterSize, StandinAPI
 
 PAGE = KubernetesConfig.model_fields["list_page_size"].default  # the shipped page size
 

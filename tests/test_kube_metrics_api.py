@@ -12,9 +12,10 @@ import math
 
 import pytest
 
-from exporter.drill.kube import workloads
-from exporter.drill.kube.cluster import KubeCluster
-from exporter.drill.kube.rest import ApiError
+from testbed.kube import workloads
+from testbed.kube.cluster import KubeCluster
+from testbed.kube.rest import ApiError
+
 from exporter.probes.kube_metrics import RESOURCE, parse_duration, parse_quantity
 from tests.helpers.kube import Expect, Kube, Metrics, select, wait_metrics
 

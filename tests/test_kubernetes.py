@@ -1,5 +1,5 @@
 """The Kubernetes probes against a real control plane (etcd x3, kube-apiserver per server node,
-kube-controller-manager; exporter/drill/kube), with the exporter running in-cluster as in production.
+kube-controller-manager; testbed/kube), with the exporter running in-cluster as in production.
 
 Each scenario breaks the cluster the way chapter 16 describes and lets the real controllers do the
 rest; the test waits (with a deadline) until the exporter shows exact values, and asserts what the API
@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
+from testbed.kube import workloads
+from testbed.kube.cluster import KubeCluster
+from testbed.kube.control_plane import K3S_VERSION, NODE_IPS, NODE_NAMES, wait_until
+from testbed.kube.rest import JSON
+
 from exporter.config import Config
-from exporter.drill.kube import workloads
-from exporter.drill.kube.cluster import KubeCluster
-from exporter.drill.kube.control_plane import K3S_VERSION, NODE_IPS, NODE_NAMES, wait_until
-from exporter.drill.kube.rest import JSON
 from exporter.probes import kubernetes as kube_probe
 from exporter.probes.deps import Dependencies
 from tests.helpers import kube_alerts

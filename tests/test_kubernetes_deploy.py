@@ -19,8 +19,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter.config import KubernetesConfig
-from exporter.drill.kube.cluster import (
+from testbed.exporter import ExporterProcess
+from testbed.faults import FaultProxy
+from testbed.kube.cluster import (
     EXPORTER_NAMESPACE,
     EXPORTER_SERVICE_ACCOUNT,
     NETCHECK_RBAC,
@@ -28,10 +29,10 @@ from exporter.drill.kube.cluster import (
     RBAC,
     load_manifests,
 )
-from exporter.drill.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
+from testbed.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
+
+from exporter.config import KubernetesConfig
 from tests.helpers import kube_alerts
-from tests.helpers.exporter import ExporterProcess
-from tests.helpers.faults import FaultProxy
 from tests.helpers.kube import Expect, Kube, Metrics, sample, select, start_exporter, wait_metrics
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 

@@ -18,6 +18,15 @@ import pytest
 import redis
 from redis.exceptions import NoPermissionError, ResponseError
 
+from testbed.least_privilege import (
+    ACL_USER,
+    PgRole,
+    apply_redis_acl,
+    create_pg_role,
+    create_residence_schema,
+    dsn,
+)
+
 from exporter.config import Config
 from exporter.probes.asynq import AsynqProbe
 from exporter.probes.cache import ResidenceCacheProbe
@@ -26,14 +35,6 @@ from exporter.probes.postgres import PostgresProbe
 from exporter.probes.redis import RedisProbe
 from exporter.samples import Samples
 from tests.helpers.asynq_peer import AsynqPeer
-from tests.helpers.least_privilege import (
-    ACL_USER,
-    PgRole,
-    apply_redis_acl,
-    create_pg_role,
-    create_residence_schema,
-    dsn,
-)
 from tests.helpers.servers import PgBouncer, RedisServer
 
 PASSWORD = "acl-test-password-5f1c"

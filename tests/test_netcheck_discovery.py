@@ -2,7 +2,7 @@
 
 With static pod IPs every pod target died at the first rollout (the Flannel and kube-proxy rules went silent
 for good) and, after a node-by-node drain, a pod that kept its IP was counted on the wrong node. Here netcheck
-runs as its DaemonSet pod on N1 against the real control plane (exporter/drill/kube): in-cluster, with the
+runs as its DaemonSet pod on N1 against the real control plane (testbed/kube): in-cluster, with the
 token of ServiceAccount honeydue-netcheck bound by deploy/base/netcheck-rbac.yaml as written, reading the
 EndpointSlices the endpoint slice controller keeps for the api Service; a drain through the eviction API
 moves the pods between runs, and pods that are not ready are not dialled. (The fake kubelets' pod IPs,
@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from testbed.exporter import ExporterProcess
+from testbed.kube import workloads
+from testbed.kube.control_plane import NODE_NAMES
+
 from exporter.config import Config
-from exporter.drill.kube import workloads
-from exporter.drill.kube.control_plane import NODE_NAMES
 from exporter.probes import tcp
 from exporter.probes.deps import Dependencies
-from tests.helpers.exporter import ExporterProcess
 from tests.helpers.kube import Expect, Kube, Metrics, select, wait_metrics
 
 N1, N2, N3 = NODE_NAMES

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from testbed.exporter import ExporterProcess, value
+from testbed.vm import VictoriaMetrics, Vmagent
+
 from exporter.config import Config, NoDataConfig, VmagentConfig
-from exporter.drill.vm import VictoriaMetrics, Vmagent
 from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes import build_probes
@@ -23,7 +25,6 @@ from exporter.probes.deps import Dependencies
 from exporter.probes.nodata import NoDataProbe, catalog_metrics
 from exporter.probes.vmagent import VmagentProbe, summarize
 from exporter.promql import metric_names
-from tests.helpers.exporter import ExporterProcess, value
 from tests.helpers.servers import free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -112,7 +112,7 @@ def test_exporter_reports_pooler_down_within_one_interval(
     pgbouncer.stop()
     took = exporter.wait_for("honeydue_postgres_up", 0, 2 + 1 + 1, endpoint="pooler")
     samples = exporter.metrics()
-    from tests.helpers.exporter import value
+    from testbed.exporter import value
     assert value(samples, "honeydue_postgres_up", endpoint="direct") == 1
     assert value(samples, "honeydue_probe_error_info", probe="postgres_pooler", reason="refused") == 1
     assert took <= 3.5

@@ -24,12 +24,13 @@ import pytest
 import redis
 import yaml
 
-from exporter.drill.kubeapi import TOKEN as KUBE_TOKEN
-from exporter.drill.kubeapi import KubeAPI
+from testbed.edge import dnsmasq, smtp_server
+from testbed.exporter import parse_metrics, value
+from testbed.kubeapi import TOKEN as KUBE_TOKEN
+from testbed.kubeapi import KubeAPI
+from testbed.least_privilege import ACL_USER, apply_redis_acl, create_pg_role, create_residence_schema
+
 from tests.helpers.asynq_peer import AsynqPeer
-from tests.helpers.edge import dnsmasq, smtp_server
-from tests.helpers.exporter import parse_metrics, value
-from tests.helpers.least_privilege import ACL_USER, apply_redis_acl, create_pg_role, create_residence_schema
 from tests.helpers.servers import PgBouncer, RedisServer, free_port
 
 SECRETS = {

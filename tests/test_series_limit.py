@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.asynqpeer import AsynqPeer
+from testbed.exporter import ExporterProcess, value
+
 from exporter import probes
 from exporter.config import Config, load_config
-from exporter.drill.asynqpeer import AsynqPeer
 from exporter.engine import Engine, Probe
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, gauge
-from tests.helpers.exporter import ExporterProcess, value
 from tests.helpers.servers import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent

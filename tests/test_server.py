@@ -9,9 +9,10 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from testbed.exporter import value
+
 from exporter.engine import Engine
 from exporter.server import make_app
-from tests.helpers.exporter import value
 from tests.helpers.servers import PgBouncer, RedisServer
 from tests.test_engine import ScriptedProbe
 

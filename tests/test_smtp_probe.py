@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from testbed.edge import SelfSigned, raw_tcp_server, self_signed, smtp_server
+
 from exporter.config import SmtpTarget
 from exporter.engine import Engine, ProbeState
 from exporter.probes.deps import Dependencies
 from exporter.probes.smtp import SmtpProbe
-from tests.helpers.edge import SelfSigned, raw_tcp_server, self_signed, smtp_server
 from tests.helpers.servers import silent_port
 
 

@@ -22,8 +22,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
+from testbed.exporter import ExporterProcess
+
 from exporter.catalog import CATALOG
-from tests.helpers.exporter import ExporterProcess
 from tests.helpers.servers import RedisServer, require_binary
 
 PHONE = (390, 844)  # CSS pixels of a common phone in portrait

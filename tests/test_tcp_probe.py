@@ -18,15 +18,16 @@ from typing import Any
 import pytest
 import yaml
 
+from testbed.exporter import ExporterProcess, value
+from testbed.vm import VictoriaMetrics
+
 from exporter.catalog import alerts
 from exporter.config import Config, TcpConfig, TcpTarget, load_config
-from exporter.drill.vm import VictoriaMetrics
 from exporter.engine import Engine
 from exporter.exposition import Exposition
 from exporter.probes import build_probes
 from exporter.probes.deps import Dependencies
 from exporter.probes.tcp import TcpProbe
-from tests.helpers.exporter import ExporterProcess, value
 from tests.helpers.servers import free_port, silent_port
 
 

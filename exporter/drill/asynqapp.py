@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from exporter.drill.asynqpeer import AsynqPeer, Started
+from testbed.asynqpeer import AsynqPeer, Started
 
 
 class AsynqApp:

@@ -7,10 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from exporter.drill.procs import MissingBinary
-
 EXIT_FAILED = 1
 EXIT_MISSING = 3
+NEEDS_EXTRA = ("install the drill extra: pip install 'honeydue-exporter[drill]' "
+               "(from a source checkout: pip install -e '.[drill]')")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,8 +26,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from exporter.drill.pipeline import Pipeline
-    from exporter.drill.scenarios import SCENARIOS, Runner, table
+    try:
+        from testbed.procs import MissingBinary
+
+        from exporter.drill.pipeline import Pipeline
+        from exporter.drill.scenarios import SCENARIOS, Runner, table
+    except ModuleNotFoundError as exc:  # the test bed or one of the extra's packages is not installed
+        missing = (exc.name or "").split(".")[0]
+        if missing not in ("testbed", "aiosmtpd", "cryptography"):
+            raise
+        print(f"honeydue-exporter drill: {missing} is not installed; {NEEDS_EXTRA}", file=sys.stderr)
+        return EXIT_MISSING
 
     if args.list:
         for s in SCENARIOS:

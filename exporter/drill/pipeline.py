@@ -1,10 +1,10 @@
 """The whole alert pipeline on loopback: honeyDue's stand-ins and its real Asynq worker -> exporter -> vmagent ->
 VictoriaMetrics -> vmalert (the shipped rules, re-rendered with short `for`) -> Alertmanager -> a webhook receiver.
 
-Shared by `honeydue-exporter drill` and tests/test_e2e.py. Everything listens on 127.0.0.1 (the
-Kubernetes cluster's server nodes on 127.0.0.2-4: real etcd, kube-apiserver and kube-controller-manager,
-exporter/drill/kube), every process is stopped in `stop()`. The exporter runs as in its pod: in-cluster
-credentials of its ServiceAccount (deploy/base/rbac.yaml).
+Shared by `honeydue-exporter drill` and tests/test_e2e.py; every part comes from the test bed (testbed/).
+Everything listens on 127.0.0.1 (the Kubernetes cluster's server nodes on 127.0.0.2-4: real etcd,
+kube-apiserver and kube-controller-manager, testbed/kube), every process is stopped in `stop()`. The exporter
+runs as in its pod: in-cluster credentials of its ServiceAccount (deploy/base/rbac.yaml).
 The machine's PostgreSQL is only used to hold a fresh database (dropped at the end); the "pooler" and
 the "direct" endpoints are two pgbouncers in front of it, so both can fail without touching PostgreSQL.
 """
@@ -14,10 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import urllib.request
 import uuid
@@ -30,19 +27,23 @@ import psycopg
 import redis
 import yaml
 
+from testbed.alertmanager import Alertmanager, single_route
+from testbed.exporter import ExporterProcess
+from testbed.kube.cluster import KubeCluster
+from testbed.kube.control_plane import NODE_IPS
+from testbed.kube.incluster import in_pod, kubernetes_config, service_env
+from testbed.procs import PgBouncer, RedisServer, free_port
+from testbed.receivers import SmtpSink, WebhookReceiver
+from testbed.residence import admin_dsn, create_residence_tables, database_dsn
+from testbed.standins import HTTP_TARGETS, HttpStandins
+from testbed.vm import VictoriaMetrics, Vmagent, Vmalert
+
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
 from exporter.drill.asynqapp import AsynqApp
-from exporter.drill.kube.cluster import KubeCluster
-from exporter.drill.kube.control_plane import NODE_IPS
-from exporter.drill.kube.incluster import in_pod, kubernetes_config, service_env
-from exporter.drill.procs import PgBouncer, RedisServer, free_port, stop_process, wait_for_port
-from exporter.drill.residence import create_residence_tables
-from exporter.drill.standins import HTTP_TARGETS, HttpStandins, SmtpStandin, Webhook
-from exporter.drill.vm import Alertmanager, VictoriaMetrics, Vmagent, Vmalert
 
 log = logging.getLogger("exporter.drill")
 
-PG_ADMIN_DSN = os.environ.get("HONEYDUE_DRILL_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_ADMIN_DSN = admin_dsn("HONEYDUE_DRILL_PG_DSN")
 
 # residences: 10 owned by user 1 (member: 2), 11 owned by user 2, 12 owned by user 3 (members: 1, 4)
 
@@ -68,32 +69,6 @@ class Timing:
         return self.for_seconds + 2 * self.scrape_interval + self.evaluation_interval + self.latency_offset
 
 
-class ExporterProc:
-    """The real exporter (`python -m exporter run`) with the drill's config file."""
-
-    def __init__(self, config: Path, port: int, log_path: Path) -> None:
-        self.config, self.port, self.log_path = config, port, log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.wrapper: list[str] = []  # the pod's mount namespace (incluster.in_pod)
-        self.env: dict[str, str] = {}  # the pod's KUBERNETES_SERVICE_* variables
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HONEYDUE_")} | self.env
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [*self.wrapper, sys.executable, "-m", "exporter", "--config", str(self.config), "run", "--log-format",
-             "text"],
-            env=env, stdout=self._log, stderr=self._log,
-        )
-        wait_for_port(self.port, 30)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-            self._log.close()
-
-
 class Pipeline:
     """Start everything (`start`), inject failures through the attributes, `stop` in a finally."""
 
@@ -106,8 +81,8 @@ class Pipeline:
         self.direct = PgBouncer()
         self.kube = KubeCluster(self.workdir / "kube")
         self.http = HttpStandins()
-        self.smtp = SmtpStandin()
-        self.webhook = Webhook()
+        self.smtp = SmtpSink()
+        self.webhook = WebhookReceiver()
         # Every component keeps its data and log under the drill's workdir (`drill --workdir` keeps them).
         parts = {name: self.workdir / name for name in ("vm", "vmagent", "vmalert", "alertmanager")}
         for path in parts.values():
@@ -116,12 +91,13 @@ class Pipeline:
         self.exporter_port = free_port()
         self.vmagent = Vmagent(self.vm.write_url, [f"127.0.0.1:{self.exporter_port}"],
                                scrape_interval=f"{self.timing.scrape_interval:g}s", workdir=parts["vmagent"])
-        self.alertmanager = Alertmanager(self.webhook.url, workdir=parts["alertmanager"])
+        self.alertmanager = Alertmanager(single_route(self.webhook.url), workdir=parts["alertmanager"])
         self.rules_dir = self.workdir / "rules"
         self.vmalert = Vmalert(self.rules_dir, self.vm.url, self.alertmanager.url,
                                evaluation_interval=f"{self.timing.evaluation_interval:g}s", workdir=parts["vmalert"])
         self.database = f"honeydue_drill_{uuid.uuid4().hex[:10]}"
-        self.exporter = ExporterProc(self.workdir / "exporter.yml", self.exporter_port, self.workdir / "exporter.log")
+        self.exporter = ExporterProcess(config_path=self.workdir / "exporter.yml", port=self.exporter_port,
+                                        log_path=self.workdir / "exporter.log", args=("--log-format", "text"))
         self.app: AsynqApp | None = None
         self._stops: list[Callable[[], None]] = []
 
@@ -151,9 +127,9 @@ class Pipeline:
                 self._stops.append(standin.stop)
             progress("exporter (in-cluster credentials)")
             self._write_exporter_config()
-            self.exporter.wrapper = in_pod(self.kube.service_account_dir(self.workdir / "serviceaccount"), [])
+            self.exporter.wrapper = tuple(in_pod(self.kube.service_account_dir(self.workdir / "serviceaccount"), []))
             self.exporter.env = service_env(NODE_IPS[0], self.kube.api_port)
-            self.exporter.start()
+            self.exporter.start(wait_ready=False)
             self._stops.append(self.exporter.stop)
             progress("victoria-metrics, vmagent, Alertmanager, vmalert")
             self._render_rules()
@@ -180,7 +156,7 @@ class Pipeline:
 
     # --- parts ----------------------------------------------------------------------------------
     def dsn(self) -> str:
-        return PG_ADMIN_DSN.replace("dbname=postgres", f"dbname={self.database}")
+        return database_dsn(PG_ADMIN_DSN, self.database)
 
     def _create_database(self) -> None:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5) as admin:
@@ -214,11 +190,12 @@ class Pipeline:
         return redis.Redis(port=self.redis.port, socket_timeout=2, socket_connect_timeout=2)
 
     def _render_rules(self) -> None:
-        from exporter.render.rules import render_rules
+        """The shipped rules with the drill's short `for` and range windows (an option only the drill passes)."""
+        from exporter.render.rules import RenderOptions, render_rules
 
         self.rules_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in render_rules(DEFAULT_RUNBOOK_BASE_URL, self.timing.alert_for,
-                                       self.timing.range_window).items():
+        options = RenderOptions(alert_for=self.timing.alert_for, range_window=self.timing.range_window)
+        for name, text in render_rules(DEFAULT_RUNBOOK_BASE_URL, options=options).items():
             (self.rules_dir / name).write_text(text, encoding="utf-8")
 
     def exporter_config(self) -> dict[str, Any]:
@@ -251,7 +228,8 @@ class Pipeline:
         }
 
     def _write_exporter_config(self) -> None:
-        self.exporter.config.write_text(yaml.safe_dump(self.exporter_config(), sort_keys=False))
+        assert self.exporter.config_path is not None
+        self.exporter.config_path.write_text(yaml.safe_dump(self.exporter_config(), sort_keys=False))
 
     def exporter_metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.exporter_port}/metrics", timeout=5) as response:

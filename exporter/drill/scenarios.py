@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from testbed.kube import workloads
+from testbed.receivers import Notification
+
 from exporter.catalog import alerts as catalog_alerts
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
 from exporter.drill.dashboard_check import DashboardCheck
-from exporter.drill.kube import workloads
 from exporter.drill.pipeline import Pipeline
-from exporter.drill.standins import Notification
 from exporter.render.panels import SEVERITY_STATE
 
 WATCHDOG = "Watchdog"

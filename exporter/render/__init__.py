@@ -9,16 +9,19 @@ from exporter.config import DEFAULT_GRAFANA_BASE_URL
 from exporter.render.configdoc import render_configuration
 from exporter.render.dashboards import render_dashboards
 from exporter.render.readme import render_readme
-from exporter.render.rules import render_rules
+from exporter.render.rules import SHIPPED, RenderOptions, render_rules
+
+__all__ = ["RenderOptions", "render_all", "write_all"]
 
 
 def render_all(
-    root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None,
-    grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
+    root: Path, base_url: str, grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
+    options: RenderOptions = SHIPPED,
 ) -> dict[Path, str]:
-    """Every generated file (path relative to `root`) with its content; nothing is written."""
+    """Every generated file (path relative to `root`) with its content; nothing is written. `options` changes
+    the rules only (the drill's short `for` and range windows)."""
     files: dict[Path, str] = {}
-    for name, text in render_rules(base_url, for_override, range_override, grafana_url=grafana_url, anchors=anchors).items():
+    for name, text in render_rules(base_url, grafana_url, anchors, options).items():
         files[root / "rules" / name] = text
     for name, text in render_dashboards(base_url, grafana_url).items():
         files[root / "dashboards" / name] = text
@@ -30,11 +33,10 @@ def render_all(
 
 
 def write_all(
-    root: Path, base_url: str, for_override: str | None = None, range_override: str | None = None,
-    grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
+    root: Path, base_url: str, grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
 ) -> list[Path]:
     written = []
-    for path, text in render_all(root, base_url, for_override, range_override, grafana_url, anchors).items():
+    for path, text in render_all(root, base_url, grafana_url, anchors).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")

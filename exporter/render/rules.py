@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -30,6 +31,19 @@ _Dumper.add_representer(str, _str_representer)
 OBS_SIDE = "obs-side"
 
 
+@dataclass(frozen=True)
+class RenderOptions:
+    """Changes to the shipped rules that only a caller in-process asks for: the drill, whose pipeline must see
+    alerts fire and resolve in seconds. The defaults render the rules exactly as shipped (`render` has no flags
+    for these, so nothing committed can be rendered with them)."""
+
+    alert_for: str | None = None  # every alert's `for`, e.g. "10s"
+    range_window: str | None = None  # every range selector and offset, e.g. "30s" (shorten_ranges)
+
+
+SHIPPED = RenderOptions()
+
+
 _RANGE = re.compile(r"\[(\d+[smhdw])\]")
 _OFFSET = re.compile(r"\boffset (\d+[smhdw])\b")
 
@@ -41,8 +55,8 @@ def shorten_ranges(expr: str, window: str) -> str:
 
 
 def rule_groups(
-    base_url: str, for_override: str | None = None, range_override: str | None = None,
-    grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
+    base_url: str, grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
+    options: RenderOptions = SHIPPED,
 ) -> dict[str, dict[str, Any]]:
     """Layer id (or `obs-side`) -> rule file content (as data)."""
     files: dict[str, dict[str, Any]] = {}
@@ -65,8 +79,8 @@ def rule_groups(
                 labels |= dict(alert.labels)
                 rule = {
                     "alert": alert.name,
-                    "expr": shorten_ranges(alert.expr, range_override) if range_override else alert.expr,
-                    "for": for_override or alert.for_,
+                    "expr": shorten_ranges(alert.expr, options.range_window) if options.range_window else alert.expr,
+                    "for": options.alert_for or alert.for_,
                     "labels": labels,
                     "annotations": annotations,
                 }
@@ -79,11 +93,11 @@ def rule_groups(
 
 
 def render_rules(
-    base_url: str, for_override: str | None = None, range_override: str | None = None,
-    grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
+    base_url: str, grafana_url: str = DEFAULT_GRAFANA_BASE_URL, anchors: Mapping[str, str] | None = None,
+    options: RenderOptions = SHIPPED,
 ) -> dict[str, str]:
     return {
         f"honeydue-{layer_id}.rules.yml": HEADER
         + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=1000, allow_unicode=True)
-        for layer_id, data in rule_groups(base_url, for_override, range_override, grafana_url, anchors).items()
+        for layer_id, data in rule_groups(base_url, grafana_url, anchors, options).items()
     }

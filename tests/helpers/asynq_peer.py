@@ -18,8 +18,9 @@ from typing import Any
 import redis
 from redis.asyncio.connection import Connection
 
+from testbed.asynqpeer import VERSIONS, AsynqPeer, Started, binary
+
 import tests.helpers.servers  # noqa: F401 - installs the skip-or-fail hook for a peer that is not built
-from exporter.drill.asynqpeer import VERSIONS, AsynqPeer, Started, binary
 from exporter.probes.asynq import SERVER_STATUSES, AsynqProbe
 from exporter.samples import Samples
 

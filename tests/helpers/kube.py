@@ -1,4 +1,4 @@
-"""The Kubernetes test cluster (exporter/drill/kube) for the tests, the exporter running in it as in its
+"""The Kubernetes test cluster (testbed/kube) for the tests, the exporter running in it as in its
 pod, and exact-value expectations on what the exporter serves.
 
 One cluster serves every test of the session that does not break it beyond `reset()`; each scenario
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.drill.kube.cluster import NETCHECK_SERVICE_ACCOUNT, REPO, KubeCluster
-from exporter.drill.kube.control_plane import NODE_NAMES, REPO_BIN, kube_binary
-from exporter.drill.kube.incluster import in_pod, kubernetes_config, service_env
-from tests.helpers.exporter import ExporterProcess
+from testbed.exporter import ExporterProcess
+from testbed.kube.cluster import NETCHECK_SERVICE_ACCOUNT, REPO, KubeCluster
+from testbed.kube.control_plane import NODE_NAMES, REPO_BIN, kube_binary
+from testbed.kube.incluster import in_pod, kubernetes_config, service_env
+
 from tests.helpers.servers import require_binary
 
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -1,5 +1,5 @@
 """What the shipped rules make of a real-cluster scenario: the exporter's series, recorded while the test
-cluster (exporter/drill/kube) goes through a failure, run through promtool, vmalert-tool and a real
+cluster (testbed/kube) goes through a failure, run through promtool, vmalert-tool and a real
 Alertmanager exactly as the incident suite (tests/incidents) runs its incidents, and compared with what
 the scenario's incident in rules/incidents/ expects Alertmanager to deliver.
 
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from exporter.drill.kube.control_plane import NODE_NAMES
-from tests.helpers.exporter import ExporterProcess
+from testbed.exporter import ExporterProcess
+from testbed.kube.control_plane import NODE_NAMES
+
 from tests.helpers.kube import Metrics
 from tests.helpers.servers import require_binary
 from tests.incidents import cluster, suite

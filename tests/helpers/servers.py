@@ -1,4 +1,4 @@
-"""Real servers for tests: the launchers live in exporter.drill.procs (the drill uses them too).
+"""Real servers for tests: the launchers live in testbed.procs (the drill uses them too).
 
 A missing binary skips on a developer machine but fails under CI (CI=true): CI must never pass by
 skipping the parts that need real servers.
@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from exporter.drill import procs
-from exporter.drill.procs import (
+from testbed import procs
+from testbed.procs import (
     MissingBinary,
     PgBouncer,
     RedisServer,

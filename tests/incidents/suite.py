@@ -28,7 +28,9 @@ from typing import Any
 
 import yaml
 
-from tests.helpers.alertmanager import EXAMPLE, Alertmanager, WebhookReceiver, local_config
+from testbed.alertmanager import EXAMPLE, Alertmanager, local_config
+from testbed.receivers import WebhookReceiver
+
 from tests.incidents import cluster
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from exporter.drill.kube import workloads
-from exporter.drill.kube.binder import Binder
-from exporter.drill.kube.control_plane import (
+from testbed.kube import workloads
+from testbed.kube.binder import Binder
+from testbed.kube.control_plane import (
     AUDIENCE,
     K3S_VERSION,
     NODE_IPS,
@@ -32,14 +32,14 @@ from exporter.drill.kube.control_plane import (
     ControlPlaneTiming,
     wait_until,
 )
-from exporter.drill.kube.kubelet import FakeKubelet, Runtime
-from exporter.drill.kube.metrics_server import MetricsServer
-from exporter.drill.kube.rest import JSON, ApiError, Rest, object_path
-from exporter.drill.kube.tunnel import Tunnel
+from testbed.kube.kubelet import FakeKubelet, Runtime
+from testbed.kube.metrics_server import MetricsServer
+from testbed.kube.rest import JSON, ApiError, Rest, object_path
+from testbed.kube.tunnel import Tunnel
+from testbed.paths import REPO
 
-log = logging.getLogger("exporter.drill.kube")
+log = logging.getLogger("testbed.kube")
 
-REPO = Path(__file__).resolve().parents[3]
 RBAC = REPO / "deploy" / "base" / "rbac.yaml"
 NETCHECK_RBAC = REPO / "deploy" / "base" / "netcheck-rbac.yaml"
 EXPORTER_NAMESPACE = "honeydue"

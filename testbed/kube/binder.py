@@ -14,9 +14,9 @@ import logging
 import threading
 from typing import Any
 
-from exporter.drill.kube.rest import JSON, ApiError, Rest
+from testbed.kube.rest import JSON, ApiError, Rest
 
-log = logging.getLogger("exporter.drill.kube.binder")
+log = logging.getLogger("testbed.kube.binder")
 
 
 def tolerates(tolerations: list[JSON], taint: JSON) -> bool:

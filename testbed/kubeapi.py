@@ -1,6 +1,6 @@
 """A stand-in Kubernetes API server (aiohttp) that the real `kubernetes` client talks to over HTTP.
 
-Scenarios run against the real control plane (exporter/drill/kube); this stand-in remains only for what a
+Scenarios run against the real control plane (testbed/kube); this stand-in remains only for what a
 real API server cannot be made to send: oversized, non-JSON or wrongly shaped bodies
 (tests/test_bad_replies.py), a hostile server echoing the credentials it receives
 (tests/test_secret_scan.py), and the fault matrix's per-cell API behind a fault proxy
@@ -25,7 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.drill.procs import free_port
+from testbed.loop import LoopThread, serve
+from testbed.procs import free_port
 
 NODE_IP = web.AppKey("node_ip", str)
 TOKEN = "standin-token-4f1c"
@@ -469,8 +470,7 @@ class KubeAPI:
         self.node_port = free_port()
         self.faults: dict[str, Fault] = {}  # key: version | nodes | pods/<ns> | deployments/<ns> | apiservices | *
         self.requests: list[tuple[str, str, dict[str, str], bool]] = []  # method, path, query, bearer ok
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None
         self._runners: list[web.AppRunner] = []
         self._release: asyncio.Event | None = None
         self._lock = threading.Lock()
@@ -481,22 +481,8 @@ class KubeAPI:
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self._start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._stop())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="kubeapi-standin", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise TimeoutError("stand-in API did not start")
+        self._thread = LoopThread("kubeapi-standin")
+        self._thread.run(self._start())
 
     async def _start(self) -> None:
         self._release = asyncio.Event()
@@ -510,10 +496,7 @@ class KubeAPI:
             await self._serve(app, ip, self.node_port)
 
     async def _serve(self, app: web.Application, host: str, port: int) -> None:
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runners.append(runner)
+        self._runners.append(await serve(app, port, host))
 
     async def _stop(self) -> None:
         if self._release is not None:
@@ -522,10 +505,11 @@ class KubeAPI:
             await runner.cleanup()
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop = None
+        if self._thread is not None:
+            self._thread.run(self._stop())
+            self._runners.clear()
+            self._thread.close()
+            self._thread = None
 
     def kubeconfig(self, path: Path, token: str = TOKEN) -> Path:
         path.write_text(

@@ -16,48 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, cast
 
-from tests.helpers.servers import free_port
+from testbed.loop import LoopThread
+from testbed.procs import free_port
 
-T = TypeVar("T")
 MODES = ("pass", "refused", "silent", "slow", "garbage")
 # What an SSH server sends first: a real "wrong service on this port" reply for any client protocol.
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
 
 
-class _LoopThread:
-    """A private event loop on a daemon thread; `run(coro)` executes a coroutine on it and waits."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def shutdown(self) -> None:
-        with contextlib.suppress(Exception):
-            self.run(_cancel_all())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-
-async def _cancel_all() -> None:
-    """Cancel and reap every connection handler, so none is destroyed pending with the loop."""
-    await asyncio.sleep(0)  # let just-accepted handlers reach their try block (a task cancelled unstarted is logged)
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class FaultProxy(_LoopThread):
+class FaultProxy(LoopThread):
     """A TCP proxy on 127.0.0.1:`port` in front of `upstream`, switchable between MODES."""
 
     def __init__(
@@ -90,7 +60,7 @@ class FaultProxy(_LoopThread):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.run(self._switch("refused"))
-        self.shutdown()
+        super().close()
 
     async def _switch(self, mode: str) -> None:
         self.mode = mode
@@ -190,7 +160,7 @@ class _Relay(asyncio.DatagramProtocol):
             self.transport.sendto(answer, addr)
 
 
-class UdpFault(_LoopThread):
+class UdpFault(LoopThread):
     """A UDP relay on 127.0.0.1:`port` in front of a DNS server, switchable between MODES.
 
     `garbage(query)` builds the bad reply (default: the SSH banner, which is not a DNS message).
@@ -216,7 +186,7 @@ class UdpFault(_LoopThread):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.run(self._switch("refused"))
-        self.shutdown()
+        super().close()
 
     async def _switch(self, mode: str) -> None:
         self.mode = mode
@@ -231,7 +201,7 @@ class UdpFault(_LoopThread):
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Relay(self), local_addr=("127.0.0.1", self.port), reuse_port=False
         )
-        self._transport = cast(asyncio.DatagramTransport, transport)
+        self._transport = transport
 
 
 @contextlib.contextmanager

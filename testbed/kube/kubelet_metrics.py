@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from exporter.drill.kube.pki import CertFiles
+from testbed.kube.pki import CertFiles
 
 
 @dataclass(frozen=True)

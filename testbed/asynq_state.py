@@ -1,7 +1,7 @@
 """Asynq state that real Asynq cannot produce: what the probe must survive, written straight into Redis.
 
 Everything Asynq can write (tasks in every state, servers, schedulers, their history) comes from the real
-Asynq peer (exporter/drill/asynqpeer.py). What is left here cannot come from it: an active task with no
+Asynq peer (testbed/asynqpeer.py). What is left here cannot come from it: an active task with no
 lease (Asynq's scripts add both atomically), a ServerInfo or SchedulerEntry that is not protobuf, keys of
 the wrong type, counters that are not integers. Used by the tests of the probe's per-queue error reporting.
 """

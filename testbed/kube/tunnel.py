@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
-from exporter.drill.kube.kubelet import Runtime
+from testbed.kube.kubelet import Runtime
+from testbed.loop import LoopThread
 
 
 class Tunnel:
@@ -28,27 +28,16 @@ class Tunnel:
         self.runtime = runtime
         self._dir = Path(tempfile.mkdtemp(prefix="hd-tunnel-"))  # short: socket paths are limited to 107 bytes
         self.socket = self._dir / "tunnel.sock"
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="kube-tunnel", daemon=True)
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_unix_server(self._handle, str(self.socket)), self.loop).result(10)
+        self._thread = LoopThread("kube-tunnel")
+        self._server = self._thread.run(asyncio.start_unix_server(self._handle, str(self.socket)))
 
     def close(self) -> None:
-        if not self._thread.is_alive():
-            return
-
-        async def shutdown() -> None:
+        async def stop_listening() -> None:
             self._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
+            self._thread.run(stop_listening())
+        self._thread.close()  # cancels the open connections' handlers
         shutil.rmtree(self._dir, ignore_errors=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from exporter.drill import procs
+from testbed import procs
+from testbed.paths import PEERS_BIN
 
 # Asynq version -> the binary built against it (tests/peers/go.mod, go.asynq-v025.mod).
 VERSIONS: dict[str, str] = {"v0.26.0": "asynqpeer", "v0.25.1": "asynqpeer-v025"}
 DEFAULT_VERSION = "v0.26.0"
-PEERS_BIN = Path(__file__).resolve().parents[2] / "tests" / "peers" / "bin"
 
 
 def binary(version: str = DEFAULT_VERSION) -> str:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporter.drill.kube.cluster import KubeCluster
-from exporter.drill.kube.control_plane import NODE_IPS
-from exporter.drill.procs import require_binary
+from testbed.kube.cluster import KubeCluster
+from testbed.kube.control_plane import NODE_IPS
+from testbed.procs import require_binary
 
 POD_SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _MOUNT = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.drill.kube.rest import JSON
+from testbed.kube.rest import JSON
 
 REGISTRY = "git.example.com/honeydue"  # the Gitea registry
 RELEASE = "1.4.2"

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
+from testbed.procs import Daemon, free_port, require_binary
 
 CF_RAY = "8f0a1b2c3d4e5f60-AMS"
 TOKEN_HEADER_OK = "health ok"
@@ -81,6 +81,12 @@ def self_signed(directory: Path) -> SelfSigned:
     return SelfSigned(cert_path, key_path)
 
 
+def registry_unauthorized() -> web.Response:
+    """What a Docker registry's /v2/ answers a client without credentials: the registry is up."""
+    headers = {"Docker-Distribution-API-Version": "registry/2.0"}
+    return web.json_response({"errors": [{"code": "UNAUTHORIZED"}]}, status=401, headers=headers)
+
+
 def _app(token: str, hold: asyncio.Event) -> web.Application:
     async def ok(request: web.Request) -> web.Response:
         return web.Response(text="ok", headers={"cf-ray": CF_RAY})
@@ -100,8 +106,7 @@ def _app(token: str, hold: asyncio.Event) -> web.Application:
         return web.Response(text="maintenance page")
 
     async def registry(request: web.Request) -> web.Response:
-        headers = {"Docker-Distribution-API-Version": "registry/2.0"}
-        return web.json_response({"errors": [{"code": "UNAUTHORIZED"}]}, status=401, headers=headers)
+        return registry_unauthorized()
 
     async def health(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {token}":
@@ -144,7 +149,7 @@ async def http_target(tls: SelfSigned | None = None, token: str = "") -> AsyncIt
         await runner.cleanup()
 
 
-class Dnsmasq:
+class Dnsmasq(Daemon):
     """dnsmasq as an authoritative-ish local resolver: fixed answers, no upstream, no hosts file."""
 
     def __init__(self, *options: str) -> None:
@@ -154,21 +159,11 @@ class Dnsmasq:
 
     def start(self) -> None:
         binary = require_binary("dnsmasq", "/usr/sbin")
-        self.proc = subprocess.Popen(
+        self._spawn(  # dnsmasq listens on TCP too: the port answers once it is up
             [binary, "--no-daemon", f"--port={self.port}", "--listen-address=127.0.0.1", "--bind-interfaces",
              "--no-resolv", "--no-hosts", "--cache-size=0", "--pid-file=", "--user=" + _user(), *self.options],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            ready_timeout=5,
         )
-        try:
-            wait_for_port(self.port, timeout=5)  # dnsmasq listens on TCP too
-        except TimeoutError:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
 
 
 def _user() -> str:
@@ -235,7 +230,7 @@ class _Sink:
 def smtp_server(tls: SelfSigned | None = None) -> Iterator[int]:
     """aiosmtpd on a free port, offering STARTTLS only when given a certificate; yields the port."""
     port = free_port()
-    kwargs: dict[str, object] = {"require_starttls": False}
+    kwargs: dict[str, Any] = {"require_starttls": False}
     if tls is not None:
         kwargs["tls_context"] = tls.server_context()
     controller = Controller(_Sink(), hostname="127.0.0.1", port=port, ready_timeout=5, **kwargs)

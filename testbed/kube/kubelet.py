@@ -30,11 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from exporter.drill.kube.kubelet_metrics import ContainerUsage, ResourceMetricsEndpoint, render
-from exporter.drill.kube.pki import CertFiles
-from exporter.drill.kube.rest import JSON, ApiError, Rest
+from testbed.kube.kubelet_metrics import ContainerUsage, ResourceMetricsEndpoint, render
+from testbed.kube.pki import CertFiles
+from testbed.kube.rest import JSON, ApiError, Rest
 
-log = logging.getLogger("exporter.drill.kube.kubelet")
+log = logging.getLogger("testbed.kube.kubelet")
 
 RUNTIME_VERSION = "containerd://2.1.5-k3s1"
 KERNEL = "6.8.0-60-generic"

@@ -1,4 +1,4 @@
-"""The obs pipeline on free loopback ports: victoria-metrics, vmagent, vmalert and Alertmanager.
+"""The obs pipeline on free loopback ports: victoria-metrics, vmagent and vmalert (Alertmanager: alertmanager.py).
 
 Each keeps its port across stop()/start() so the obs box can be taken away and brought back.
 VictoriaMetrics runs with a 1 s search latency offset (the default 30 s would hide fresh samples).
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.drill.procs import free_port, require_binary, stop_process, wait_for_port, wait_port_closed
+from testbed.procs import Daemon, free_port, require_binary
 
 
 def _get(url: str, timeout: float = 5.0) -> bytes:
@@ -26,24 +26,13 @@ def _get(url: str, timeout: float = 5.0) -> bytes:
         return bytes(response.read())
 
 
-class _Daemon:
-    """Start/stop/cleanup shared by the launchers: one process, its log and a private workdir."""
+class _Daemon(Daemon):
+    """A Daemon with a private workdir holding its data and log."""
 
-    port: int
     workdir: Path
-    proc: subprocess.Popen[bytes] | None
 
-    def _spawn(self, args: list[str], log_name: str) -> None:
-        self._log = (self.workdir / log_name).open("ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=self._log)
-        wait_for_port(self.port, 20)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-            self._log.close()
-            wait_port_closed(self.port)
+    def _start(self, args: list[str], log_name: str) -> None:
+        self._spawn(args, self.workdir / log_name)
 
     def cleanup(self) -> None:
         self.stop()
@@ -68,7 +57,7 @@ class VictoriaMetrics(_Daemon):
 
     def start(self) -> None:
         binary = require_binary("victoria-metrics", "/usr/bin")
-        self._spawn(
+        self._start(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-storageDataPath={self.workdir / 'data'}",
              "-search.latencyOffset=1s", "-search.disableCache", "-retentionPeriod=1d", "-loggerLevel=ERROR"],
             "vm.log",
@@ -123,7 +112,7 @@ class Vmagent(_Daemon):
             f"    scrape_interval: {self.scrape_interval}\n"
             f"    static_configs:\n      - targets: {json.dumps(self.targets)}\n"
         )
-        self._spawn(
+        self._start(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-remoteWrite.url={self.remote_write_url}",
              f"-promscrape.config={scrape}", f"-remoteWrite.tmpDataPath={self.workdir / 'queue'}",
              "-remoteWrite.flushInterval=200ms", "-loggerLevel=ERROR", *self.extra_args],
@@ -156,7 +145,7 @@ class Vmalert(_Daemon):
 
     def start(self) -> None:
         binary = require_binary("vmalert", "/usr/bin")
-        self._spawn(
+        self._start(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-rule={self.rules_dir}/*.yml",
              f"-datasource.url={self.datasource_url}", f"-notifier.url={self.notifier_url}",
              f"-evaluationInterval={self.evaluation_interval}", f"-remoteWrite.url={self.datasource_url}",
@@ -168,45 +157,3 @@ class Vmalert(_Daemon):
         """vmalert's active (pending and firing) alerts."""
         reply = json.loads(_get(f"{self.url}/api/v1/alerts"))
         return list(reply["data"]["alerts"])
-
-
-@dataclass
-class Alertmanager(_Daemon):
-    """prometheus-alertmanager, clustering off, every alert routed to one webhook, one alert per group."""
-
-    webhook_url: str
-    group_wait: str = "0s"
-    group_interval: str = "1s"
-    repeat_interval: str = "1h"
-    port: int = field(default_factory=free_port)
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="alertmanager-")))
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def config_text(self) -> str:
-        return (
-            "route:\n"
-            "  receiver: drill\n"
-            "  group_by: ['...']\n"
-            f"  group_wait: {self.group_wait}\n"
-            f"  group_interval: {self.group_interval}\n"
-            f"  repeat_interval: {self.repeat_interval}\n"
-            "receivers:\n"
-            "  - name: drill\n"
-            "    webhook_configs:\n"
-            f"      - url: {json.dumps(self.webhook_url)}\n"
-            "        send_resolved: true\n"
-        )
-
-    def start(self) -> None:
-        binary = require_binary("prometheus-alertmanager", "/usr/bin")
-        config = self.workdir / "alertmanager.yml"
-        config.write_text(self.config_text())
-        self._spawn(
-            [binary, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
-            "alertmanager.log",
-        )

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.drill.kube.control_plane import Process, kube_binary
-from exporter.drill.kube.pki import CertFiles
-from exporter.drill.procs import free_port
+from testbed.kube.control_plane import Process, kube_binary
+from testbed.kube.pki import CertFiles
+from testbed.procs import free_port
 
 METRIC_RESOLUTION = 10  # seconds: the lowest metrics-server accepts
 

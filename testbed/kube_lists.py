@@ -14,17 +14,16 @@ stand-in.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from exporter.drill.procs import free_port, wait_for_port
+from testbed.loop import LoopThread, serve
+from testbed.procs import free_port, wait_for_port
 
 TOKEN = "bench-scale-token"
 NAMESPACE = "honeydue"
@@ -44,7 +43,7 @@ class ClusterSize:
 
 # --- objects in k3s' JSON shape -------------------------------------------------------------------
 def _hash(*parts: object) -> str:
-    return hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()[:10]
+    return hashlib.sha1("/".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()[:10]
 
 
 def _managed(manager: str, operation: str, fields: dict[str, Any], subresource: str = "") -> dict[str, Any]:
@@ -274,8 +273,7 @@ class StandinAPI:
         self.pod_metrics = {ns: Collection.of("PodMetricsList", "metrics.k8s.io/v1beta1", [
             pod_metrics(s.obj) for s in pods.items]) for ns, pods in self.pods.items()}
         self.revision = 913377
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None
         self._runner: web.AppRunner | None = None
 
     def load(self) -> tuple[int, int]:
@@ -283,33 +281,22 @@ class StandinAPI:
 
     # --- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._start())
-            ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="kube-standin", daemon=True)
-        self._thread.start()
-        if not ready.wait(30):
-            raise TimeoutError("stand-in API did not start")
+        self._thread = LoopThread("kube-standin")
+        self._runner = self._thread.run(self._start(), timeout=30)
         wait_for_port(self.port)
 
-    async def _start(self) -> None:
+    async def _start(self) -> web.AppRunner:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return await serve(app, self.port)
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        if self._thread is not None:
+            if self._runner is not None:
+                self._thread.run(self._runner.cleanup())
+                self._runner = None
+            self._thread.close()
+            self._thread = None
 
     # --- handlers ------------------------------------------------------------------------------------
     def _reply(self, body: bytes, status: int = 200, content_type: str = "application/json") -> web.Response:

@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.drill.kube.pki import CertFiles, CertificateAuthority
-from exporter.drill.kube.rest import ApiError, Rest
-from exporter.drill.procs import require_binary, stop_process
+from testbed.kube.pki import CertFiles, CertificateAuthority
+from testbed.kube.rest import ApiError, Rest
+from testbed.paths import PEERS_BIN as REPO_BIN
+from testbed.procs import require_binary, stop_process
 
 NODE_NAMES = ("ubuntu-8gb-nbg1-1", "ubuntu-8gb-nbg1-2", "ubuntu-8gb-nbg1-3")
 NODE_IPS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -53,7 +54,6 @@ egressSelections:
         uds:
           udsName: {socket}
 """
-REPO_BIN = Path(__file__).resolve().parents[3] / "tests" / "peers" / "bin"
 
 
 def kube_binary(name: str) -> str:

@@ -1,7 +1,8 @@
-"""Real servers on free loopback ports, started and stopped by their owner (the drill or a test).
+"""Process lifecycle: real servers on free loopback ports, started and stopped by their owner (the drill or a test).
 
-Shared by `honeydue-exporter drill` and the test-suite. A missing binary raises `MissingBinary`;
-the tests install a hook (`on_missing`) that turns it into a skip, or a failure under CI.
+`Daemon` is the one start/stop-with-deadline of a server process; every launcher of the test bed builds on it.
+A missing binary raises `MissingBinary`; the tests install a hook (`on_missing`) that turns it into a skip,
+or a failure under CI.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 
 class MissingBinary(RuntimeError):
@@ -80,8 +82,41 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         proc.wait(5)
 
 
+class Daemon:
+    """One server process on a loopback port: output to a log file (or nowhere), stopped with a deadline.
+
+    Subclasses set `port` and `proc` (None while stopped) and call `_spawn`; `stop()` then `start()` again
+    keeps the port, so clients see the dependency go away and come back.
+    """
+
+    port: int
+    proc: subprocess.Popen[bytes] | None
+
+    def _spawn(self, args: list[str], log_path: Path | None = None, ready_timeout: float = 20.0,
+               env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        """Start `args` and wait until the port accepts connections (stopping it again if it never does)."""
+        out: IO[bytes] | int = log_path.open("ab") if log_path is not None else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child holds its own descriptor
+        try:
+            wait_for_port(self.port, ready_timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL after the deadline), then wait until the port is closed."""
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+            wait_port_closed(self.port)
+
+
 @dataclass
-class RedisServer:
+class RedisServer(Daemon):
     """A private redis-server; stop()/start() keep the port so clients see a restart."""
 
     port: int = field(default_factory=free_port)
@@ -94,18 +129,8 @@ class RedisServer:
 
     def start(self) -> None:
         binary = require_binary("redis-server")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--loglevel", "warning", *self.args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-            wait_port_closed(self.port)
+        self._spawn([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                     "--daemonize", "no", "--loglevel", "warning", *self.args], ready_timeout=10)
 
     def cli(self, *command: str) -> str:
         out = subprocess.run(
@@ -116,7 +141,7 @@ class RedisServer:
 
 
 @dataclass
-class PgBouncer:
+class PgBouncer(Daemon):
     """pgbouncer in front of the machine's PostgreSQL: the stand-in for Neon's -pooler endpoint.
 
     pgbouncer refuses to run as root, so it runs as the postgres user from a directory that user owns.
@@ -151,14 +176,7 @@ class PgBouncer:
         command = [binary, "-v", str(self.workdir / "pgbouncer.ini")]
         if os.geteuid() == 0:
             command = [require_binary("runuser", "/usr/sbin", "/sbin"), "-u", "postgres", "--", *command]
-        self.proc = subprocess.Popen(command, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-            wait_port_closed(self.port)
+        self._spawn(command, cwd=self.workdir, ready_timeout=10)
 
     def cleanup(self) -> None:
         self.stop()

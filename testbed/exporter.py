@@ -1,4 +1,4 @@
-"""Run the real `honeydue-exporter` as a subprocess and read its /metrics like a scraper does."""
+"""Run the real `honeydue-exporter` as a subprocess (the tests' and the drill's) and read its /metrics like a scraper."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers.servers import free_port, stop_process, wait_for_port
+from testbed.procs import Daemon, free_port
 
 
 def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -34,7 +34,9 @@ def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 
 
 @dataclass
-class ExporterProcess:
+class ExporterProcess(Daemon):
+    """`python -m exporter [--config FILE] run ARGS`, its environment free of the caller's HONEYDUE_* variables."""
+
     env: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
     port: int = field(default_factory=free_port)
@@ -52,9 +54,7 @@ class ExporterProcess:
             args += ["--config", str(self.config_path)]
         args += ["run", *self.args]
         assert self.log_path is not None
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=self._log)
-        wait_for_port(self.port, timeout)
+        self._spawn(args, self.log_path, ready_timeout=timeout, env=env)
         if wait_ready:
             self.wait_ready(timeout)
 
@@ -106,10 +106,3 @@ class ExporterProcess:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(15)
         return time.monotonic() - started
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-        if getattr(self, "_log", None):
-            self._log.close()

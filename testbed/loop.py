@@ -1,0 +1,54 @@
+"""An asyncio loop on a daemon thread, so synchronous code (the drill, a test polling /metrics, a test blocked on
+a subprocess) can keep servers answering while it does something else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """A private event loop on a daemon thread; `run(coro)` executes a coroutine there and waits for it."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        """Cancel what still runs there (connection handlers), stop the loop and join the thread."""
+        if not self._thread.is_alive():
+            return
+        with contextlib.suppress(Exception):
+            self.run(_cancel_all())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+async def _cancel_all() -> None:
+    """Cancel and reap every task, so none is destroyed pending with the loop."""
+    await asyncio.sleep(0)  # let just-accepted handlers reach their try block (a task cancelled unstarted is logged)
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def serve(app: web.Application, port: int, host: str = "127.0.0.1", **site: Any) -> web.AppRunner:
+    """An aiohttp app on host:`port` (site: e.g. ssl_context); cleanup() the runner to stop it."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, **site).start()
+    return runner
