@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -213,6 +214,16 @@ def _check_url(
 
 def _check_optional_url(value: str | None) -> str | None:
     return None if value is None else _check_url(value)
+
+
+# An http(s) URL that may be unset (vmagent's /metrics, the no-data probe's TSDB).
+OptionalUrl = Annotated[str | None, AfterValidator(_check_optional_url)]
+
+
+def _published_base_url(hint: str) -> AfterValidator:
+    """A base URL copied into every alert, dashboard link and the status page, so anything in it reaches every
+    reader of a notification: no credentials (`hint` says where it goes), no query or fragment, no trailing /."""
+    return AfterValidator(lambda value: _check_url(value, hint=hint, base=True).rstrip("/"))
 
 
 class HttpTarget(Schedule):
@@ -574,13 +585,8 @@ class TcpConfig(Schedule, _Targets):
 class VmagentConfig(Schedule):
     """vmagent's own /metrics (remote-write health); disabled until `url` is set."""
 
-    url: str | None = Field(None, description="e.g. http://vmagent.honeydue.svc:8429/metrics")
+    url: OptionalUrl = Field(None, description="e.g. http://vmagent.honeydue.svc:8429/metrics")
     max_bytes: int = Field(8 * 1024 * 1024, gt=0, description="largest /metrics body read")
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return _check_optional_url(value)
 
 
 class NoDataConfig(Schedule):
@@ -588,16 +594,11 @@ class NoDataConfig(Schedule):
 
     interval: float = Field(300.0, gt=0)
     timeout: float = Field(15.0, gt=0)
-    query_url: str | None = Field(None, description="VictoriaMetrics/Prometheus base URL, e.g. http://vm:8428")
+    query_url: OptionalUrl = Field(None, description="VictoriaMetrics/Prometheus base URL, e.g. http://vm:8428")
     bearer_token: SecretStr | None = Field(None, description="bearer token for the TSDB's query API (prefer bearer_token_file)")
     bearer_token_file: Path | None = Field(None, description="file holding that bearer token (a mounted Secret)")
     ignore: tuple[str, ...] = Field((), description="metric names not to check (families not deployed)")
     max_bytes: int = Field(4 * 1024 * 1024, gt=0, description="largest query reply read, in bytes")
-
-    @field_validator("query_url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return _check_optional_url(value)
 
 
 
@@ -680,7 +681,7 @@ class LogConfig(_Strict):
 class RunbookConfig(_Strict):
     """Where the runbook (chapters 16 and 17) is published, for alerts' runbook_url."""
 
-    base_url: str = Field(
+    base_url: Annotated[str, _published_base_url("the runbook URL is published in every alert and dashboard")] = Field(
         DEFAULT_RUNBOOK_BASE_URL,
         description="base URL of the runbook chapters; alerts' runbook_url is this plus the chapter file and anchor",
     )
@@ -699,27 +700,14 @@ class RunbookConfig(_Strict):
                 raise ValueError(f"anchor {anchor!r} must be letters, digits, hyphens and underscores (no #)")
         return value
 
-    @field_validator("base_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        # Credentials are rejected here too: this URL is copied into every alert's runbook_url, every
-        # dashboard link and the status page, so anything in it reaches every reader of a notification.
-        return _check_url(value, hint="the runbook URL is published in every alert and dashboard", base=True).rstrip("/")
-
 
 class GrafanaConfig(_Strict):
     """Where the obs box's Grafana serves the shipped dashboard: alerts' `dashboard_url` points there."""
 
-    base_url: str = Field(
+    base_url: Annotated[str, _published_base_url("the Grafana URL is published in every alert")] = Field(
         DEFAULT_GRAFANA_BASE_URL,
         description="base URL of Grafana; alerts' dashboard_url opens the shipped dashboard there",
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        # Published in every alert's dashboard_url, like the runbook URL: no credentials, query or fragment.
-        return _check_url(value, hint="the Grafana URL is published in every alert", base=True).rstrip("/")
 
 
 class Config(BaseSettings):

@@ -151,9 +151,8 @@ def test_netcheck_imports_no_other_family(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stderr
-    # kube_metrics is the Kubernetes family's metrics-API probe (no library of its own), imported with it
-    assert out.stdout.split() == ["exporter.probes.deps", "exporter.probes.kube_metrics", "exporter.probes.kubernetes",
-                                  "exporter.probes.tcp"]
+    # kube_client is the Kubernetes client adapter alone: the Kubernetes family's probes stay unimported
+    assert out.stdout.split() == ["exporter.probes.deps", "exporter.probes.kube_client", "exporter.probes.tcp"]
 
 
 def test_real_exporter_caps_asynq_queues(exporter_factory: type[ExporterProcess], tmp_path: Path) -> None:

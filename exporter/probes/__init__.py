@@ -70,7 +70,7 @@ _ABSENT: dict[str, Callable[[Config], Absence]] = {
     "asynq": lambda c: Absence("off", "asynq.enabled is false" if c.asynq.enabled is False
                                else "asynq follows redis.enabled, which is false"),
     "residence_cache": lambda c: Absence("off", "residence_cache.enabled is false (it needs honeyDue's schema)"),
-    "kubernetes": lambda c: Absence("off", module("kubernetes").off_reason(c.kubernetes)),
+    "kubernetes": lambda c: Absence("off", import_module("exporter.probes.kube_client").off_reason(c.kubernetes)),
     "http": lambda c: Absence("not configured", "no http.targets"),
     "dns": lambda c: Absence("not configured", "no dns.lookups"),
     "smtp": lambda c: Absence("not configured", "no smtp.targets"),

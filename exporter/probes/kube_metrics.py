@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from exporter.probes.kubernetes import KubeClient, KubeRequestError, _KubeProbe, _name
+from exporter.probes.kube_client import KubeClient, KubeRequestError
+from exporter.probes.kubernetes import _KubeProbe, _name
 from exporter.samples import Samples, gauge
 
 RESOURCE = "pods.metrics.k8s.io"

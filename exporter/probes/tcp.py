@@ -19,8 +19,8 @@ import time
 
 from exporter.config import Config, TcpConfig, TcpDiscovery, TcpTarget, split_address
 from exporter.engine import Probe
-from exporter.probes import kubernetes
 from exporter.probes.deps import Dependencies
+from exporter.probes.kube_client import KubeClient, resolve_source
 from exporter.samples import Samples, gauge, info
 
 LABELS = ("target", "role", "backend", "path", "node")
@@ -86,7 +86,7 @@ class TcpProbe(Probe):
 class PodPathsProbe(Probe):
     """Connect to every ready pod of a Service, found in its EndpointSlices this run."""
 
-    def __init__(self, spec: TcpDiscovery, cfg: TcpConfig, kube: kubernetes.KubeClient | None,
+    def __init__(self, spec: TcpDiscovery, cfg: TcpConfig, kube: KubeClient | None,
                  deps: Dependencies) -> None:
         super().__init__(f"netcheck_pods_{spec.backend.replace('-', '_')}", cfg.interval, cfg.timeout)
         self._spec, self._node, self._kube, self._deps = spec, cfg.node_name, kube, deps
@@ -142,7 +142,7 @@ class PodPathsProbe(Probe):
 def build(config: Config, deps: Dependencies) -> list[Probe]:
     probes: list[Probe] = [TcpProbe(target, config.tcp, deps) for target in config.tcp.targets]
     if config.tcp.discover:
-        source, path = kubernetes.resolve_source(config.kubernetes)
-        kube = None if source == "none" else kubernetes.KubeClient(config.kubernetes, source, path, deps)
+        source, path = resolve_source(config.kubernetes)
+        kube = None if source == "none" else KubeClient(config.kubernetes, source, path, deps)
         probes += [PodPathsProbe(spec, config.tcp, kube, deps) for spec in config.tcp.discover]
     return probes
