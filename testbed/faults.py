@@ -27,7 +27,24 @@ MODES = ("pass", "refused", "silent", "slow", "garbage")
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
 
 
-class FaultProxy(LoopThread):
+class _Switchable(LoopThread):
+    """A fault injector on its own loop: `set_mode` picks one of MODES, closing it refuses first."""
+
+    async def _switch(self, mode: str) -> None:
+        raise NotImplementedError
+
+    def set_mode(self, mode: str) -> None:
+        """Switch behaviour; open connections are dropped so clients see the change at once."""
+        assert mode in MODES, mode
+        self.run(self._switch(mode))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run(self._switch("refused"))
+        super().close()
+
+
+class FaultProxy(_Switchable):
     """A TCP proxy on 127.0.0.1:`port` in front of `upstream`, switchable between MODES."""
 
     def __init__(
@@ -48,19 +65,9 @@ class FaultProxy(LoopThread):
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def set_mode(self, mode: str) -> None:
-        """Switch behaviour; open connections are dropped so clients see the change at once."""
-        assert mode in MODES, mode
-        self.run(self._switch(mode))
-
     def set_upstream(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
         self.run(self._drop_all())
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.run(self._switch("refused"))
-        super().close()
 
     async def _switch(self, mode: str) -> None:
         self.mode = mode
@@ -160,7 +167,7 @@ class _Relay(asyncio.DatagramProtocol):
             self.transport.sendto(answer, addr)
 
 
-class UdpFault(LoopThread):
+class UdpFault(_Switchable):
     """A UDP relay on 127.0.0.1:`port` in front of a DNS server, switchable between MODES.
 
     `garbage(query)` builds the bad reply (default: the SSH banner, which is not a DNS message).
@@ -178,15 +185,6 @@ class UdpFault(LoopThread):
         self.queries = 0
         self._transport: asyncio.DatagramTransport | None = None
         self.run(self._bind())
-
-    def set_mode(self, mode: str) -> None:
-        assert mode in MODES, mode
-        self.run(self._switch(mode))
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.run(self._switch("refused"))
-        super().close()
 
     async def _switch(self, mode: str) -> None:
         self.mode = mode

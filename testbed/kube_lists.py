@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from testbed.loop import LoopThread, serve
+from testbed.loop import LoopThread, serve, stop_served
 from testbed.procs import free_port, wait_for_port
 
 TOKEN = "bench-scale-token"
@@ -291,12 +291,8 @@ class StandinAPI:
         return await serve(app, self.port)
 
     def stop(self) -> None:
-        if self._thread is not None:
-            if self._runner is not None:
-                self._thread.run(self._runner.cleanup())
-                self._runner = None
-            self._thread.close()
-            self._thread = None
+        stop_served(self._thread, self._runner)
+        self._thread, self._runner = None, None
 
     # --- handlers ------------------------------------------------------------------------------------
     def _reply(self, body: bytes, status: int = 200, content_type: str = "application/json") -> web.Response:

@@ -37,6 +37,15 @@ class LoopThread:
             self.loop.close()
 
 
+def stop_served(thread: LoopThread | None, runner: web.AppRunner | None) -> None:
+    """Stop an app `serve` started on `thread`: its runner first (open connections closed), then the loop."""
+    if thread is None:
+        return
+    if runner is not None:
+        thread.run(runner.cleanup())
+    thread.close()
+
+
 async def _cancel_all() -> None:
     """Cancel and reap every task, so none is destroyed pending with the loop."""
     await asyncio.sleep(0)  # let just-accepted handlers reach their try block (a task cancelled unstarted is logged)

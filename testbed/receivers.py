@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from testbed.loop import LoopThread, serve
+from testbed.loop import LoopThread, serve, stop_served
 from testbed.procs import free_port, wait_for_port
 
 
@@ -73,12 +73,8 @@ class WebhookReceiver:
         wait_for_port(self.port)
 
     def stop(self) -> None:
-        if self._thread is not None:
-            if self._runner is not None:
-                self._thread.run(self._runner.cleanup())
-                self._runner = None
-            self._thread.close()
-            self._thread = None
+        stop_served(self._thread, self._runner)
+        self._thread, self._runner = None, None
 
     def since(self, t: float) -> list[Notification]:
         with self._lock:
