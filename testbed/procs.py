@@ -39,7 +39,10 @@ def require_binary(name: str, *extra_dirs: str) -> str:
     )
     if path:
         return path
-    message = f"{name} is not installed (apt-get install the package that ships it; see .ci/run)"
+    if any(Path(d).parts[-3:] == ("tests", "peers", "bin") for d in extra_dirs):
+        message = f"{name} is not built (scripts/go-peers.sh builds the Go peers; make test runs it)"
+    else:
+        message = f"{name} is not installed (apt-get install the package that ships it; see .ci/run)"
     on_missing(message)
     raise MissingBinary(message)
 
