@@ -86,11 +86,12 @@ def recording(kube: Kube) -> Iterator[Recorder]:
     def settled(m: Metrics) -> bool:
         spec = select(m, "honeydue_kube_deployment_spec_replicas")
         return bool(spec) and spec == select(m, "honeydue_kube_deployment_status_replicas_available") and not select(
-            m, "honeydue_kube_pod_container_status_waiting_reason")
+            m, "honeydue_kube_pod_container_status_waiting_reason") and not any(
+            select(m, "honeydue_kube_node_spec_unschedulable").values())
 
     wait_metrics(kube.exporter, Expect().value("honeydue_kube_control_plane_nodes_ready", 3).value(
         "honeydue_kube_apiservice_available", 1, apiservice=workloads.METRICS_API).holds(
-        "every deployment available, no container waiting", settled), 60)
+        "every deployment available, no container waiting, no node cordoned", settled), 60)
     recorder = kube_alerts.record(kube.exporter, every=PROBE_INTERVAL)
     try:
         yield recorder
@@ -409,18 +410,8 @@ def test_metrics_server_apiservice_unavailable(kube: Kube, recording: Recorder, 
 def test_redis_label_on_a_not_ready_node(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
     cluster = kube.cluster
     # The incident's cluster has CoreDNS elsewhere than the Redis node (else CoreDNS down is a page of its
-    # own): move it off N2 if the binder put it there (cordon, delete the pod, uncordon).
-    coredns = [p for p in pods(cluster, "kube-system", "coredns") if node_of(p) == REDIS_NODE]
-    if coredns:
-        cluster.cordon(1)
-        cluster.admin.delete(f"/api/v1/namespaces/kube-system/pods/{name_of(coredns[0])}")
-        wait_until(lambda: all(node_of(p) not in ("", REDIS_NODE) for p in pods(cluster, "kube-system", "coredns"))
-                   and (cluster.deployment("kube-system", "coredns").get("status") or {}).get("availableReplicas") == 1,
-                   60, "CoreDNS running off the Redis node")
-        cluster.cordon(1, False)
-        wait_metrics(kube.exporter, Expect().value("honeydue_kube_deployment_status_replicas_available", 1,
-                                                   namespace="kube-system", deployment="coredns").value(
-            "honeydue_kube_node_spec_unschedulable", 0, node=REDIS_NODE), 30)
+    # own); reset() keeps every single replica on N1.
+    assert all(node_of(p) == N1 for p in pods(cluster, "kube-system", "coredns"))
     recording.inject()
     cluster.nic_down(1)
     e = Expect().value("honeydue_kube_redis_nodes", 1).series("honeydue_kube_redis_node_ready", ("node",),

@@ -46,6 +46,10 @@ EXPORTER_NAMESPACE = "honeydue"
 EXPORTER_SERVICE_ACCOUNT = "honeydue-exporter"
 NETCHECK_SERVICE_ACCOUNT = "honeydue-netcheck"
 NAMESPACED_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+# Where every single-replica workload without a nodeSelector runs after start() and reset(): N1, the node
+# no scenario fails (NIC failures hit N3 and the Redis node N2, drains N3). A scenario's incident then
+# knows what the failed node carried (CoreDNS on a failed node is a page of its own: coredns-down).
+HOME_NODE = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class KubeCluster:
             self.apply_rbac(load_manifests(RBAC))
             self.apply_rbac(load_manifests(NETCHECK_RBAC))
             self.wait_healthy(180)
+            self._home_singles(180)
         except BaseException:
             self.stop()
             raise
@@ -268,8 +273,48 @@ class KubeCluster:
                     with contextlib.suppress(ApiError):
                         self.admin.delete(f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}")
         self.wait_healthy(timeout)
+        self._home_singles(timeout)
         self._spread_api(timeout)
         return time.monotonic() - started
+
+    def _away_singles(self) -> list[JSON]:
+        """Pods of single-replica Deployments (no nodeSelector) that run elsewhere than HOME_NODE."""
+        home = NODE_NAMES[HOME_NODE]
+        away = []
+        for ns, name, _, replicas in workloads.DEPLOYMENTS:
+            if replicas != 1:
+                continue
+            for pod in self.pods(ns, labelSelector=f"app.kubernetes.io/name={name}"):
+                spec = pod.get("spec") or {}
+                if not spec.get("nodeSelector") and spec.get("nodeName") != home:
+                    away.append(pod)
+        return away
+
+    def _home_singles(self, timeout: float) -> None:
+        """Every single replica back on HOME_NODE: cordon the other nodes, delete the pods away from it (their
+        ReplicaSets replace them and the binder has one node left), wait for them there, uncordon."""
+        away = self._away_singles()
+        if not away:
+            return
+        others = [i for i in range(len(NODE_NAMES)) if i != HOME_NODE]
+        for i in others:
+            self.cordon(i)
+        try:
+            for pod in away:
+                meta = pod["metadata"]
+                with contextlib.suppress(ApiError):
+                    self.admin.delete(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}")
+
+            def home() -> bool:
+                if self._away_singles():
+                    return False
+                return all((self.deployment(ns, name).get("status") or {}).get("availableReplicas") == replicas
+                           for ns, name, _, replicas in workloads.DEPLOYMENTS)
+            wait_until(home, timeout, f"single replicas running on {NODE_NAMES[HOME_NODE]}", step=0.5)
+        finally:
+            for i in others:
+                self.cordon(i, False)
+        self.wait_healthy(timeout)
 
     def _spread_api(self, timeout: float) -> None:
         """One api pod per node again (as at start) after a scenario moved them: delete a doubled one, the

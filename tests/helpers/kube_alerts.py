@@ -87,8 +87,12 @@ class Recorder:
                 self.scrapes.append(m)
 
     def inject(self) -> None:
-        """Mark the moment the failure is injected (call just before injecting it)."""
+        """Mark the moment the failure is injected (call just before injecting it). The baseline is a scrape
+        taken now, not the thread's last one (up to `every` old, it may predate the healthy state the test
+        waited for)."""
+        baseline = self.exporter.metrics()
         with self._lock:
+            self.scrapes.append(baseline)
             self.injected = len(self.scrapes)
 
     def mark_steady(self) -> None:
