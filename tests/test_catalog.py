@@ -12,7 +12,7 @@ import pytest
 
 from exporter.catalog import CATALOG, LAYERS, ROWS
 from exporter.catalog.model import heading_anchor
-from exporter.config import DEFAULT_RUNBOOK_BASE_URL
+from exporter.config import DEFAULT_GRAFANA_BASE_URL, DEFAULT_RUNBOOK_BASE_URL
 from exporter.render import render_all
 from exporter.render.dashboards import DASHBOARD_FILE, DASHBOARD_UID
 from tests.helpers.servers import IN_CI
@@ -78,13 +78,19 @@ def test_render_check_cli_agrees() -> None:
     assert out.returncode == 0, out.stderr
 
 
-def test_render_base_url_reaches_every_link(tmp_path: Path) -> None:
-    base = "https://runbooks.example.org/ops"
-    out = subprocess.run([sys.executable, "-m", "exporter", "render", "--out", str(tmp_path), "--base-url", base],
-                         capture_output=True, text=True, timeout=60)
+def test_render_base_urls_reach_every_link(tmp_path: Path) -> None:
+    """--base-url moves every runbook link, --grafana-url every dashboard link and the dashboard's own."""
+    base, grafana = "https://runbooks.example.org/ops", "https://grafana.obs.example.org/sub"
+    out = subprocess.run([sys.executable, "-m", "exporter", "render", "--out", str(tmp_path), "--base-url", base,
+                          "--grafana-url", grafana], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     text = "".join(p.read_text() for p in (tmp_path / "rules").glob("*.yml"))
     assert DEFAULT_RUNBOOK_BASE_URL not in text and f"{base}/16-failure-modes.md#" in text
+    alerts = sum(len(e.alerts) for e in CATALOG)
+    assert text.count(f"runbook_url: {base}/16-failure-modes.md#") == alerts
+    assert text.count(f"dashboard_url: {grafana}/d/{DASHBOARD_UID}/") == alerts
+    assert DEFAULT_GRAFANA_BASE_URL not in text
+    assert f"{grafana}/d/{DASHBOARD_UID}/" in (tmp_path / "dashboards" / DASHBOARD_FILE).read_text()
 
 
 def test_dashboard_shape() -> None:

@@ -15,7 +15,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from exporter.probes.kube_client import KubeClient, KubeRequestError
-from exporter.probes.kubernetes import _KubeProbe, _name
+from exporter.probes.kube_probe import KubeProbe, object_name
 from exporter.samples import Samples, gauge
 
 RESOURCE = "pods.metrics.k8s.io"
@@ -76,7 +76,7 @@ def parse_duration(value: object) -> float | None:
     return hours * 3600 + minutes * 60 + seconds + millis / 1000
 
 
-class PodMetricsProbe(_KubeProbe):
+class PodMetricsProbe(KubeProbe):
     """Per-container CPU (cores) and memory working set of one namespace's pods, from metrics.k8s.io."""
 
     def __init__(self, name: str, kube: KubeClient, namespace: str) -> None:
@@ -91,7 +91,7 @@ class PodMetricsProbe(_KubeProbe):
         path = "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods"
         async for page in self.kube.list_pages(RESOURCE, ns, path):
             for item in page:  # one page at a time, like the pods probe
-                pod = _name(item)
+                pod = object_name(item)
                 if not pod:
                     continue
                 seconds = parse_duration(item.get("window"))

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from exporter.config import Config, KubernetesConfig
 from exporter.engine import Probe
+from exporter.probes import kube_metrics
 from exporter.probes.deps import Dependencies
 from exporter.probes.kube_client import (
     KubeClient,
@@ -35,6 +36,7 @@ from exporter.probes.kube_client import (
     resolve_source,
     status_reason,
 )
+from exporter.probes.kube_probe import KubeProbe, object_name
 from exporter.samples import Samples, counter, gauge, info
 
 log = logging.getLogger("exporter.probes.kubernetes")
@@ -47,16 +49,6 @@ CONFIG_INFO = info(
 )
 API_UP = gauge("honeydue_kube_api_up", "Whether the Kubernetes API server answered GET /version (1) or not (0).")
 APISERVER_VERSION = info("honeydue_kube_apiserver_version_info", "The API server's version.", "version")
-RESOURCE_UP = gauge(
-    "honeydue_kube_resource_up",
-    "Whether the exporter could read this resource in its last run (namespace empty = cluster-scoped).",
-    "resource", "namespace",
-)
-RESOURCE_ERROR = info(
-    "honeydue_kube_resource_error_info",
-    "Present while reading the resource fails: forbidden/unauthorized = RBAC or credentials, not the cluster.",
-    "resource", "namespace", "reason",
-)
 NODE_CONDITION = gauge(
     "honeydue_kube_node_status_condition",
     "Node condition (kube-state-metrics shape): 1 on the series whose status matches.",
@@ -158,54 +150,7 @@ MAJOR_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "N
 
 
 # --- probes ----------------------------------------------------------------------------------
-class _KubeProbe(Probe):
-    """Common shape: remember which request failed so `failed()` names the resource and reason."""
-
-    resources: tuple[tuple[str, str], ...] = ()
-
-    def __init__(self, name: str, kube: KubeClient) -> None:
-        super().__init__(name, kube.cfg.interval, kube.cfg.timeout)
-        self.kube = kube
-        self._error: KubeRequestError | None = None
-
-    async def collect(self) -> Samples:
-        self._error = None
-        try:
-            samples = await self._collect()
-        except KubeRequestError as exc:
-            self._error = exc
-            raise
-        except (AttributeError, TypeError, ValueError, KeyError) as exc:
-            # An object of the wrong shape (a string where a mapping belongs, ...): the API's reply
-            # is unusable for this resource, which is a protocol problem, not a crash.
-            resource, namespace = self.resources[0] if self.resources else ("version", "")
-            self._error = KubeRequestError(resource, namespace, "protocol")
-            raise self._error from exc
-        for resource, namespace in self.resources:
-            samples.add(RESOURCE_UP, 1, resource=resource, namespace=namespace)
-        return samples
-
-    async def _collect(self) -> Samples:
-        raise NotImplementedError
-
-    def failed(self, reason: str) -> Samples:
-        s = Samples()
-        error = self._error
-        for resource, namespace in self.resources:
-            s.add(RESOURCE_UP, 0, resource=resource, namespace=namespace)
-            if error is not None and (error.resource, error.namespace) == (resource, namespace):
-                s.add(RESOURCE_ERROR, resource=resource, namespace=namespace, reason=error.reason)
-            elif error is None:
-                s.add(RESOURCE_ERROR, resource=resource, namespace=namespace, reason=reason)
-            else:
-                s.add(RESOURCE_ERROR, resource=resource, namespace=namespace, reason="not_attempted")
-        return s
-
-    async def close(self) -> None:
-        self.kube.close()
-
-
-class ApiProbe(_KubeProbe):
+class ApiProbe(KubeProbe):
     """Did the API server answer at all? Also says where the credentials came from."""
 
     async def _collect(self) -> Samples:
@@ -223,7 +168,7 @@ class ApiProbe(_KubeProbe):
         return s
 
 
-class NodesProbe(_KubeProbe):
+class NodesProbe(KubeProbe):
     """Node conditions, cordons, versions, control-plane quorum, the Redis node, etcd per server."""
 
     resources = (("nodes", ""),)
@@ -257,8 +202,8 @@ class NodesProbe(_KubeProbe):
         cp_total = cp_ready = 0
         redis_nodes = 0
         servers: list[tuple[str, str]] = []
-        for node in sorted(nodes, key=_name):
-            name = _name(node)
+        for node in sorted(nodes, key=object_name):
+            name = object_name(node)
             labels = node.get("metadata", {}).get("labels") or {}
             status = node.get("status") or {}
             conditions = {
@@ -349,7 +294,7 @@ class NodesProbe(_KubeProbe):
         return False, False, status_reason(status)
 
 
-class PodsProbe(_KubeProbe):
+class PodsProbe(KubeProbe):
     """Container restarts, waiting and last-terminated reasons, evictions, per-node workload readiness."""
 
     def __init__(self, name: str, kube: KubeClient, namespace: str) -> None:
@@ -368,7 +313,7 @@ class PodsProbe(_KubeProbe):
         workload_pods: dict[tuple[str, str, bool], int] = {}
         async for pods in self.kube.list_pages("pods", ns, "/api/v1/namespaces/{namespace}/pods"):
             for pod in pods:  # one page at a time: memory holds a page, not the namespace
-                name = _name(pod)
+                name = object_name(pod)
                 meta = pod.get("metadata") or {}
                 status = pod.get("status") or {}
                 node = str((pod.get("spec") or {}).get("nodeName") or "")
@@ -405,7 +350,7 @@ class PodsProbe(_KubeProbe):
         return s
 
 
-class DeploymentsProbe(_KubeProbe):
+class DeploymentsProbe(KubeProbe):
     """Desired, available, updated and ready replicas and the last rollout time of each deployment."""
 
     def __init__(self, name: str, kube: KubeClient, namespace: str, deployments: Iterable[str]) -> None:
@@ -422,7 +367,7 @@ class DeploymentsProbe(_KubeProbe):
             found = [item async for page in self.kube.list_pages(
                 "deployments", ns, "/apis/apps/v1/namespaces/{namespace}/deployments",
                 [("fieldSelector", f"metadata.name={name}")]) for item in page]
-            deployment = next((d for d in found if _name(d) == name), None)
+            deployment = next((d for d in found if object_name(d) == name), None)
             s.add(DEPLOYMENT_EXISTS, 1 if deployment else 0, namespace=ns, deployment=name)
             if deployment is None:
                 continue
@@ -440,7 +385,7 @@ class DeploymentsProbe(_KubeProbe):
         return s
 
 
-class ApiServicesProbe(_KubeProbe):
+class ApiServicesProbe(KubeProbe):
     """The Available condition of aggregated APIs (metrics-server's v1beta1.metrics.k8s.io)."""
 
     def __init__(self, name: str, kube: KubeClient) -> None:
@@ -488,10 +433,6 @@ class DisabledProbe(Probe):
 
 
 # --- helpers ---------------------------------------------------------------------------------
-def _name(obj: dict[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
-
-
 def _bracket(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
 
@@ -558,7 +499,3 @@ def build(config: Config, deps: Dependencies) -> list[Probe]:
     log.info("kubernetes probes enabled (credentials: %s, API %s)", source, kube.host)
     return probes
 
-
-# The metrics-API probe (kube_metrics.py) builds on the client and probe base above: imported last, so the
-# import cycle resolves and its metrics are declared whenever this family's are.
-from exporter.probes import kube_metrics  # noqa: E402
