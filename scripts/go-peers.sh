@@ -3,13 +3,16 @@
 # and go.sum pins every module by exact version; no module source and no binary is committed) into
 # tests/peers/bin/ (ignored). A binary is rebuilt only when its inputs change: the Go version, its module's
 # go.mod and go.sum (or the -modfile it names) and, for a peer of ours, its own source.
-# Prints how long each build took and the binary's size.
+# Prints how long each build took and the binary's size. A built binary is also kept in a per-user cache
+# keyed by the same stamp (only the newest per peer), so a new clone (CI clones afresh) copies it instead
+# of relinking it from Go's build cache (about two minutes for the Kubernetes binaries).
 set -euo pipefail
 cd "$(dirname "$0")/../tests/peers"
 export PATH="$PATH:/usr/local/go/bin"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 command -v go >/dev/null || { echo "go-peers: the go command is not installed (Go 1.26 is on this machine kind)" >&2; exit 1; }
 BIN="$PWD/bin"
+CACHE="${HONEYDUE_PEER_CACHE:-${XDG_CACHE_HOME:-${HOME:-/nonexistent}/.cache}/honeydue-exporter/go-peers}"
 
 # name, module directory (relative to tests/peers), package, extra `go build` flags
 TARGETS=(
@@ -27,6 +30,18 @@ TARGETS=(
   "metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server"
 )
 
+# Keep $BIN/$1 in the cache under stamp $2, dropping that peer's older entries (best effort: a read-only
+# or full cache only costs the next clone a build).
+keep() {
+  [ -x "$CACHE/$1/$2" ] && return 0
+  if mkdir -p "$CACHE/$1" 2>/dev/null && cp -f "$BIN/$1" "$CACHE/$1/$2.tmp" 2>/dev/null; then
+    find "$CACHE/$1" -mindepth 1 -maxdepth 1 ! -name "$2.tmp" -exec rm -f {} + 2>/dev/null || true
+    mv "$CACHE/$1/$2.tmp" "$CACHE/$1/$2" 2>/dev/null || true
+  else
+    rm -f "$CACHE/$1/$2.tmp" 2>/dev/null || true
+  fi
+}
+
 mkdir -p "$BIN"
 for target in "${TARGETS[@]}"; do
   read -r name dir pkg flags <<<"$target"
@@ -39,7 +54,16 @@ for target in "${TARGETS[@]}"; do
   [[ "$pkg" == ./* ]] && mapfile -t -O "${#inputs[@]}" inputs < <(find "$dir/$pkg" -type f -name '*.go' | sort)
   stamp=$( { go version; echo "$target"; cat "${inputs[@]}"; } | sha256sum | cut -c1-64)
   if [ -x "$BIN/$name" ] && [ "$(cat "$BIN/.$name.stamp" 2>/dev/null)" = "$stamp" ]; then
+    keep "$name" "$stamp"
     echo "go-peers: $name up to date"
+    continue
+  fi
+  cached="$CACHE/$name/$stamp"
+  if [ -x "$cached" ]; then
+    cp -f "$cached" "$BIN/$name.tmp"
+    mv "$BIN/$name.tmp" "$BIN/$name"
+    echo "$stamp" > "$BIN/.$name.stamp"
+    echo "go-peers: $name copied from $CACHE"
     continue
   fi
   start=$EPOCHREALTIME
@@ -47,6 +71,7 @@ for target in "${TARGETS[@]}"; do
   (cd "$dir" && go build -trimpath ${flags:-} -o "$BIN/$name.tmp" "$pkg")
   mv "$BIN/$name.tmp" "$BIN/$name"
   echo "$stamp" > "$BIN/.$name.stamp"
+  keep "$name" "$stamp"
   awk -v n="$name" -v a="$start" -v b="$EPOCHREALTIME" -v s="$(du -m "$BIN/$name" | cut -f1)" \
     'BEGIN { printf "go-peers: built %s in %.1f s (%d MiB)\n", n, b - a, s }'
 done
