@@ -59,5 +59,9 @@ async def serve(app: web.Application, port: int, host: str = "127.0.0.1", **site
     """An aiohttp app on host:`port` (site: e.g. ssl_context); cleanup() the runner to stop it."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
     await runner.setup()
-    await web.TCPSite(runner, host, port, **site).start()
+    try:
+        await web.TCPSite(runner, host, port, **site).start()
+    except BaseException:
+        await runner.cleanup()  # a port already taken leaves no half-set-up runner behind
+        raise
     return runner

@@ -47,10 +47,30 @@ def require_binary(name: str, *extra_dirs: str) -> str:
     raise MissingBinary(message)
 
 
-def free_port() -> int:
+def free_port(*hosts: str, attempts: int = 50) -> int:
+    """A TCP port free on every one of `hosts` (default 127.0.0.1) at the moment of asking.
+
+    A port the kernel hands out on 127.0.0.1 may be taken on 127.0.0.2 (ports are per address), so a
+    server that binds other loopback addresses must ask about those. The port can still be taken before
+    the caller binds it; callers that can, retry on EADDRINUSE.
+    """
+    hosts = hosts or ("127.0.0.1",)
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first:
+            first.bind((hosts[0], 0))
+            port = int(first.getsockname()[1])
+            if all(_bindable(host, port) for host in hosts[1:]):
+                return port
+    raise RuntimeError(f"no TCP port free on all of {', '.join(hosts)}")
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

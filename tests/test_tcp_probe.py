@@ -62,12 +62,6 @@ def blackhole() -> Iterator[int]:
                 s.close()
 
 
-def free_port_on(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def tcp_config(*targets: dict[str, str], node: str = "n1", timeout: float = 0.8) -> TcpConfig:
     return TcpConfig(interval=2, timeout=timeout, node_name=node, targets=tuple(TcpTarget(**t) for t in targets))
 
@@ -170,7 +164,7 @@ def victoria() -> Iterator[VictoriaMetrics]:
 async def test_netcheck_tells_flannel_from_kube_proxy(victoria: VictoriaMetrics, broken: str) -> None:
     with listener("127.0.0.2") as pod_port, blackhole() as dropped:
         pod = f"127.0.0.2:{pod_port}"
-        dead_cluster_ip = f"127.0.0.3:{free_port_on('127.0.0.3')}"  # nothing listens: refused
+        dead_cluster_ip = f"127.0.0.3:{free_port('127.0.0.3')}"  # nothing listens: refused
         if broken == "kube-proxy":
             # n1: the pod IP answers, the ClusterIP of the same backend does not.
             n1 = node_targets(pod=pod, service=dead_cluster_ip, pod_node="n2")
@@ -198,7 +192,7 @@ def test_run_mode_netcheck_runs_only_tcp_probes_with_node_label(tmp_path: Path) 
             "tcp": {"interval": 1, "timeout": 0.5, "targets": [
                 {"name": "api-pod", "address": f"127.0.0.2:{pod_port}", "role": "pod", "backend": "api",
                  "node": "n2"},
-                {"name": "api-svc", "address": f"127.0.0.3:{free_port_on('127.0.0.3')}", "role": "service",
+                {"name": "api-svc", "address": f"127.0.0.3:{free_port('127.0.0.3')}", "role": "service",
                  "backend": "api"},
             ]},
         }

@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -27,7 +26,7 @@ from pathlib import Path
 from testbed.kube.pki import CertFiles, CertificateAuthority
 from testbed.kube.rest import ApiError, Rest
 from testbed.paths import PEERS_BIN as REPO_BIN
-from testbed.procs import require_binary, stop_process
+from testbed.procs import free_port, require_binary, stop_process
 
 NODE_NAMES = ("ubuntu-8gb-nbg1-1", "ubuntu-8gb-nbg1-2", "ubuntu-8gb-nbg1-3")
 NODE_IPS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -62,25 +61,6 @@ def kube_binary(name: str) -> str:
     if override and (Path(override) / name).exists():
         return str(Path(override) / name)
     return require_binary(name, str(REPO_BIN))
-
-
-def free_port_on(ips: tuple[str, ...] = NODE_IPS, attempts: int = 50) -> int:
-    """A TCP port free on every one of `ips` (each node listens on the same port, like k3s' 6443)."""
-    for _ in range(attempts):
-        with socket.socket() as first:
-            first.bind((ips[0], 0))
-            port = int(first.getsockname()[1])
-            ok = True
-            for ip in ips[1:]:
-                with socket.socket() as other:
-                    try:
-                        other.bind((ip, port))
-                    except OSError:
-                        ok = False
-                        break
-            if ok:
-                return port
-    raise RuntimeError(f"no port free on all of {ips}")
 
 
 @dataclass(frozen=True)
@@ -168,9 +148,9 @@ class ControlPlane:
         self.timing = timing or ControlPlaneTiming()
         self.ca = CertificateAuthority(self.dir / "pki")
         self.sa_keys = self.ca.service_account_keys()
-        self.api_port = free_port_on()
-        self.etcd_client_port = free_port_on()
-        self.etcd_peer_port = free_port_on()
+        self.api_port = free_port(*NODE_IPS)
+        self.etcd_client_port = free_port(*NODE_IPS)
+        self.etcd_peer_port = free_port(*NODE_IPS)
         self.admin_cert = self.ca.issue("admin", "honeydue-drill-admin", ("system:masters",), client=True)
         self.etcd: list[Process] = []
         self.apiservers: list[Process] = []
