@@ -235,7 +235,7 @@ async def test_exposition_passes_promtool(victoria: VictoriaMetrics, promtool: s
             redis={"enabled": False}, postgres={"pooler": {"enabled": False}, "direct": {"enabled": False}},
             tcp={"node_name": "n1", "timeout": 0.5, "targets": [
                 {"name": "vm", "address": f"127.0.0.1:{victoria.port}"},
-                {"name": "api-pod", "address": f"127.0.0.2:{free_port()}", "role": "pod", "backend": "api",
+                {"name": "api-pod", "address": f"127.0.0.2:{free_port('127.0.0.2')}", "role": "pod", "backend": "api",
                  "node": "n2"},
             ]},
             vmagent={"url": agent.metrics_url}, nodata={"query_url": victoria.url},
