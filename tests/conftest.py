@@ -13,7 +13,7 @@ from testbed.exporter import ExporterProcess
 from testbed.residence import admin_dsn
 
 from tests.helpers.kube import kube, kube_cluster, kube_exporter, kube_netcheck  # noqa: F401 - the Kubernetes fixtures
-from tests.helpers.servers import IN_CI, PgBouncer, RedisServer, require_binary
+from tests.helpers.servers import IN_CI, PgBouncer, RedisServer, require_binary, skip_or_fail
 
 REPO = Path(__file__).resolve().parent.parent
 PG_DSN = admin_dsn("HONEYDUE_TEST_PG_DSN")
@@ -34,10 +34,7 @@ def pg_database() -> Iterator[str]:
     try:
         admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        message = f"the machine's PostgreSQL is not reachable ({PG_DSN}): {exc}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"the machine's PostgreSQL is not reachable ({PG_DSN}): {exc}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     yield name

@@ -15,7 +15,7 @@ from exporter.catalog.model import heading_anchor
 from exporter.config import DEFAULT_GRAFANA_BASE_URL, DEFAULT_RUNBOOK_BASE_URL
 from exporter.render import render_all
 from exporter.render.dashboards import DASHBOARD_FILE, DASHBOARD_UID
-from tests.helpers.servers import IN_CI
+from tests.helpers.servers import skip_or_fail
 
 REPO = Path(__file__).resolve().parent.parent
 CHAPTER = Path(os.environ.get("HONEYDUE_CHAPTER16", REPO.parent / "shared/reference/16-failure-modes.txt"))
@@ -24,10 +24,7 @@ CHAPTER = Path(os.environ.get("HONEYDUE_CHAPTER16", REPO.parent / "shared/refere
 @pytest.fixture(scope="module")
 def chapter_lines() -> set[str]:
     if not CHAPTER.exists():
-        message = f"chapter 16 not found at {CHAPTER} (set HONEYDUE_CHAPTER16)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"chapter 16 not found at {CHAPTER} (set HONEYDUE_CHAPTER16)")
     return {line.strip() for line in CHAPTER.read_text(encoding="utf-8").splitlines()}
 
 

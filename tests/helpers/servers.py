@@ -7,6 +7,7 @@ skipping the parts that need real servers.
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 import pytest
 
@@ -26,13 +27,14 @@ from testbed.procs import (
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def _skip_or_fail(message: str) -> None:
+def skip_or_fail(message: str) -> NoReturn:
+    """A missing prerequisite: the test fails under CI (CI must run everything) and is skipped elsewhere."""
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
 
 
-procs.on_missing = _skip_or_fail
+procs.on_missing = skip_or_fail
 
 
 def require_binary(name: str, *extra_dirs: str) -> str:
@@ -49,6 +51,7 @@ __all__ = [
     "free_port",
     "require_binary",
     "silent_port",
+    "skip_or_fail",
     "stop_process",
     "wait_for_port",
     "wait_port_closed",
