@@ -42,7 +42,7 @@ NEEDED_BY = {
     "redis": "redis, asynq, residence_cache", "dns": "dns", "aiosmtplib": "smtp", "google": "asynq (protobuf)",
     "aiohttp": "core (/metrics server), http, vmagent, nodata", "yarl": "aiohttp", "multidict": "aiohttp",
     "pydantic": "core (config), kubernetes client", "pydantic_core": "pydantic",
-    "pydantic_settings": "core (config: environment overrides)", "yaml": "core (config file)",
+    "yaml": "core (config file)",
     "prometheus_client": "core (exposition)", "uvloop": "core (event loop)", "pythonjsonlogger": "core (JSON logs)",
     "asyncio_throttle": "core (rate limits)", "exporter": "the exporter itself",
 }
@@ -53,7 +53,6 @@ GROUPS = {
     "Kubernetes client stack (kubernetes family)": {"kubernetes", "urllib3", "requests", "requests_oauthlib",
                                                     "oauthlib", "websocket", "dateutil", "durationpy", "certifi",
                                                     "charset_normalizer", "six"},
-    "pydantic-settings (config: HONEYDUE_* overrides)": {"pydantic_settings", "dotenv"},
     "pydantic (config; the Kubernetes client needs it too)": {"pydantic", "pydantic_core", "annotated_types",
                                                               "typing_inspection", "typing_extensions"},
     "aiohttp (/metrics server, http, vmagent, nodata)": {"aiohttp", "yarl", "multidict", "frozenlist", "aiosignal",

@@ -29,9 +29,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, to_jsonable_python
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-ENV_PREFIX = "HONEYDUE_"
+from exporter.environment import OverrideError, merged, overrides
+
 DEFAULT_RUNBOOK_BASE_URL = "https://git.example.com/honeyDue/honeyDueAPI/src/branch/main/docs/deployment"
 DEFAULT_GRAFANA_BASE_URL = "https://grafana.example.com"
 
@@ -710,17 +710,8 @@ class GrafanaConfig(_Strict):
     )
 
 
-class Config(BaseSettings):
+class Config(_Strict):
     """The whole configuration; see README 'Configuration' for every field."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-        case_sensitive=False,
-        allow_inf_nan=False,
-    )
 
     server: ServerConfig = ServerConfig()
     log: LogConfig = LogConfig()
@@ -742,18 +733,6 @@ class Config(BaseSettings):
     vmagent: VmagentConfig = VmagentConfig()
     nodata: NoDataConfig = NoDataConfig()
     series_limit: SeriesLimit = SeriesLimit()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (init kwargs carry the file's content).
-        return (env_settings, init_settings)
 
     def secrets(self) -> list[str]:
         """Every secret value in effect, for redaction: every SecretStr anywhere in the tree, found by type."""
@@ -827,17 +806,17 @@ def _load(path: str | os.PathLike[str] | None) -> Config:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(path)!r}: top level must be a mapping, got {type(data).__name__}")
-    # Only real sections reach Config(**...): pydantic-settings also takes init keywords such as
-    # `_cli_parse_args` or `_secrets_dir`, and a file key must never steer the loader itself.
+    # Only sections reach Config(**...): a file key that names none is reported as such, before any value.
     unknown = sorted((str(k) for k in data if str(k) not in Config.model_fields), key=repr)
     if unknown:
         raise ConfigError("; ".join(f"{_key(key)}: unknown key" for key in unknown))
     try:
-        return Config(**{str(k): v for k, v in data.items()})
+        data = merged({str(k): v for k, v in data.items()}, overrides(Config, os.environ))
+        return Config(**data)
+    except OverrideError as exc:
+        raise ConfigError(str(exc)) from None
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
-    except (ValueError, TypeError) as exc:  # e.g. pydantic-settings failing to parse an env value
-        raise ConfigError(str(exc).splitlines()[0]) from None
 
 
 def base_url_option(section: type[RunbookConfig | GrafanaConfig], value: str) -> str:

@@ -235,6 +235,45 @@ def test_the_environment_wins_over_a_secret_file(tmp_path: Path, monkeypatch: py
     assert config.redis.password is not None and config.redis.password.get_secret_value() == "from-the-env"
 
 
+def test_environment_json_for_sections_mappings_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A setting that holds a section, mapping or list takes JSON; single fields merge into it, key by key."""
+    monkeypatch.setenv("HONEYDUE_REDIS", '{"url": "redis://10.0.0.5:6379/0", "interval": 20}')
+    monkeypatch.setenv("honeydue_redis__interval", "25")  # names are case-insensitive; the longer path wins
+    monkeypatch.setenv("HONEYDUE_KUBERNETES__DEPLOYMENTS", '{"honeydue": ["api", "worker"]}')
+    monkeypatch.setenv("HONEYDUE_HTTP__TARGETS", '[{"name": "api", "role": "api_shallow", "url": "https://api.example.com/health"}]')
+    monkeypatch.setenv("HONEYDUE_RUNBOOK__CHAPTER17_ANCHORS__§25", "25-switch-db-host")  # into a mapping
+    config = load_config(None)
+    assert (config.redis.url, config.redis.interval) == ("redis://10.0.0.5:6379/0", 25)
+    assert config.kubernetes.deployments == {"honeydue": ("api", "worker")}
+    assert [t.name for t in config.http.targets] == ["api"]
+    assert config.runbook.chapter17_anchors["§25"] == "25-switch-db-host"
+
+
+def test_environment_text_stays_text_for_scalars(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password that looks like JSON or a number is still the password."""
+    for text in ("123456", '{"not": "json"}', "[x", "null", "true"):
+        monkeypatch.setenv("HONEYDUE_REDIS__PASSWORD", text)
+        password = load_config(None).redis.password
+        assert password is not None and password.get_secret_value() == text
+
+
+def test_environment_names_that_are_no_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HONEYDUE_CONFIG and the tests' knobs are not settings; a typo inside a section is an unknown key."""
+    monkeypatch.setenv("HONEYDUE_CONFIG", "/nowhere.yml")
+    monkeypatch.setenv("HONEYDUE_KUBE_BIN", "/nowhere")
+    load_config(None)  # no error: neither is taken for a setting
+    monkeypatch.setenv("HONEYDUE_REDIS__INTERVALL", "5")
+    with pytest.raises(ConfigError, match=r"^redis\.intervall: unknown key$"):
+        load_config(None)
+
+
+def test_environment_bad_json_names_the_variable_not_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HONEYDUE_HTTP__TARGETS", '[{"name": "api", "bearer_token": "' + SECRET + '"')
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+    assert str(caught.value) == "HONEYDUE_HTTP__TARGETS: this setting takes JSON, and the value is not valid JSON"
+
+
 # --- URLs: one check for every URL, the runbook's included ------------------------------------------
 URLS = {
     "runbook with credentials": ("runbook:\n  base_url: https://bot:tok3n@git.example.com/docs\n",

@@ -1,7 +1,7 @@
 """Property tests of the config loader: any input loads, or fails as one ConfigError line.
 
 Inputs: arbitrary YAML text, arbitrary nested mappings (keys drawn from the real section and field
-names, pydantic-settings' own init keywords and random text; values of every YAML type), and
+names, the init keywords pydantic-settings used to take, and random text; values of every YAML type), and
 arbitrary HONEYDUE_* environment overrides. Through the CLI, `check-config` exits 0, or exits 2
 with exactly one stderr line and no traceback. Example counts stay small enough for CI.
 """
@@ -43,7 +43,7 @@ def _fields(model: type[BaseModel], depth: int = 0) -> set[str]:
 
 SECTIONS = sorted(Config.model_fields)
 FIELD_NAMES = sorted(_fields(Config) | {"targets", "lookups", "resolvers", "pooler", "direct", "name", "url"})
-# pydantic-settings reads these from its init keywords: a config file must never reach them.
+# pydantic-settings (the loader before exporter/environment.py) took these as init keywords: they stay unknown keys.
 SETTINGS_KEYWORDS = ["_env_file", "_secrets_dir", "_case_sensitive", "_env_prefix", "_cli_parse_args",
                      "_env_nested_delimiter", "_env_parse_none_str"]
 
@@ -142,7 +142,7 @@ def test_any_environment_override_loads_or_is_one_config_error(env: dict[str, st
 
 
 def test_settings_keywords_in_the_file_are_unknown_keys(tmp_path: Path) -> None:
-    """A file key must never steer pydantic-settings (e.g. `_cli_parse_args` would parse our argv)."""
+    """A file key never steers the loader: `_cli_parse_args` once made pydantic-settings parse our argv."""
     for key in SETTINGS_KEYWORDS:
         path = tmp_path / "c.yaml"
         path.write_text(yaml.safe_dump({key: True}))

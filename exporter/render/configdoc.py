@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
-from exporter.config import ENV_PREFIX, Config
+from exporter.config import Config
+from exporter.environment import PREFIX as ENV_PREFIX
 
 HEADER = """# Configuration reference
 
