@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import errno
 import json
 import threading
 from dataclasses import dataclass, field
@@ -26,12 +25,11 @@ from typing import Any
 
 from aiohttp import web
 
-from testbed.loop import LoopThread, serve
+from testbed.loop import LoopThread, bind_on_one_port, serve
 from testbed.procs import free_port
 
 NODE_IP = web.AppKey("node_ip", str)
 TOKEN = "standin-token-4f1c"
-NODE_PORT_ATTEMPTS = 5
 K3S_VERSION = "v1.35.1+k3s1"
 NODE_NAMES = ("ubuntu-8gb-nbg1-1", "ubuntu-8gb-nbg1-2", "ubuntu-8gb-nbg1-3")
 NODE_IPS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
@@ -469,7 +467,7 @@ class KubeAPI:
     def __init__(self, cluster: Cluster | None = None) -> None:
         self.cluster = cluster or Cluster.honeydue()
         self.port = free_port()
-        self.node_port = free_port(*sorted(self.cluster.readyz))
+        self.node_port = 0  # picked at start, free on every node IP
         self.faults: dict[str, Fault] = {}  # key: version | nodes | pods/<ns> | deployments/<ns> | apiservices | *
         self.requests: list[tuple[str, str, dict[str, str], bool]] = []  # method, path, query, bearer ok
         self._thread: LoopThread | None = None
@@ -491,28 +489,17 @@ class KubeAPI:
         api = web.Application()
         api.router.add_route("*", "/{tail:.*}", self._handle)
         await self._serve(api, "127.0.0.1", self.port)
-        for attempt in range(NODE_PORT_ATTEMPTS):
-            try:
-                await self._serve_readyz()
-                return
-            except OSError as exc:  # the port was taken on one node IP between free_port and bind
-                if exc.errno != errno.EADDRINUSE or attempt == NODE_PORT_ATTEMPTS - 1:
-                    raise
-                self.node_port = free_port(*sorted(self.cluster.readyz))
 
-    async def _serve_readyz(self) -> None:
-        """Every node's /readyz/etcd on the same port, all or none (a partial set is cleaned up)."""
-        runners: list[web.AppRunner] = []
-        try:
-            for ip in sorted(self.cluster.readyz):
-                app = web.Application()
-                app[NODE_IP] = ip
-                app.router.add_route("*", "/{tail:.*}", self._readyz)
-                runners.append(await serve(app, self.node_port, ip))
-        except OSError:
-            for runner in runners:
-                await runner.cleanup()
-            raise
+        async def readyz(ip: str, port: int) -> web.AppRunner:
+            app = web.Application()
+            app[NODE_IP] = ip
+            app.router.add_route("*", "/{tail:.*}", self._readyz)
+            return await serve(app, port, ip)
+
+        async def cleanup(runner: web.AppRunner) -> None:
+            await runner.cleanup()
+
+        self.node_port, runners = await bind_on_one_port(sorted(self.cluster.readyz), readyz, cleanup)
         self._runners.extend(runners)
 
     async def _serve(self, app: web.Application, host: str, port: int) -> None:

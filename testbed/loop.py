@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from testbed.procs import free_port
+
 T = TypeVar("T")
+BIND_ATTEMPTS = 5
 
 
 class LoopThread:
@@ -65,3 +69,27 @@ async def serve(app: web.Application, port: int, host: str = "127.0.0.1", **site
         await runner.cleanup()  # a port already taken leaves no half-set-up runner behind
         raise
     return runner
+
+
+async def bind_on_one_port(
+    hosts: Sequence[str], bind: Callable[[str, int], Awaitable[T]], release: Callable[[T], Awaitable[None]]
+) -> tuple[int, list[T]]:
+    """`bind(host, port)` on every host at one port, like a node service on each node's InternalIP.
+
+    The port is free on every host when picked, but another process (a fake kubelet's pod, on an
+    ephemeral port) can take it on one of them before the bind: then what was bound is released and a
+    new port is picked.
+    """
+    for attempt in range(BIND_ATTEMPTS):
+        port, bound = free_port(*hosts), []
+        try:
+            for host in hosts:
+                bound.append(await bind(host, port))
+        except OSError as exc:
+            for item in bound:
+                await release(item)
+            if exc.errno != errno.EADDRINUSE or attempt == BIND_ATTEMPTS - 1:
+                raise
+            continue
+        return port, bound
+    raise AssertionError("unreachable")

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from aiohttp import web
 
+from testbed.loop import bind_on_one_port
+
 from exporter.config import Config
 from exporter.engine import Engine
 from exporter.probes import kubernetes
@@ -60,11 +62,20 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Cluster, Config, list[w
     app.router.add_get("/readyz/etcd", state.readyz)
     runner = web.AppRunner(app)
     await runner.setup()
-    api_port, server_port = free_port(), free_port()
-    sites = [web.TCPSite(runner, "127.0.0.1", api_port)]
-    sites += [web.TCPSite(runner, ip, server_port) for ip in SERVERS.values()]
-    for site in sites:
+    api_port = free_port()
+    api_site = web.TCPSite(runner, "127.0.0.1", api_port)
+    await api_site.start()
+
+    async def server_site(ip: str, port: int) -> web.TCPSite:
+        site = web.TCPSite(runner, ip, port)
         await site.start()
+        return site
+
+    async def stop(site: web.TCPSite) -> None:
+        await site.stop()
+
+    server_port, server_sites = await bind_on_one_port(list(SERVERS.values()), server_site, stop)
+    sites = [api_site, *server_sites]
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "t",
