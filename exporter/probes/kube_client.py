@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,6 +31,7 @@ from exporter.errors import MalformedReply, classify
 from exporter.probes.deps import Dependencies
 
 T = TypeVar("T")
+log = logging.getLogger("exporter.probes.kube_client")
 
 # What kube-apiserver's watch cache answers (429) while it cannot (re)load a resource from etcd.
 STORAGE_UNAVAILABLE = "storage is (re)initializing"
@@ -55,6 +57,8 @@ def request_reason(exc: BaseException) -> str:
     resource cannot load from storage ("storage is (re)initializing"): that is an API server without etcd
     (quorum lost, etcd down), not load, and says `storage_unavailable`.
     """
+    if isinstance(exc, KubeRequestError):
+        return exc.reason
     if isinstance(exc, ApiException) and exc.status:
         return status_reason(int(exc.status), str(exc.body or ""))
     return classify(exc)
@@ -102,12 +106,21 @@ class KubeClient:
         self.source = source
         self._deps = deps
         configuration = kclient.Configuration()
-        if source == "in-cluster":
-            kconfig.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            kconfig.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(path), context=cfg.context, client_configuration=configuration
-            )
+        # Credentials that cannot be loaded (no service-account token or KUBERNETES_SERVICE_HOST with
+        # `source: in-cluster`, a broken kubeconfig) fail every request as `unauthorized`, a value the
+        # probes report and KubeExporterAccessDenied pages on; the exporter keeps serving everything else.
+        self.unusable = ""
+        try:
+            if source == "in-cluster":
+                kconfig.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            else:
+                kconfig.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=str(path), context=cfg.context, client_configuration=configuration
+                )
+        except Exception as exc:  # noqa: BLE001 - any failure to load credentials is reported, never raised
+            self.unusable = (str(exc).splitlines() or [""])[0][:200] or type(exc).__name__
+            log.error("kubernetes credentials (%s) cannot be loaded: %s; every Kubernetes read fails as unauthorized",
+                      source, self.unusable)
         configuration.retries = False  # a failure is reported, not retried inside the probe's budget
         self.host = configuration.host.rstrip("/")
         self.api = kclient.ApiClient(configuration)
@@ -124,6 +137,8 @@ class KubeClient:
 
     async def call(self, resource: str, namespace: str, fn: Callable[[], T]) -> T:
         """Run one blocking client call off the event loop; failures become KubeRequestError."""
+        if self.unusable:
+            raise KubeRequestError(resource, namespace, "unauthorized")
         loop = asyncio.get_running_loop()
         try:
             async with self._deps.throttle("kubernetes"):
@@ -200,6 +215,8 @@ class KubeClient:
             raw.release_conn()
 
     async def run(self, fn: Callable[[], T]) -> T:
+        if self.unusable:
+            raise KubeRequestError("", "", "unauthorized")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, fn)
 
