@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from bench._peers import REPO, table
-from bench._runtime import blocked_modules, image_environment
+from bench._runtime import blocked_modules, image_environment, production_config_text
 
 MiB = 2**20
 # What needs each package (families are config sections; "core" runs whatever is enabled).
@@ -127,10 +127,7 @@ print(rss() - before)
 
 
 def _config(workdir: Path) -> tuple[Path, Path]:
-    text = (REPO / "deploy" / "base" / "config.yml").read_text().replace("/etc/honeydue-exporter/secrets",
-                                                                        str(workdir))
-    for secret in ("redis-password", "postgres-password", "obs-ingest-token", "obs-query-token"):
-        (workdir / secret).write_text("bench-secret-value")
+    text = production_config_text(workdir)
     (workdir / "config.yml").write_text(text)
     kubeconfig = workdir / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({

@@ -72,7 +72,7 @@ from testbed.procs import RedisServer, free_port, stop_process, wait_for_port
 
 from bench import _bounds, _kube, _seed
 from bench._peers import REPO, table
-from bench._runtime import blocked_modules, image_environment
+from bench._runtime import blocked_modules, image_environment, production_config_text
 from exporter.probes import family_of
 
 MiB = 2**20
@@ -535,9 +535,7 @@ def production_rss(blocked: str, backend: _kube.Backend, workdir: Path, seconds:
     names, unreachable from here, so they fail as values: the RSS of failing runs, not of TLS sessions.
     Also the netcheck DaemonSet's config (deploy/base/netcheck.yml, TCP probes only) for a third of the time.
     """
-    text = (REPO / "deploy" / "base" / "config.yml").read_text().replace("/etc/honeydue-exporter/secrets", str(workdir))
-    for secret in sorted(set(re.findall(re.escape(str(workdir)) + r"/([\w.-]+)", text))):  # every one the file names
-        (workdir / secret).write_text("bench-secret-value")
+    text = production_config_text(workdir)
     data = yaml.safe_load(text)
     data["redis"].pop("password_file")
     for endpoint in ("pooler", "direct"):

@@ -7,7 +7,9 @@ scalar. A name whose first part is no section (`HONEYDUE_CONFIG`, the tests' `HO
 setting and is left alone; a name inside a section that names nothing there is an unknown key, as in the
 file. The environment wins over the file, key by key.
 
-Done here rather than with pydantic-settings, which cost 7.7 MiB of resident memory for this one job.
+Done here rather than with pydantic-settings: one dependency fewer for about 100 lines whose rules are
+tested here. (Measured: it saves only 0.3 MiB of RSS and 50 ms of start-up now, since redis-py 8 imports
+importlib.metadata and email anyway; the 7.7 MiB the import bench charged it was mostly those.)
 """
 
 from __future__ import annotations
