@@ -1,21 +1,38 @@
 # The two commands: `make run` and `make test`. Everything else is for maintainers.
-.PHONY: run test lint render render-check bench clean
+.PHONY: run test check lint lock test-latest render bench clean
+
+# The Python environment the checks run in (make test-latest points it at a throw-away one).
+VENV ?= .venv
 
 run:
 	@scripts/venv.sh
 	.venv/bin/honeydue-exporter $(if $(CONFIG),--config $(CONFIG)) run
 
+# Set-up (packages, servers, the locked venv, Go peers), then every check.
 test:
 	@scripts/test-deps.sh
-	.venv/bin/ruff check exporter testbed tests $(wildcard bench)
-	.venv/bin/mypy
-	.venv/bin/honeydue-exporter render --check
-	.venv/bin/python -m pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory check
+
+check:
+	scripts/uv.sh lock --check
+	$(VENV)/bin/ruff check exporter testbed tests $(wildcard bench)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/honeydue-exporter render --check
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint:
 	@scripts/venv.sh test
 	.venv/bin/ruff check exporter testbed tests $(wildcard bench)
 	.venv/bin/mypy
+
+# Re-resolve uv.lock after a change to pyproject.toml (`make lock UPGRADE=1` moves every pin to the newest
+# version pyproject.toml allows; `make test-latest` first shows what that would change).
+lock:
+	scripts/uv.sh lock $(if $(UPGRADE),--upgrade)
+
+# The suite against the newest versions pyproject.toml allows, in a throw-away venv: drift made visible.
+test-latest:
+	@scripts/test-latest.sh
 
 # Re-generate rules/ and dashboards/ from exporter/catalog (commit the result).
 render:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import glob
+import os
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ import dockerfile
 import kubernetes_validate
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from testbed.alertmanager import Alertmanager, local_config
 from testbed.exporter import ExporterProcess
@@ -327,7 +329,7 @@ def test_dockerfile_multistage_slim_non_root(tmp_path: Path) -> None:
     # The build stage copies paths that exist and .dockerignore does not exclude...
     ignored = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
     sources = [src for c in build if c.cmd == "COPY" for src in c.value[:-1]]
-    assert sources == ["pyproject.toml", "README.md", "exporter/"]
+    assert sources == ["scripts/uv-requirements.txt", "pyproject.toml", "uv.lock", "README.md", "exporter/"]
     for src in sources:
         assert (REPO / src).exists()
         assert not any(fnmatch.fnmatch(src.rstrip("/"), pattern) for pattern in ignored)
@@ -338,18 +340,31 @@ def test_dockerfile_multistage_slim_non_root(tmp_path: Path) -> None:
         if src.endswith("/"):
             shutil.copytree(REPO / src, context / src, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (context / src).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(REPO / src, context / src)
-    # (setuptools' own build_py and egg_info: no wheel package or index needed on this machine)
-    built = tmp_path / "built"
-    out = subprocess.run(
-        [sys.executable, "-c", "import setuptools; setuptools.setup()", "egg_info", "--egg-base", str(tmp_path),
-         "build_py", "--build-lib", str(built)],
-        capture_output=True, text=True, timeout=180, cwd=context,
-    )
+    runs = [" ".join(c.value) for c in build if c.cmd == "RUN"]
+    assert any("--require-hashes -r scripts/uv-requirements.txt" in r for r in runs), runs
+    assert any("uv sync --locked" in r for r in runs), runs
+    # The build stage's install, run on that context: exactly uv.lock's versions (from uv's cache, offline: the
+    # venv step of `make test` filled it), the project itself not editable, and its console script works.
+    venv = tmp_path / "image-venv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_OFFLINE": "1"}
+    out = subprocess.run([str(REPO / "scripts" / "uv.sh"), "sync", "--locked", "--no-editable", "--quiet",
+                          "--directory", str(context)], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
-    entry_points = (tmp_path / "honeydue_exporter.egg-info" / "entry_points.txt").read_text()
-    assert "honeydue-exporter = exporter.cli:main" in entry_points
-    shipped = {p.relative_to(built).as_posix() for p in built.rglob("*.py")}
+    version = subprocess.run([str(venv / "bin" / "honeydue-exporter"), "--version"], capture_output=True, text=True,
+                             timeout=60)
+    assert version.returncode == 0 and version.stdout.strip(), version.stderr
+    installed = subprocess.run([str(REPO / "scripts" / "uv.sh"), "pip", "freeze", "--python", str(venv / "bin" / "python")],
+                               capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    locked = subprocess.run([str(REPO / "scripts" / "uv.sh"), "export", "--frozen", "--no-hashes", "--no-emit-project",
+                             "--no-header", "--no-annotate", "--directory", str(context)],
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    wanted = {str(r).split(";")[0] for r in map(Requirement, filter(None, locked.splitlines()))
+              if r.marker is None or r.marker.evaluate()}
+    assert {line for line in installed if not line.startswith("honeydue-exporter ")} == wanted
+    shipped = {p.relative_to(next(venv.glob("lib/python3*/site-packages"))).as_posix()
+               for p in next(venv.glob("lib/python3*/site-packages")).glob("exporter/**/*.py")}
     source = {p.relative_to(REPO).as_posix() for p in (REPO / "exporter").rglob("*.py")}
     assert shipped == source
 
