@@ -128,6 +128,11 @@ class RedisConfig(Schedule):
     password: SecretStr | None = Field(None, description="Redis password (prefer password_file)")
     password_file: Path | None = Field(None, description="file holding the Redis password (a mounted Secret)")
     restart_hold: float = Field(1800.0, gt=0, description="seconds honeydue_redis_restarted_empty stays 1")
+    protocol: Literal[2, 3] | None = Field(
+        None,
+        description="RESP version; null negotiates (RESP3 with HELLO, RESP2 where the server or a proxy does not "
+        "know HELLO); 2 for a proxy that mishandles HELLO",
+    )
 
     @field_validator("url")
     @classmethod

@@ -145,6 +145,9 @@ class RedisServer(Daemon):
     port: int = field(default_factory=free_port)
     args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
+    # Play a server older than Redis 6: HELLO is renamed away, so it is an unknown command and clients that
+    # open with `HELLO 3` fall back to RESP2, exactly as against Redis 5.
+    before_6: bool = False
 
     @property
     def url(self) -> str:
@@ -152,8 +155,9 @@ class RedisServer(Daemon):
 
     def start(self) -> None:
         binary = require_binary("redis-server")
+        old = ("--rename-command", "HELLO", "") if self.before_6 else ()
         self._spawn([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                     "--daemonize", "no", "--loglevel", "warning", *self.args], ready_timeout=10)
+                     "--daemonize", "no", "--loglevel", "warning", *old, *self.args], ready_timeout=10)
 
     def cli(self, *command: str) -> str:
         out = subprocess.run(

@@ -19,9 +19,14 @@ REPO = Path(__file__).resolve().parent.parent
 PG_DSN = admin_dsn("HONEYDUE_TEST_PG_DSN")
 
 
+# `@BOTH_PROTOCOLS` on a test that takes `redis_server` runs it against a Redis 7 (the client negotiates RESP3)
+# and against one that plays a server older than Redis 6 (the client falls back to RESP2).
+BOTH_PROTOCOLS = pytest.mark.parametrize("redis_server", ["resp3", "resp2"], indirect=True)
+
+
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
+def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    server = RedisServer(before_6=getattr(request, "param", "resp3") == "resp2")
     server.start()
     yield server
     server.stop()

@@ -7,7 +7,6 @@ fails as soon as its size is known, well before the probe's timeout.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gzip
 import json
@@ -18,12 +17,13 @@ from typing import Any
 import dns.message
 import pytest
 from aiohttp import web
+from redis._parsers import _AsyncRESP2Parser, _AsyncRESP3Parser
 
 from testbed.edge import raw_tcp_server
 from testbed.faults import UdpFault
 from testbed.kubeapi import K3S_VERSION, TOKEN
 
-from exporter.config import Config
+from exporter.config import Config, RedisConfig
 from exporter.engine import Engine, ProbeState
 from exporter.probes import asynq as asynq_probe
 from exporter.probes import dns as dns_probe
@@ -34,7 +34,9 @@ from exporter.probes import redis as redis_probe
 from exporter.probes import smtp as smtp_probe
 from exporter.probes import vmagent as vmagent_probe
 from exporter.probes.deps import Dependencies
-from exporter.probes.redis_conn import MAX_REPLY_BYTES
+from exporter.probes.redis_conn import MAX_REPLY_BYTES, BoundedRESP2Parser, BoundedRESP3Parser, client
+from tests.helpers.resp import FakeRedis
+from tests.helpers.resp import serve as serve_fake_redis
 from tests.helpers.servers import RedisServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,79 +81,43 @@ async def endless(request: web.Request, chunk: bytes = b"x" * 65536) -> web.Stre
 
 
 # --- Redis ------------------------------------------------------------------------------------
-class FakeRedis:
-    """A RESP server: answers CLIENT/AUTH/HELLO with +OK and INFO/SCARD with what the test chose."""
-
-    def __init__(self, info: bytes, scard: bytes = b":1\r\n") -> None:
-        self.info, self.scard, self.sent = info, scard, 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while True:
-                header = await reader.readline()
-                if not header.startswith(b"*"):
-                    return
-                args = []
-                for _ in range(int(header[1:])):
-                    size = int((await reader.readline())[1:])
-                    args.append((await reader.readexactly(size + 2))[:-2].upper())
-                if args[0] == b"INFO":
-                    await self.send(writer, self.info)
-                elif args[0] == b"SCARD":
-                    await self.send(writer, self.scard)
-                else:
-                    writer.write(b"+OK\r\n")
-        writer.close()
-
-    async def send(self, writer: asyncio.StreamWriter, reply: bytes) -> None:
-        if reply.startswith(b"$1000000000\r\n"):  # a 1 GB INFO, streamed until the client hangs up
-            writer.write(reply)
-            while True:
-                writer.write(b"# " + b"x" * 65534)
-                await writer.drain()
-                self.sent += 65536
-        writer.write(reply)
-        await writer.drain()
+# Each case runs against a modern server (the client speaks RESP3) and one older than Redis 6 (the client falls
+# back to RESP2 and swaps its parser): the size limits must hold in both.
+SERVERS = pytest.mark.parametrize("before_6", [False, True], ids=["resp3", "resp2-fallback"])
 
 
-@contextlib.asynccontextmanager
-async def fake_redis(server: FakeRedis) -> AsyncIterator[int]:
-    srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-    try:
-        yield int(srv.sockets[0].getsockname()[1])
-    finally:
-        srv.close()
-
-
-GOOD_INFO = b"# Server\r\nrun_id:abc\r\nuptime_in_seconds:5\r\n# Memory\r\nused_memory:100\r\n"
-
-
+@SERVERS
 @pytest.mark.parametrize(
-    ("info", "scard"),
+    ("raw_info", "scard"),
     [
         (b"$1000000000\r\n", b":1\r\n"),  # a 1 GB INFO: refused before it is read
         (b":42\r\n", b":1\r\n"),  # INFO answered with an integer
         (b"$%d\r\n%s\r\n" % (len(b"nonsense"), b"nonsense"), b":1\r\n"),  # INFO without its fields
-        (b"$%d\r\n%s\r\n" % (len(GOOD_INFO), GOOD_INFO), b"$3\r\nabc\r\n"),  # SCARD answered with text
+        (None, b"$3\r\nabc\r\n"),  # a good INFO, SCARD answered with text
         (b"*99999999999\r\n", b":1\r\n"),  # an array claiming 100 billion elements
     ],
     ids=["huge-info", "info-integer", "info-nonsense", "scard-text", "huge-array"],
 )
-async def test_redis_bad_replies_are_protocol(info: bytes, scard: bytes) -> None:
-    server = FakeRedis(info, scard)
-    async with fake_redis(server) as port:
+async def test_redis_bad_replies_are_protocol(raw_info: bytes | None, scard: bytes, before_6: bool) -> None:
+    server = FakeRedis(raw_info=raw_info, scard=scard, before_6=before_6)
+    async with serve_fake_redis(server) as port:
         state, _ = await run_probe(redis_probe, {"redis": {"url": f"redis://127.0.0.1:{port}/0", "timeout": 3,
                                                            "interval": 5}})
     assert (state.status, state.reason) == ("failing", "protocol"), state.detail
     assert state.duration < 2.0  # bounded: failed on the declared size, not by the timeout
     assert server.sent < 4 * MAX_REPLY_BYTES
+    assert server.protocols == ([] if before_6 else [3])
 
 
-async def test_redis_good_fake_reply_is_read() -> None:
-    """The fake server itself is sound: a well-formed reply makes the probe succeed."""
-    async with fake_redis(FakeRedis(b"$%d\r\n%s\r\n" % (len(GOOD_INFO), GOOD_INFO))) as port:
+@SERVERS
+async def test_redis_good_fake_reply_is_read(before_6: bool) -> None:
+    """The fake server itself is sound: a well-formed reply makes the probe succeed, in the protocol negotiated."""
+    server = FakeRedis(before_6=before_6)
+    async with serve_fake_redis(server) as port:
         state, _ = await run_probe(redis_probe, {"redis": {"url": f"redis://127.0.0.1:{port}/0"}})
     assert state.status == "ok", state.detail
+    assert state.snapshot.value("honeydue_redis_uptime_seconds") == 5
+    assert server.protocols == ([] if before_6 else [3])
 
 
 # --- vmagent and no-data (HTTP bodies with a size limit) ----------------------------------------
@@ -326,3 +292,15 @@ async def test_redis_key_of_the_wrong_type_is_protocol(redis_server: RedisServer
     for module in (redis_probe, asynq_probe):
         state, _ = await run_probe(module, data)
         assert (state.status, state.reason) == ("failing", "protocol"), (module.__name__, state.detail)
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "rediss://127.0.0.1:1/0", "unix:///run/redis.sock?db=0"])
+def test_redis_parsers_are_bounded_for_every_url_scheme(url: str) -> None:
+    """Whatever connection class the URL picks (TCP, TLS, unix socket), both protocols' parsers keep the limit."""
+    pool = client(RedisConfig(url=url), 1.0).connection_pool
+    connection = pool.make_connection()
+    assert isinstance(connection._parser, BoundedRESP3Parser)
+    connection.set_parser(_AsyncRESP2Parser)  # what redis-py does when HELLO is unknown
+    assert isinstance(connection._parser, BoundedRESP2Parser)
+    connection.set_parser(_AsyncRESP3Parser)
+    assert isinstance(connection._parser, BoundedRESP3Parser)

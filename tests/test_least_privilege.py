@@ -34,6 +34,7 @@ from exporter.probes.deps import Dependencies
 from exporter.probes.postgres import PostgresProbe
 from exporter.probes.redis import RedisProbe
 from exporter.samples import Samples
+from tests.conftest import BOTH_PROTOCOLS
 from tests.helpers.asynq_peer import AsynqPeer
 from tests.helpers.servers import PgBouncer, RedisServer
 
@@ -136,6 +137,7 @@ def acl_log(admin: redis.Redis) -> list[Any]:
     return list(admin.execute_command("ACL", "LOG"))
 
 
+@BOTH_PROTOCOLS  # the client authenticates inside HELLO 3, or with AUTH after falling back to RESP2
 async def test_redis_probes_under_the_acl_user_equal_the_default_user(
     redis_server: RedisServer, acl_redis: redis.Redis, pg_database: str
 ) -> None:
@@ -160,6 +162,7 @@ async def test_redis_probes_under_the_acl_user_equal_the_default_user(
     assert least["residence_cache"].value("honeydue_residence_ids_cache_entries_stale") == 1
 
 
+@BOTH_PROTOCOLS  # the client authenticates inside HELLO 3, or with AUTH after falling back to RESP2
 async def test_the_acl_refuses_writes_config_and_other_info_sections(
     redis_server: RedisServer, acl_redis: redis.Redis, pg_database: str
 ) -> None:

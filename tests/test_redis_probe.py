@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import redis as syncredis
 
 from exporter.config import RedisConfig
 from exporter.engine import Engine
 from exporter.probes.deps import Dependencies
 from exporter.probes.redis import RedisProbe
+from tests.conftest import BOTH_PROTOCOLS
 from tests.helpers.servers import RedisServer, silent_port
 
 
@@ -16,6 +18,7 @@ def make_probe(url: str, **kw: object) -> tuple[RedisProbe, Engine]:
     return probe, Engine([probe])
 
 
+@BOTH_PROTOCOLS
 async def test_healthy_redis_reports_memory_and_policy(redis_server: RedisServer) -> None:
     redis_server.cli("CONFIG", "SET", "maxmemory", str(64 * 1024 * 1024))
     redis_server.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
@@ -29,9 +32,13 @@ async def test_healthy_redis_reports_memory_and_policy(redis_server: RedisServer
     assert s.value("honeydue_redis_maxmemory_policy_info", policy="allkeys-lru") == 1
     assert s.value("honeydue_redis_oom_errors_total") == 0
     assert s.value("honeydue_redis_restarted_empty") == 0
+    # The protocol the probe's connection speaks, as the server reports it: RESP3 unless HELLO is unknown.
+    ours = [line for line in redis_server.cli("CLIENT", "LIST").splitlines() if "name=honeydue-exporter" in line]
+    assert len(ours) == 1 and f"resp={2 if redis_server.before_6 else 3}" in ours[0].split()
     await engine.stop()
 
 
+@BOTH_PROTOCOLS
 async def test_noeviction_near_maxmemory_shows_policy_ratio_and_oom(redis_server: RedisServer) -> None:
     limit = 4 * 1024 * 1024
     client = syncredis.Redis(port=redis_server.port)
@@ -57,6 +64,7 @@ async def test_noeviction_near_maxmemory_shows_policy_ratio_and_oom(redis_server
     await engine.stop()
 
 
+@BOTH_PROTOCOLS
 async def test_restart_with_asynq_registry_gone_is_flagged(redis_server: RedisServer) -> None:
     redis_server.cli("SADD", "asynq:queues", "default", "email")
     probe, engine = make_probe(redis_server.url)
@@ -76,6 +84,7 @@ async def test_restart_with_asynq_registry_gone_is_flagged(redis_server: RedisSe
     await engine.stop()
 
 
+@BOTH_PROTOCOLS
 async def test_restart_that_keeps_the_registry_is_not_flagged(redis_server: RedisServer) -> None:
     redis_server.cli("SADD", "asynq:queues", "default")
     probe, engine = make_probe(redis_server.url)
@@ -97,8 +106,9 @@ async def test_silent_redis_times_out() -> None:
     await engine.stop()
 
 
-async def test_wrong_password_is_an_auth_failure() -> None:
-    server = RedisServer(args=("--requirepass", "s3cret-redis-pw"))
+@pytest.mark.parametrize("before_6", [False, True], ids=["resp3", "resp2"])
+async def test_wrong_password_is_an_auth_failure(before_6: bool) -> None:
+    server = RedisServer(args=("--requirepass", "s3cret-redis-pw"), before_6=before_6)
     server.start()
     try:
         probe, engine = make_probe(server.url, password="wrong-password")
@@ -111,3 +121,13 @@ async def test_wrong_password_is_an_auth_failure() -> None:
         await engine2.stop()
     finally:
         server.stop()
+
+
+async def test_protocol_2_can_be_set_for_a_proxy_that_mishandles_hello(redis_server: RedisServer) -> None:
+    probe, engine = make_probe(redis_server.url, protocol=2)
+    state = await engine.run_once(probe)
+    assert state.status == "ok", state.detail
+    ours = [line for line in redis_server.cli("CLIENT", "LIST").splitlines() if "name=honeydue-exporter" in line]
+    assert len(ours) == 1 and "resp=2" in ours[0].split()
+    assert state.snapshot.value("honeydue_redis_maxmemory_policy_info", policy="noeviction") == 1
+    await engine.stop()
