@@ -127,7 +127,6 @@ class RedisConfig(Schedule):
     username: str | None = Field(None, description="ACL user name, if Redis uses ACLs")
     password: SecretStr | None = Field(None, description="Redis password (prefer password_file)")
     password_file: Path | None = Field(None, description="file holding the Redis password (a mounted Secret)")
-    restart_hold: float = Field(1800.0, gt=0, description="seconds honeydue_redis_restarted_empty stays 1")
     protocol: Literal[2, 3] | None = Field(
         None,
         description="RESP version; null negotiates (RESP3 with HELLO, RESP2 where the server or a proxy does not "
@@ -237,6 +236,7 @@ class HttpTarget(Schedule):
     interval: float = Field(30.0, gt=0)
     name: str = Field(description="target name, the `target` label of its series")
     role: HttpRole = Field(description="what the target is, the `role` label the alerts select on")
+    node: str = Field("", description="the node this target reaches directly (an origin by node IP): its `node` label")
     url: str = Field(description="URL requested (http or https)")
     method: Literal["GET", "HEAD", "POST"] = Field("GET", description="HTTP method")
     expected_status: list[int] = Field(default_factory=lambda: [200], min_length=1, description="status codes that count as up")
@@ -310,6 +310,11 @@ class DnsLookup(Schedule):
         default_factory=list,
         description="CIDRs the answers must fall in (empty: any answer counts)",
     )
+    origin_cidrs: list[str] = Field(
+        default_factory=list,
+        description="the origin's own addresses (the node IPs): answers there mean the record is grey-clouded, "
+        "counted in honeydue_dns_origin_answers and not as unexpected",
+    )
 
     @field_validator("name")
     @classmethod
@@ -319,7 +324,7 @@ class DnsLookup(Schedule):
             raise ValueError(f"{value!r} is not a DNS name")
         return value
 
-    @field_validator("expected_cidrs")
+    @field_validator("expected_cidrs", "origin_cidrs")
     @classmethod
     def _check_cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:

@@ -10,14 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from testbed.edge import dnsmasq, http_target, silent_udp, smtp_server
 from testbed.exporter import ExporterProcess, value
 
 from bench.blackholed_cycle import run as blackholed_cycle
-from tests.helpers.rule_tests import rule_test_tree
 from tests.helpers.servers import silent_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,13 +103,6 @@ async def test_exporter_with_edge_targets(
     outputs += [check_config.stdout, check_config.stderr]
     for output in outputs:
         assert TOKEN not in output
-
-
-@pytest.mark.parametrize("name", ["http.test.yml", "dns.test.yml", "smtp.test.yml"])
-def test_promtool_rule_tests(promtool: str, name: str, tmp_path: Path) -> None:
-    result = subprocess.run([promtool, "test", "rules", name], cwd=rule_test_tree(tmp_path),
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 async def test_blackholed_cycle_ends_near_the_largest_timeout() -> None:

@@ -1,20 +1,27 @@
-"""The incident suite: every incident of rules/incidents/ through promtool, vmalert-tool and Alertmanager.
+"""The incident suite: every incident of rules/incidents/ under every placement, through promtool, vmalert-tool
+and Alertmanager.
 
-One promtool run and one vmalert-tool run evaluate all incidents (one test group each); one real
-Alertmanager, running the shipped config with receivers on loopback, gets every step of every incident
-in one push (each step isolated by its own `incident_step` label, see suite.isolated_config). Takes
-about a minute.
+Each incident runs under every placement of the exporter, vmagent, CoreDNS and Redis over n1-n3 that changes
+what the obs box sees (suite.variants): the pages must be right in each (exactly the failure modes its faults
+give cause to, one page each, within each alert's time to page), and at the incident's own placement the
+notifications must be exactly the ones it lists. One promtool run and one vmalert-tool run evaluate every
+variant (one test group each); one real Alertmanager, running the shipped config with receivers on loopback,
+gets every step of every variant in one push (each step isolated by its own `incident_step` label).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
+from exporter.catalog import alerts as catalog_alerts
+from exporter.render.timing import budgets
 from tests.helpers.servers import require_binary
 from tests.incidents import suite
 
@@ -22,13 +29,15 @@ REPO = Path(__file__).resolve().parent.parent
 VMALERT_TOOL = REPO / "tests" / "peers" / "bin"
 INCIDENTS = suite.load_all()
 RULE_FILES = sorted((REPO / "rules").glob("honeydue-*.rules.yml"))
+ENGINES = ("promql", "metricsql")
 
 
 @dataclass
 class Results:
+    cases: dict[str, list[suite.Variant]]  # incident id -> its variants (its own placement first)
     promql: dict[tuple[str, int], set[suite.Alert]]
     metricsql: dict[tuple[str, int], set[suite.Alert]]
-    points: dict[tuple[str, str], list[suite.Checkpoint]]  # (engine, incident) -> checkpoints
+    points: dict[tuple[str, str], list[suite.Checkpoint]]  # (engine, variant id) -> checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +45,16 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
     workdir = tmp_path_factory.mktemp("incidents")
     promtool = require_binary("promtool")
     vmalert_tool = require_binary("vmalert-tool", str(VMALERT_TOOL))
+    cases = {incident.id: suite.variants(incident) for incident in INCIDENTS}
+    everything = [case for variants in cases.values() for case in variants]
     with ThreadPoolExecutor(2) as pool:  # the two engines side by side: the CI machine has 2 cores
-        promql_run = pool.submit(suite.evaluate, "promtool", promtool, workdir, INCIDENTS, RULE_FILES)
-        metricsql = suite.evaluate("vmalert-tool", vmalert_tool, workdir, INCIDENTS, RULE_FILES)
+        promql_run = pool.submit(suite.evaluate, "promtool", promtool, workdir, everything, RULE_FILES)
+        metricsql = suite.evaluate("vmalert-tool", vmalert_tool, workdir, everything, RULE_FILES)
         promql = promql_run.result()
-    points = {(engine, i.id): suite.checkpoints(i, firing, engine)
-              for engine, firing in (("promql", promql), ("metricsql", metricsql)) for i in INCIDENTS}
+    points = {(engine, case.id): suite.checkpoints(case, firing, engine)
+              for engine, firing in (("promql", promql), ("metricsql", metricsql)) for case in everything}
     suite.deliver(workdir, [p for ps in points.values() for p in ps], RULE_FILES)
-    yield Results(promql, metricsql, points)
+    yield Results(cases, promql, metricsql, points)
 
 
 def test_at_least_25_incidents_each_with_expectations() -> None:
@@ -61,10 +72,9 @@ def _names(alerts: set[suite.Alert]) -> list[str]:
 
 @pytest.mark.parametrize("incident", INCIDENTS, ids=lambda i: i.id)
 def test_promql_and_metricsql_fire_the_same_alerts(incident: suite.Incident, results: Results) -> None:
-    assert not suite.engine_differences(incident, results.promql, results.metricsql)
-
-
-ENGINES = ("promql", "metricsql")
+    problems = [p for case in results.cases[incident.id]
+                for p in suite.engine_differences(case, results.promql, results.metricsql)]
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -72,7 +82,10 @@ ENGINES = ("promql", "metricsql")
 def test_alertmanager_delivers_exactly_the_expected_notifications(
     incident: suite.Incident, engine: str, results: Results,
 ) -> None:
-    by_step = {p.step: p for p in results.points[(engine, incident.id)]}
+    """At the incident's own placement (its first variant): exactly the notifications it lists."""
+    own = results.cases[incident.id][0]
+    assert own.placement == incident.placement
+    by_step = {p.step: p for p in results.points[(engine, own.id)]}
     for at, expected in sorted(incident.expect.items()):
         point = by_step[at // incident.step]
         got = {d for d in point.delivered if d.receiver != "deadmansswitch"}
@@ -83,5 +96,39 @@ def test_alertmanager_delivers_exactly_the_expected_notifications(
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("incident", INCIDENTS, ids=lambda i: i.id)
-def test_page_budget(incident: suite.Incident, engine: str, results: Results) -> None:
-    assert not suite.budget_problems(incident, results.points[(engine, incident.id)])
+def test_pages_are_right_under_every_placement(incident: suite.Incident, engine: str, results: Results) -> None:
+    """Under every placement: the faults' own failure modes page, once each, within their time to page; nothing
+    else pages."""
+    problems = [p for case in results.cases[incident.id]
+                for p in suite.budget_problems(case, results.points[(engine, case.id)], budgets())]
+    assert not problems, "\n".join(problems)
+
+
+def _matches(matchers: list[str], labels: dict[str, str]) -> bool:
+    """Whether Alertmanager matchers (`name="v"`, `name=~"re"`, `name!="v"`, `name!~"re"`) select `labels`."""
+    for matcher in matchers:
+        match = re.fullmatch(r'(\w+)(=~|!~|!=|=)"(.*)"', matcher)
+        assert match, matcher
+        name, op, value = match.groups()
+        actual = labels.get(name, "")
+        hit = re.fullmatch(value, actual) is not None if "~" in op else actual == value
+        if hit == (op in ("!=", "!~")):
+            return False
+    return True
+
+
+def test_every_inhibit_rule_is_scoped_and_no_ticket_mutes_a_page() -> None:
+    """Every inhibit rule names what source and target must share (`equal`), and no warning or info alert can
+    mute a critical one: maintenance and consequences never silence a page. It is also why the placements other
+    than an incident's own may be evaluated against the critical rules alone (suite.Variant.pages_only)."""
+    config = yaml.safe_load(suite.EXAMPLE.read_text(encoding="utf-8"))
+    shipped = [{"alertname": a.name, "severity": a.severity, "failure_mode": e.id, "layer": e.layer, **dict(a.labels)}
+               for e, a in catalog_alerts()]
+    for rule in config["inhibit_rules"]:
+        assert rule.get("equal"), f"unscoped inhibit rule: {rule}"
+        sources = [a for a in shipped if _matches(rule["source_matchers"], a)]
+        targets = [a for a in shipped if _matches(rule["target_matchers"], a)]
+        assert sources and targets, rule
+        if any(t["severity"] == "critical" for t in targets):
+            weak = [s["alertname"] for s in sources if s["severity"] != "critical"]
+            assert not weak, f"{weak} could mute a page: {rule}"

@@ -460,7 +460,7 @@ def test_cordon_and_drain(kube: Kube, recording: Recorder, tmp_path: Path) -> No
     recording.mark_steady()
     taints = {(t["key"], t["effect"]) for t in cluster.node(2)["spec"].get("taints") or []}
     assert taints == {("node.kubernetes.io/unschedulable", "NoSchedule")}
-    alerts_as_expected(recording, "drain-n2", "7m30s", tmp_path)  # cordoned and drained, not yet rebooted
+    alerts_as_expected(recording, "node-drain", "7m30s", tmp_path)  # cordoned and drained, not yet rebooted
 
 
 def test_kubelet_version_skew(kube: Kube, recording: Recorder, tmp_path: Path) -> None:

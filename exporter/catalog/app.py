@@ -1,6 +1,13 @@
 """Application-level failure modes: api, admin, worker, Redis and the residence-IDs cache."""
 
-from exporter.catalog.gates import BY, QUORUM_LOST, REDIS_NODE_CORDONED, grew, unless_cluster_dns
+from exporter.catalog.gates import (
+    BY,
+    QUORUM_LOST,
+    REDIS_NODE_IN_MAINTENANCE,
+    grew,
+    unless_network_fault,
+    unless_not_theirs,
+)
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 REDIS_RATIO = "honeydue_redis_memory_used_bytes / (honeydue_redis_memory_max_bytes > 0)"
@@ -8,13 +15,32 @@ PENDING = 'asynq_tasks{state="pending"}'
 PENDING_GROWING = grew(PENDING, "10m")
 PROCESSED = "asynq_tasks_processed_total"
 NOTHING_PROCESSED = f"({PROCESSED} - {PROCESSED} offset 10m == 0)"
-RESTARTS = "honeydue_kube_pod_container_status_restarts_total"
-# Restarted in the last 15 minutes: the count grew, or a pod younger than the window has restarted.
-RESTARTED = f"({grew(RESTARTS, '15m')} or ({RESTARTS} > 0 unless {RESTARTS} offset 15m))"
+# When the container last terminated, as the API reports it (lastState.terminated.finishedAt): a kill
+# 15 minutes old or more is not news, whatever gaps the data has (an offset comparison re-fired weeks-old
+# OOMs after every gap longer than its window).
+TERMINATED_RECENTLY = "(time() - honeydue_kube_pod_container_status_last_terminated_timestamp_seconds < 900)"
 WAITING = "honeydue_kube_pod_container_status_waiting_reason"
 # A container in CrashLoopBackOff flips to Running between back-offs; looking at the worst state
 # over 5 minutes keeps the alert from flapping (the kube-prometheus KubePodCrashLooping fix).
 CRASHLOOPING = f'max_over_time({WAITING}{{reason="CrashLoopBackOff"}}[5m])'
+
+
+def crashlooping(namespace: str, workload: str) -> str:
+    """Containers of one workload's pods crash-looping (the workload from the pod's owner)."""
+    return (f'max by ({BY}, namespace, pod, container) (max_over_time({WAITING}{{namespace="{namespace}",'
+            f'reason="CrashLoopBackOff"}}[5m])) >= 1 and on ({BY}, namespace, pod) '
+            f'honeydue_kube_pod_info{{namespace="{namespace}",workload="{workload}"}}')
+
+
+# Redis started within the hour and Asynq's data did not survive it: the queue registry emptied after having
+# members, or the processed counters started again from zero. Read from the TSDB, so an exporter restart
+# in between changes nothing (the exporter keeps no memory of Redis' past).
+REDIS_RESTARTED_EMPTY = (
+    f"(honeydue_redis_uptime_seconds < 3600) and on ({BY}) ("
+    f"(max by ({BY}) (max_over_time(honeydue_redis_asynq_queues[2h])) > 0 "
+    f"and max by ({BY}) (min_over_time(honeydue_redis_asynq_queues[1h])) == 0) "
+    f"or (sum by ({BY}) (resets(asynq_tasks_processed_total[1h])) > 0))"
+)
 API_CRASHLOOPING_PODS = (
     f'max by (job, instance, namespace, pod) (max_over_time({WAITING}{{namespace="honeydue",reason="CrashLoopBackOff"}}[5m])) '
     'and on (job, instance, namespace, pod) honeydue_kube_pod_info{workload="api"}'
@@ -31,6 +57,7 @@ ENTRIES = (
         heading="api pod OOM",
         layer="app",
         signals=("honeydue_kube_pod_container_status_last_terminated_reason",
+                 "honeydue_kube_pod_container_status_last_terminated_timestamp_seconds",
                  "honeydue_kube_pod_container_status_restarts_total"),
         probes=("kubernetes_pods",),
         alerts=(
@@ -38,7 +65,7 @@ ENTRIES = (
                 name="ContainerOOMKilled",
                 severity="warning",
                 expr='(honeydue_kube_pod_container_status_last_terminated_reason{namespace="honeydue",'
-                f'reason="OOMKilled"}} == 1) and on ({BY}, namespace, pod, container) {RESTARTED}',
+                f'reason="OOMKilled"}} == 1) and on ({BY}, namespace, pod, container) {TERMINATED_RECENTLY}',
                 for_="1m",
                 summary="A honeyDue container was OOM-killed and restarted.",
                 description="{{ $labels.container }} in {{ $labels.pod }} was killed for exceeding its memory "
@@ -66,22 +93,26 @@ ENTRIES = (
         probes=("kubernetes_pods", "kubernetes_deployments"),
         alerts=(
             Alert(
-                name="KubePodCrashLooping",
+                name="ApiPodCrashLooping",
                 severity="warning",
-                expr=f"{CRASHLOOPING} >= 1",
+                expr=crashlooping("honeydue", "api"),
                 for_="15m",
-                summary="A container keeps crashing and is in CrashLoopBackOff.",
-                description="{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) has been "
-                "crash-looping for 15 minutes. Read the panic in `kubectl logs --previous`, fix and deploy.",
+                summary="An api container keeps crashing and is in CrashLoopBackOff.",
+                description="{{ $labels.pod }} ({{ $labels.container }}) has been crash-looping for 15 minutes while "
+                "other replicas serve. Read the panic in `kubectl -n honeydue logs {{ $labels.pod }} --previous`, "
+                "fix and deploy.",
+                labels=(("workload", "api"),),
             ),
             Alert(
                 name="ApiAllReplicasCrashLooping",
                 severity="critical",
                 expr=API_ALL_CRASHLOOPING,
-                for_="3m",
+                for_="2m",
                 summary="Every api replica is crash-looping: roll back to the previous revision.",
                 description="{{ $value }} api pods are in CrashLoopBackOff, all the desired replicas: bad code "
                 "is crashing on startup. Run `kubectl rollout undo deployment/api -n honeydue` now.",
+                labels=(("workload", "api"),),
+                user_facing=True,
             ),
         ),
         panels=(
@@ -109,15 +140,19 @@ ENTRIES = (
             Alert(
                 name="ApiDeepRequestFailingShallowHealthy",
                 severity="critical",
-                expr='(honeydue_http_up{role="api_deep"} == 0) '
-                f'and on ({BY}) (max by ({BY}) (honeydue_http_up{{role="api_shallow"}}) == 1) '
-                f'unless on ({BY}) (honeydue_postgres_up{{endpoint="pooler"}} == 0)',
-                for_="3m",
+                expr=unless_not_theirs(
+                    '(honeydue_http_up{role="api_deep"} == 0) '
+                    f'and on ({BY}) (max by ({BY}) (honeydue_http_up{{role="api_shallow"}}) == 1) '
+                    f'unless on ({BY}) (honeydue_postgres_up{{endpoint="pooler"}} == 0) '
+                    'unless (honeydue_http_status_code{role="api_deep"} == 401 '
+                    'or honeydue_http_status_code{role="api_deep"} == 403)', "http_api_deep|postgres_pooler"),
+                for_="150s",
                 summary="The api's shallow health check passes while a real request fails or hangs.",
                 description="The deep request {{ $labels.target }} has failed or timed out for 3 minutes while "
                 "/api/health/ answers and the Neon pooler accepts connections, so readiness and liveness see "
                 "nothing. Likely a deadlock: "
                 "kubectl rollout restart deployment/api -n honeydue.",
+                user_facing=True,
             ),
         ),
         panels=(
@@ -141,17 +176,29 @@ ENTRIES = (
         heading="admin pod crashes",
         layer="app",
         signals=("honeydue_http_up", "honeydue_http_status_code",
-                 "honeydue_kube_deployment_status_replicas_available"),
-        probes=("http", "kubernetes_deployments"),
+                 "honeydue_kube_deployment_status_replicas_available", "honeydue_kube_pod_container_status_waiting_reason",
+                 "honeydue_kube_pod_info"),
+        probes=("http", "kubernetes_deployments", "kubernetes_pods"),
         alerts=(
             Alert(
                 name="AdminUnreachable",
                 severity="warning",
-                expr=unless_cluster_dns('honeydue_http_up{role="admin"} == 0'),
+                expr=unless_not_theirs('honeydue_http_up{role="admin"} == 0', "http_admin"),
                 for_="5m",
                 summary="The admin site does not answer as expected.",
                 description="The admin target {{ $labels.target }} has failed for 5 minutes (502 at Cloudflare "
                 "when the admin pod is down). Only admins are affected; check the admin pod's restarts and logs.",
+            ),
+            Alert(
+                name="AdminPodCrashLooping",
+                severity="warning",
+                expr=crashlooping("honeydue", "admin"),
+                for_="10m",
+                summary="The admin container keeps crashing and is in CrashLoopBackOff.",
+                description="{{ $labels.pod }} ({{ $labels.container }}) has been crash-looping for 10 minutes: admins "
+                "get 502 at admin.myhoneydue.com, users are unaffected. kubectl -n honeydue logs {{ $labels.pod }} "
+                "--previous.",
+                labels=(("workload", "admin"),),
             ),
             Alert(
                 name="AdminUnavailable",
@@ -189,8 +236,9 @@ ENTRIES = (
                  "asynq_queue_paused", "honeydue_asynq_servers_live", "honeydue_asynq_server_queue_priority",
                  "honeydue_asynq_stuck_active_tasks", "honeydue_asynq_schedulers_live",
                  "honeydue_asynq_cron_last_enqueue_timestamp_seconds", "honeydue_asynq_cron_interval_seconds",
-                 "honeydue_asynq_queue_read_ok"),
-        probes=("asynq",),
+                 "honeydue_asynq_queue_read_ok", "honeydue_kube_pod_container_status_waiting_reason",
+                 "honeydue_kube_pod_info"),
+        probes=("asynq", "kubernetes_pods"),
         alerts=(
             Alert(
                 name="AsynqBacklogGrowingNothingProcessed",
@@ -202,6 +250,8 @@ ENTRIES = (
                 description="Queue {{ $labels.queue }} gained {{ $value | humanize }} pending tasks in 10 minutes "
                 "and no task was processed. Restart the worker (kubectl rollout restart deployment/worker "
                 "-n honeydue) and read its logs.",
+                labels=(("workload", "worker"),),
+                user_facing=False,
             ),
             Alert(
                 name="AsynqNoLiveWorker",
@@ -212,6 +262,18 @@ ENTRIES = (
                 summary="No Asynq worker server is alive while tasks are waiting.",
                 description="No worker server has sent a heartbeat for 2 minutes and {{ $value }} tasks are "
                 "pending. Emails and cron jobs are not running: check deployment/worker in namespace honeydue.",
+                labels=(("workload", "worker"),),
+                user_facing=False,
+            ),
+            Alert(
+                name="WorkerPodCrashLooping",
+                severity="warning",
+                expr=crashlooping("honeydue", "worker"),
+                for_="10m",
+                summary="The worker container keeps crashing and is in CrashLoopBackOff.",
+                description="{{ $labels.pod }} ({{ $labels.container }}) has been crash-looping for 10 minutes: emails "
+                "and cron jobs wait. kubectl -n honeydue logs {{ $labels.pod }} --previous.",
+                labels=(("workload", "worker"),),
             ),
             Alert(
                 name="AsynqQueueNotServed",
@@ -329,7 +391,7 @@ ENTRIES = (
         heading="redis pod dies + node is different",
         layer="app",
         signals=("honeydue_redis_up", "honeydue_redis_uptime_seconds", "honeydue_redis_asynq_queues",
-                 "honeydue_redis_restarted_empty", "honeydue_asynq_queues", "asynq_queue_size",
+                 "asynq_tasks_processed_total", "honeydue_asynq_queues", "asynq_queue_size",
                  "honeydue_asynq_servers_live", "honeydue_asynq_schedulers_live", "honeydue_kube_redis_nodes",
                  "honeydue_kube_redis_node_ready"),
         probes=("redis", "asynq", "kubernetes_nodes"),
@@ -355,32 +417,35 @@ ENTRIES = (
             Alert(
                 name="RedisDown",
                 severity="critical",
-                expr=f"({unless_cluster_dns('honeydue_redis_up == 0')}) unless on ({BY}) {REDIS_NODE_CORDONED} "
-                f"unless on ({BY}) ({QUORUM_LOST})",
+                expr=unless_network_fault(unless_not_theirs("honeydue_redis_up == 0", "redis"))
+                + f" unless on ({BY}) {REDIS_NODE_IN_MAINTENANCE} unless on ({BY}) ({QUORUM_LOST})",
                 for_="2m",
                 summary="Redis does not answer: Asynq jobs and the auth caches are unavailable.",
-                description="The exporter {{ $labels.instance }} could not reach Redis for 2 minutes (quiet while "
-                "CoreDNS fails, while the Redis node is cordoned for maintenance and while etcd has lost quorum). "
-                "Check the redis pod and the "
-                "node labelled honeydue/redis=true.",
+                description="The exporter {{ $labels.instance }} could not reach Redis for 2 minutes: Asynq jobs stop "
+                "and the auth caches fall back to the database. Quiet while the name does not resolve, while the "
+                "overlay or kube-proxy is broken, in the first 30 minutes of a cordon of the Redis node and while "
+                "etcd has lost quorum. Check the redis pod and the node labelled honeydue/redis=true: move the "
+                "label only if that node is gone (Redis then starts empty).",
+                user_facing=True,
             ),
             Alert(
                 name="RedisRestartedEmpty",
                 severity="warning",
-                expr="honeydue_redis_restarted_empty == 1",
+                expr=REDIS_RESTARTED_EMPTY,
                 for_="1m",
                 summary="Redis restarted without its data: Asynq queue state was lost.",
-                description="Redis restarted (its run_id changed) and Asynq's queue registry (asynq:queues) is "
-                "gone (now {{ $value }}). In-flight jobs were lost; cron re-schedules on its next tick. "
-                "Make sure the honeydue/redis=true label is on a healthy node.",
+                description="Redis started {{ $value | humanizeDuration }} ago and Asynq's data went with the "
+                "restart (its queue registry emptied, or its processed counters started again from zero). In-flight "
+                "jobs were lost; cron re-schedules on its next tick. Make sure the honeydue/redis=true label is on "
+                "a healthy node.",
             ),
         ),
         panels=(
             Panel(
                 title="Redis up and uptime",
                 queries=(Query("honeydue_redis_up", "up"), Query("honeydue_redis_uptime_seconds", "uptime")),
-                description="A restart (new run_id, uptime back near zero) with the Asynq registry gone means Redis "
-                "restarted empty.",
+                description="A restart (uptime back near zero) with the Asynq registry emptied or its counters back "
+                "at zero means Redis restarted empty.",
             ),
             Panel(
                 title="Redis node label: labelled nodes and their readiness",
@@ -394,7 +459,7 @@ ENTRIES = (
                 queries=(
                     Query("honeydue_redis_asynq_queues", "asynq queues"),
                     Query("sum(honeydue_redis_keys)", "keys"),
-                    Query("honeydue_redis_restarted_empty", "restarted empty"),
+                    Query("resets(asynq_tasks_processed_total[1h])", "processed counter resets {{queue}}"),
                 ),
             ),
             Panel(

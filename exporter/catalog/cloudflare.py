@@ -1,10 +1,15 @@
 """Cloudflare-level failure modes, watched by the HTTP probes (public URL vs origin) and DNS probes."""
 
-from exporter.catalog.gates import unless_cluster_dns
+from exporter.catalog.gates import BY, unless_not_theirs
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
-# The origin answers when probed directly (one exporter's view; `instance` is the exporter).
-ORIGIN_UP = 'on (job, instance) (max by (job, instance) (honeydue_http_up{role="origin"}) == 1)'
+# Every node's origin answers when probed directly by node IP (one exporter's view; `instance` is the
+# exporter): Cloudflare is then the only thing between users and the site. A failing origin explains a
+# failing public URL (OriginFailingOnNode says which).
+ORIGIN_UP = f'on ({BY}) (min by ({BY}) (honeydue_http_up{{role="origin"}}) == 1)'
+# The public URL fails from the obs box too: a second vantage point, outside the cluster and usually routed
+# to another Cloudflare POP. Both failing while the origin answers is Cloudflare everywhere, not one POP.
+OBS_PUBLIC_DOWN = 'on () (max(honeydue_http_up{job="honeydue-obs-probe",role="public"}) == 0)'
 
 ENTRIES = (
     FailureMode(
@@ -17,11 +22,12 @@ ENTRIES = (
             Alert(
                 name="CloudflareEdgeFailingOriginUp",
                 severity="warning",
-                expr=unless_cluster_dns(f'honeydue_http_up{{role="public"}} == 0 and {ORIGIN_UP}'),
+                expr=unless_not_theirs(f'honeydue_http_up{{job="honeydue-exporter",role="public"}} == 0 and {ORIGIN_UP}',
+                                       "http_www"),
                 for_="3m",
                 summary="A public URL fails through Cloudflare while the origin answers directly.",
-                description="{{ $labels.target }} has failed through Cloudflare for 3 minutes while the origin "
-                "answers when probed directly, so the edge is at fault. honeydue_http_cf_ray_info names the "
+                description="{{ $labels.target }} has failed through Cloudflare for 3 minutes while every node's "
+                "origin answers when probed directly, so the edge is at fault. honeydue_http_cf_ray_info names the "
                 "colo that served the probe; Cloudflare usually reroutes within minutes (cloudflarestatus.com).",
             ),
         ),
@@ -45,18 +51,33 @@ ENTRIES = (
         id="cf-global-outage",
         heading="CF global outage (rare but has happened)",
         layer="cloudflare",
-        signals=("honeydue_http_up",),
-        probes=("http",),
+        signals=("honeydue_http_up", "honeydue_dns_origin_answers"),
+        probes=("http", "dns"),
         alerts=(
             Alert(
                 name="CloudflareDownOriginUp",
                 severity="critical",
-                expr=unless_cluster_dns(f'max by (job, instance) (honeydue_http_up{{role="public"}}) == 0 and {ORIGIN_UP}'),
+                expr=unless_not_theirs(
+                    f'max by ({BY}) (honeydue_http_up{{job="honeydue-exporter",role="public"}}) == 0 and {ORIGIN_UP} '
+                    f"and {OBS_PUBLIC_DOWN}", "http_www"),
+                for_="2m",
+                summary="The public URL fails through Cloudflare from inside and outside the cluster while the origin "
+                "answers directly.",
+                description="For 2 minutes the public URL has failed through Cloudflare from {{ $labels.instance }} and "
+                "from the obs box (two vantage points, usually two POPs) while every node's origin answers when "
+                "probed directly. If cloudflarestatus.com confirms a global outage, turn the proxy off (grey cloud) on each "
+                "A record so users reach the nodes directly.",
+                user_facing=True,
+            ),
+            Alert(
+                name="PublicNameServedByOrigin",
+                severity="info",
+                expr='max by (job, instance, domain) (honeydue_dns_origin_answers{role="public"}) > 0',
                 for_="5m",
-                summary="Every public URL fails through Cloudflare while the origin answers directly.",
-                description="All public targets probed by {{ $labels.instance }} have failed through Cloudflare "
-                "for 5 minutes while the origin answers. If cloudflarestatus.com confirms a global outage, "
-                "turn the proxy off (grey cloud) on each A record so users reach the nodes directly.",
+                summary="A public name resolves to the node IPs: its Cloudflare proxy is off (grey cloud).",
+                description="{{ $labels.domain }} answers with the origin's own addresses, so users bypass "
+                "Cloudflare and TLS breaks (SSL Flexible). Expected while Cloudflare is down (chapter 16 \"CF global "
+                "outage\"); turn the proxy back on (orange cloud) once Cloudflare recovers.",
             ),
         ),
         panels=(
@@ -73,25 +94,27 @@ ENTRIES = (
         id="dns-hijacking",
         heading="DNS hijacking",
         layer="cloudflare",
-        signals=("honeydue_dns_unexpected_answers", "honeydue_dns_answers"),
+        signals=("honeydue_dns_unexpected_answers", "honeydue_dns_origin_answers", "honeydue_dns_answers"),
         probes=("dns",),
         alerts=(
             Alert(
                 name="DnsAnswerOutsideExpectedRanges",
                 severity="critical",
                 expr='honeydue_dns_unexpected_answers{role="public"} > 0',
-                for_="5m",
-                summary="A resolver returns addresses for a public name outside the expected ranges.",
+                for_="3m",
+                summary="A resolver returns addresses for a public name outside Cloudflare's and the origin's ranges.",
                 description="{{ $labels.resolver }} has answered {{ $labels.domain }} with {{ $value }} address(es) "
-                "outside the expected CIDRs for 5 minutes. Either DNS is hijacked or the expected ranges are out "
-                "of date (cloudflare.com/ips; while a record is grey-clouded, the node IPs belong in the list): "
-                "compare with the Cloudflare dashboard before anything else.",
+                "outside the expected CIDRs and the origin's own addresses for 3 minutes. Either DNS is hijacked or "
+                "the expected ranges are out of date (cloudflare.com/ips): compare with the Cloudflare dashboard "
+                "before anything else.",
+                user_facing=True,
             ),
         ),
         panels=(
             Panel(
                 title="DNS answers outside the expected ranges",
-                queries=(Query("honeydue_dns_unexpected_answers", "{{domain}} via {{resolver}}"),),
+                queries=(Query("honeydue_dns_unexpected_answers", "{{domain}} via {{resolver}}"),
+                         Query("honeydue_dns_origin_answers", "origin {{domain}} via {{resolver}}")),
             ),
         ),
         blind_spot="Hijacks at a user's own resolver (ISP, router, malware) are invisible from the cluster; only "

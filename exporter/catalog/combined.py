@@ -1,21 +1,35 @@
 """Combined failures: symptoms that point at several layers at once."""
 
-from exporter.catalog.app import API_ALL_CRASHLOOPING
-from exporter.catalog.gates import BY
+from exporter.catalog.app import API_ALL_CRASHLOOPING, crashlooping
+from exporter.catalog.gates import (
+    BY,
+    CLUSTER_SILENT,
+    FLANNEL_BROKEN,
+    KUBEPROXY_BROKEN,
+    REDIS_NODE_IN_MAINTENANCE,
+)
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
-USER_FACING = 'role=~"public|origin|api_shallow|api_deep"'
-
-
-def _all_down(role: str) -> str:
-    return f'(max by ({BY}) (honeydue_http_up{{role="{role}"}}) == 0)'
-
-
-# Through Cloudflare, at the origin directly and the api's own health check: nothing answers. Quiet while
-# every api replica crash-loops: ApiAllReplicasCrashLooping names that cause and its fix (roll back).
+# Requests as users make them (one target each): through Cloudflare and to the api; the per-node origins are
+# the same requests on three paths and would ticket three times for one slowness.
+USER_FACING = 'role=~"public|api_shallow|api_deep"'
+OBS = 'job="honeydue-obs-probe"'
+# As users see it, from the obs box: the public URL through Cloudflare fails and no node's origin answers
+# (Traefik answering 404 or 502, or nothing at all), whatever the api's own health check inside says.
+# Quiet while every api replica crash-loops (ApiAllReplicasCrashLooping names that cause and its fix) and
+# while nothing from the cluster arrives (the cluster-silent alerts tell a dead cluster from a cut pipeline).
 SITE_DOWN = (
-    f"{_all_down('public')} and on ({BY}) {_all_down('origin')} and on ({BY}) {_all_down('api_shallow')} "
-    f"unless on ({BY}) ({API_ALL_CRASHLOOPING})"
+    f'(max(honeydue_http_up{{{OBS},role="public"}}) == 0) and on () (max(honeydue_http_up{{{OBS},role="origin"}}) == 0) '
+    f"unless on () ({API_ALL_CRASHLOOPING}) unless on () ({CLUSTER_SILENT})"
+)
+# One node's origin fails from outside while another's answers: the users Cloudflare sends there get errors.
+# Only while vmagent reaches that node's netcheck pod: a node off the network is not this (Cloudflare retries
+# another origin on a failed connection), and with nothing from the cluster arriving it cannot be told. Not
+# while Flannel or kube-proxy is broken on it (its Traefik cannot reach the api: their page names the node).
+ORIGIN_FAILING_ON_NODE = (
+    f'(honeydue_http_up{{{OBS},role="origin"}} == 0) and on () (max(honeydue_http_up{{{OBS},role="origin"}}) == 1) '
+    'and on (node) label_replace(up{job="honeydue-netcheck"} == 1, "node", "$1", "instance", "netcheck-(.+)") '
+    f"unless on (node) ({FLANNEL_BROKEN} or {KUBEPROXY_BROKEN})"
 )
 # A rollout in progress: its new pods are not Ready yet and not in the Service either (no 502 from them).
 ROLLING = (
@@ -31,9 +45,14 @@ CPU_BOUND = (
     '(honeydue_kube_pod_container_resource_limits{namespace="honeydue",resource="cpu"} > 0) > 0.9'
 )
 WAITING_OTHER = (
-    'max_over_time(honeydue_kube_pod_container_status_waiting_reason{namespace="honeydue",'
-    'reason!~"CrashLoopBackOff|ImagePullBackOff|ErrImagePull"}[5m]) >= 1'
+    '(max_over_time(honeydue_kube_pod_container_status_waiting_reason{namespace="honeydue",'
+    'reason!~"CrashLoopBackOff|ImagePullBackOff|ErrImagePull"}[5m]) >= 1) '
+    f'* on ({BY}, namespace, pod) group_left (workload) honeydue_kube_pod_info'
 )
+# A deployment's alert carries the `workload` label its pods' alerts carry: an inhibition scoped by workload
+# (deploy/alertmanager) mutes only the deployment a page is about.
+WORKLOAD_OF_DEPLOYMENT = 'label_replace({}, "workload", "$1", "deployment", "(.+)")'
+
 
 ENTRIES = (
     FailureMode(
@@ -115,9 +134,33 @@ ENTRIES = (
         id="some-users-see-502",
         heading='"Some users see 502, others don\'t"',
         layer="combined",
-        signals=("honeydue_kube_workload_pods",),
-        probes=("kubernetes_pods",),
+        signals=("honeydue_kube_workload_pods", "honeydue_http_up", "honeydue_kube_pod_container_status_waiting_reason",
+                 "honeydue_kube_pod_info"),
+        probes=("kubernetes_pods", "http"),
         alerts=(
+            Alert(
+                name="OriginFailingOnNode",
+                severity="critical",
+                expr=ORIGIN_FAILING_ON_NODE,
+                for_="150s",
+                summary="One node's origin fails from outside while another node's answers: some users see errors.",
+                description="The origin on node {{ $labels.node }} (its Traefik, probed by node IP from the obs box) "
+                "has failed for 3 minutes while another node's answers, and the node itself is up: users "
+                "Cloudflare sends there get 404 or 502. kubectl get pods -n kube-system -l "
+                "app.kubernetes.io/name=traefik -o wide, and the api pods on {{ $labels.node }}.",
+                obs_side=True,
+                user_facing=True,
+            ),
+            Alert(
+                name="TraefikPodCrashLooping",
+                severity="warning",
+                expr=crashlooping("kube-system", "traefik"),
+                for_="10m",
+                summary="A Traefik container keeps crashing: the node it runs on answers users with errors.",
+                description="{{ $labels.pod }} ({{ $labels.container }}) has been crash-looping for 10 minutes. "
+                "kubectl -n kube-system logs {{ $labels.pod }} --previous.",
+                labels=(("workload", "traefik"),),
+            ),
             Alert(
                 name="WorkloadPodNotReadyOnNode",
                 severity="warning",
@@ -147,10 +190,10 @@ ENTRIES = (
         probes=("kubernetes_deployments", "kubernetes_pods", "http"),
         alerts=(
             Alert(
-                name="KubeDeploymentRolloutStuck",
+                name="HoneydueRolloutStuck",
                 severity="warning",
-                expr="honeydue_kube_deployment_status_replicas_updated "
-                "< honeydue_kube_deployment_spec_replicas",
+                expr=WORKLOAD_OF_DEPLOYMENT.format("honeydue_kube_deployment_status_replicas_updated "
+                                                   "< honeydue_kube_deployment_spec_replicas"),
                 for_="15m",
                 summary="A deployment's rollout has not finished in 15 minutes.",
                 description="{{ $labels.namespace }}/{{ $labels.deployment }} has only {{ $value }} replicas at the "
@@ -161,24 +204,33 @@ ENTRIES = (
                 severity="critical",
                 expr=SITE_DOWN,
                 for_="2m",
-                summary="The site answers nowhere: through Cloudflare, at the origin and at the api's health check.",
-                description="For 2 minutes the public URL, the origin probed directly and /api/health/ inside the "
-                "cluster have all failed from {{ $labels.instance }}: the outage is ours, not Cloudflare's. What "
-                "changed? kubectl rollout history deployment/api -n honeydue, kubectl get events -A.",
+                summary="The site answers nowhere from outside: not through Cloudflare, not at any node's origin.",
+                description="For 2 minutes the public URL and every node's origin probed directly by the obs box "
+                "have failed (Traefik answering 404/502, or nothing): the outage is ours, not Cloudflare's, and the "
+                "api's own health check inside the cluster may still pass. What changed? kubectl rollout history "
+                "deployment/api -n honeydue, kubectl -n kube-system get pods -l app.kubernetes.io/name=traefik, "
+                "kubectl get events -A.",
+                obs_side=True,
+                user_facing=True,
+                labels=(("workload", "api"),),
             ),
             Alert(
-                name="KubeDeploymentReplicasMismatch",
+                name="HoneydueDeploymentReplicasMismatch",
                 severity="warning",
-                expr='honeydue_kube_deployment_spec_replicas{namespace="honeydue"} '
-                '!= honeydue_kube_deployment_status_replicas_available{namespace="honeydue"}',
+                expr=WORKLOAD_OF_DEPLOYMENT.format('honeydue_kube_deployment_spec_replicas{namespace="honeydue"} '
+                                                   '!= honeydue_kube_deployment_status_replicas_available'
+                                                   '{namespace="honeydue"}')
+                # Redis cannot leave its drained node: planned, for the maintenance window (RedisDown's too)
+                + f' unless on ({BY}, deployment) label_replace({REDIS_NODE_IN_MAINTENANCE}, "deployment", "redis", '
+                '"", "")',
                 for_="15m",
                 summary="A honeyDue deployment has had fewer available replicas than desired for 15 minutes.",
                 description="{{ $labels.deployment }} has {{ $value }} desired replicas and a different number "
-                "available (kubernetes-mixin's KubeDeploymentReplicasMismatch). kubectl -n honeydue describe "
+                "available. kubectl -n honeydue describe "
                 "deployment {{ $labels.deployment }} and the events of its pods.",
             ),
             Alert(
-                name="KubeContainerWaiting",
+                name="HoneydueContainerWaiting",
                 severity="warning",
                 expr=WAITING_OTHER,
                 for_="15m",

@@ -16,7 +16,7 @@ ENTRIES = (
                 summary="The alerting pipeline on the obs box is alive.",
                 description="Always firing (value {{ $value }}) while vmalert evaluates rules and Alertmanager "
                 "delivers them; route it to a dead-man's-switch receiver, which pages when it stops arriving "
-                "(obs box down). Cluster loss itself shows as HoneydueExporterSeriesAbsent.",
+                "(obs box down). Cluster loss itself shows as ClusterSilentNoNodeAnswers.",
                 obs_side=True,
                 labels=(("route", "deadmansswitch"),),
             ),

@@ -1,6 +1,6 @@
 """External service failures: Neon Postgres, Backblaze B2, Fastmail SMTP, Gitea, Cloudflare DNS."""
 
-from exporter.catalog.gates import BY, grew, unless_cluster_dns
+from exporter.catalog.gates import BY, grew, unless_not_theirs
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 RETRY = 'asynq_tasks{state="retry"}'
@@ -16,11 +16,12 @@ ENTRIES = (
             Alert(
                 name="NeonPostgresDown",
                 severity="critical",
-                expr=unless_cluster_dns("max without (endpoint) (honeydue_postgres_up) == 0"),
+                expr=unless_not_theirs("max without (endpoint) (honeydue_postgres_up) == 0", "postgres_.+"),
                 for_="2m",
                 summary="Neither the Neon pooler nor the direct endpoint accepts connections.",
                 description="Every Postgres endpoint probed by {{ $labels.instance }} failed connect + "
                 "SELECT 1 for 2 minutes. Mutating API calls fail; check the Neon status page.",
+                user_facing=True,
             ),
         ),
         panels=(
@@ -49,19 +50,22 @@ ENTRIES = (
             Alert(
                 name="NeonPoolerDownDirectUp",
                 severity="critical",
-                expr=unless_cluster_dns('honeydue_postgres_up{endpoint="pooler"} == 0 '
-                'and ignoring (endpoint) honeydue_postgres_up{endpoint="direct"} == 1'),
+                expr=unless_not_theirs('honeydue_postgres_up{endpoint="pooler"} == 0 '
+                                       'and ignoring (endpoint) honeydue_postgres_up{endpoint="direct"} == 1',
+                                       "postgres_.+"),
                 for_="3m",
                 summary="The Neon pooler endpoint is unreachable while the direct endpoint works.",
                 description="The -pooler endpoint failed connect + SELECT 1 from {{ $labels.instance }} for 3 "
                 "minutes while the direct compute endpoint answers. Switch DB_HOST to the direct endpoint and "
                 "roll api and worker.",
+                user_facing=True,
             ),
             Alert(
                 name="NeonDirectEndpointDown",
                 severity="warning",
-                expr=unless_cluster_dns('honeydue_postgres_up{endpoint="direct"} == 0 '
-                'and ignoring (endpoint) honeydue_postgres_up{endpoint="pooler"} == 1'),
+                expr=unless_not_theirs('honeydue_postgres_up{endpoint="direct"} == 0 '
+                                       'and ignoring (endpoint) honeydue_postgres_up{endpoint="pooler"} == 1',
+                                       "postgres_.+"),
                 for_="15m",
                 summary="The Neon direct endpoint is unreachable, so the emergency fallback is gone.",
                 description="The direct compute endpoint failed connect + SELECT 1 from {{ $labels.instance }} "
@@ -80,7 +84,7 @@ ENTRIES = (
             Alert(
                 name="BackblazeB2Unreachable",
                 severity="warning",
-                expr=unless_cluster_dns('honeydue_http_up{role="b2"} == 0'),
+                expr=unless_not_theirs('honeydue_http_up{role="b2"} == 0', "http_b2"),
                 for_="5m",
                 summary="Backblaze B2 does not answer the probe as expected.",
                 description="The B2 target {{ $labels.target }} has failed for 5 minutes. Image uploads fail and "
@@ -113,7 +117,7 @@ ENTRIES = (
             Alert(
                 name="FastmailSmtpUnreachable",
                 severity="warning",
-                expr=unless_cluster_dns("honeydue_smtp_up == 0"),
+                expr=unless_not_theirs("honeydue_smtp_up == 0", "smtp_.+"),
                 for_="10m",
                 summary="The outbound SMTP relay fails its banner, EHLO or STARTTLS check.",
                 description="The SMTP target {{ $labels.target }} has failed the banner 220 / EHLO / STARTTLS check "
@@ -171,7 +175,7 @@ ENTRIES = (
             Alert(
                 name="GiteaRegistryUnreachable",
                 severity="warning",
-                expr=unless_cluster_dns('honeydue_http_up{role="registry"} == 0'),
+                expr=unless_not_theirs('honeydue_http_up{role="registry"} == 0', "http_registry"),
                 for_="10m",
                 summary="The Gitea container registry does not answer on /v2/.",
                 description="The registry target {{ $labels.target }} has failed for 10 minutes. Running pods are "
@@ -218,11 +222,12 @@ ENTRIES = (
                 name="PublicDnsResolutionDown",
                 severity="critical",
                 expr=f'max by ({BY}, domain) (honeydue_dns_up{{role="public"}}) == 0',
-                for_="5m",
+                for_="3m",
                 summary="No configured resolver resolves a public name.",
-                description="{{ $labels.domain }} has not resolved through any configured resolver for 5 minutes "
+                description="{{ $labels.domain }} has not resolved through any configured resolver for 3 minutes "
                 "(SERVFAIL, NXDOMAIN or timeout: see honeydue_dns_result). Users cannot reach the site; check "
                 "cloudflarestatus.com and the zone in the Cloudflare dashboard.",
+                user_facing=True,
             ),
             Alert(
                 name="PublicDnsLookupFailing",

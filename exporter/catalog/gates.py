@@ -1,11 +1,17 @@
 """Expression fragments the layers share: conditions that explain a failure seen elsewhere.
 
-A probe whose dependency is reached by name fails with reason `dns` when CoreDNS is down; its own
-alert would page at the wrong runbook. Such alerts stay quiet while the cluster DNS lookups of the
-same exporter fail (the CoreDNS page says it all). Written as `unless` in the rule, not as an
-Alertmanager inhibition, so there is no race between two `for` clocks: the consequence never starts
-pending. Every fragment computes the same under PromQL and MetricsQL (no increase() on a series'
-first sample, no lookback-dependent functions).
+Every alert is designed by its witnesses (docs/witnesses.md): what the exporter pod, each netcheck pod,
+vmagent and the obs side see of a fault, and what each of them still sees when the fault takes part of the
+monitoring's own path with it. A probe fails with a reason (`honeydue_probe_error_info{reason}`): `dns`
+means the name did not resolve (the DNS alerts page for that), `auth` means the exporter's own credentials
+were refused (a ticket about the exporter, never a page about the dependency). An alert about a dependency
+stays quiet while the reason says the dependency is not at fault, and while a network fault that explains
+it (Flannel or kube-proxy broken on a node, two nodes unreachable) has its own page.
+
+Written as `unless` in the rule, not as Alertmanager inhibitions, so there is no race between two `for`
+clocks: the consequence never starts pending. Every fragment computes the same under PromQL and MetricsQL
+(no increase() on a series' first sample, no lookback-dependent functions), and none reads vmagent's
+kubernetes_pod_name/kubernetes_node labels (they change with every restart).
 """
 
 from __future__ import annotations
@@ -15,14 +21,62 @@ BY = "job, instance"
 
 CLUSTER_DNS_FAILING = f'(max by ({BY}) (honeydue_dns_up{{role="cluster"}}) == 0)'
 
-# The node labelled for Redis is cordoned: a planned drain (chapter 16 "Node upgrades") takes Redis down
-# with it until the node is back; the cordon and KubeNodeCordonedTooLong cover it.
-REDIS_NODE_CORDONED = (
-    f"(max by ({BY}) (honeydue_kube_node_spec_unschedulable == 1 "
-    f"and on ({BY}, node) honeydue_kube_redis_node_ready))"
+
+def failed_because(probes: str, reasons: str = "dns|auth") -> str:
+    """The exporter's probes matching the regex `probes` fail for one of `reasons` (a regex)."""
+    return f'(max by ({BY}) (honeydue_probe_error_info{{probe=~"{probes}",reason=~"{reasons}"}}))'
+
+
+def unless_not_theirs(expr: str, probes: str, reasons: str = "dns|auth") -> str:
+    """`expr` about a dependency, quiet while its probes fail because of a name lookup or our credentials."""
+    return f"({expr}) unless on ({BY}) {failed_because(probes, reasons)}"
+
+
+def unless_cluster_dns(expr: str) -> str:
+    """`expr`, quiet while the same exporter's cluster DNS lookups fail."""
+    return f"({expr}) unless on ({BY}) {CLUSTER_DNS_FAILING}"
+
+
+# --- the network, as the netcheck pods see it (host network: they survive the faults they watch) ---------
+REMOTE_PODS = 'honeydue_tcp_up{role="pod",path="remote"}'
+# From node X no pod IP on another node answers while other nodes still reach remote pods.
+FLANNEL_BROKEN = (
+    f"(max by ({BY}, node) ({REMOTE_PODS}) == 0 "
+    f"and on (job) (max by (job) ({REMOTE_PODS}) == 1))"
+)
+# From node X a Service ClusterIP fails while the pod IPs of the same backend answer from there.
+KUBEPROXY_BROKEN = (
+    f'(count by ({BY}, node) (honeydue_tcp_up{{role="service"}} == 0 and on ({BY}, node, backend) '
+    f"(max by ({BY}, node, backend) ({REMOTE_PODS}) == 1)) > 0)"
+)
+# A node's netcheck pod does not answer vmagent (its node is off the network, or the pod is gone).
+NETCHECK_UNREACHABLE = 'up{job="honeydue-netcheck"} == 0'
+# Two or more nodes unreachable: etcd has no quorum, nothing is rescheduled; two-nodes-fail pages.
+NODES_LOST = f"(count({NETCHECK_UNREACHABLE}) >= 2)"
+# A cluster-wide reason why paths fail that is not the dependency's: the overlay or kube-proxy broken on a
+# node (its page names the node), or two nodes lost.
+NETWORK_FAULT = f"(count({FLANNEL_BROKEN} or {KUBEPROXY_BROKEN}) > 0 or {NODES_LOST})"
+
+
+def unless_network_fault(expr: str) -> str:
+    """`expr`, quiet while a network fault that explains it has its own page."""
+    return f"({expr}) unless on () {NETWORK_FAULT}"
+
+
+# --- Kubernetes ------------------------------------------------------------------------------------------
+UNSCHEDULABLE = "honeydue_kube_node_spec_unschedulable"
+# A cordon that began within `window`: planned maintenance, expected to end soon. Older cordons mute nothing.
+def recent_cordon(window: str) -> str:
+    return f"({UNSCHEDULABLE} == 1 and min_over_time({UNSCHEDULABLE}[{window}]) == 0)"
+
+
+# The node labelled for Redis was cordoned for maintenance less than 30 minutes ago: a planned drain
+# (chapter 16 "Node upgrades") takes Redis down with it, briefly; after 30 minutes RedisDown pages.
+REDIS_NODE_IN_MAINTENANCE = (
+    f"(max by ({BY}) ({recent_cordon('30m')} and on ({BY}, node) honeydue_kube_redis_node_ready))"
 )
 
-# The Kubernetes API answers no list of nodes (an RBAC refusal is KubeExporterAccessDenied's, not this).
+# The Kubernetes API answers no list of nodes (a refusal of our credentials is a ticket, not this).
 NODE_LIST_FAILING = (
     f'(max by ({BY}) (honeydue_kube_resource_up{{resource="nodes"}} == 0 '
     f'unless on ({BY}, resource, namespace) '
@@ -43,10 +97,13 @@ QUORUM_LOST = (
     f"and on ({BY}) ({QUORUM_EVIDENCE})"
 )
 
-
-def unless_cluster_dns(expr: str) -> str:
-    """`expr`, quiet while the same exporter's cluster DNS lookups fail."""
-    return f"({expr}) unless on ({BY}) {CLUSTER_DNS_FAILING}"
+# --- the obs side ------------------------------------------------------------------------------------------
+# Nothing from inside the cluster reaches the obs box: vmagent writes `up` for every target it lists, so no
+# `up` of either job means vmagent is not writing (its node is gone, or the obs box refuses it).
+CLUSTER_SILENT = (
+    'absent_over_time(up{job="honeydue-exporter"}[2m]) and on () absent_over_time(up{job="honeydue-netcheck"}[2m])'
+)
+OBS_ORIGINS_UP = 'count(honeydue_http_up{job="honeydue-obs-probe",role="origin"} == 1)'
 
 
 def grew(counter: str, window: str) -> str:

@@ -1,7 +1,19 @@
-"""k3s control plane failures. Signals from the Kubernetes probe (issue 4) and the vmagent /
-no-data probes (issue 5)."""
+"""k3s control plane failures. Signals from the Kubernetes probe (issue 4), the DNS probe, the vmagent and
+no-data probes (issue 5) and the obs side."""
 
-from exporter.catalog.gates import BY, CLUSTER_DNS_FAILING, NODE_LIST_FAILING, grew, unless_cluster_dns
+from exporter.catalog.gates import (
+    BY,
+    CLUSTER_DNS_FAILING,
+    CLUSTER_SILENT,
+    NETWORK_FAULT,
+    NETCHECK_UNREACHABLE,
+    NODE_LIST_FAILING,
+    NODES_LOST,
+    OBS_ORIGINS_UP,
+    grew,
+    unless_network_fault,
+    unless_not_theirs,
+)
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 # Probe families whose failure has its own alert (the family's up series is 0 with the reason), so a
@@ -13,25 +25,46 @@ METRICS_API_DOWN = (
     f'(max by ({BY}) (honeydue_kube_apiservice_available{{apiservice="v1beta1.metrics.k8s.io"}}) == 0)'
 )
 # Consequences stay quiet: Asynq cannot be read while Redis is down (RedisDown pages), the residence cache
-# while Redis or a Postgres endpoint is down (RedisDown, the Neon alerts), the
-# other Kubernetes resources cannot be listed while the node list fails (KubeAPIUnreachable pages).
+# while Redis or a Postgres endpoint is down (RedisDown, the Neon alerts), the other Kubernetes resources
+# cannot be listed while the node list fails (KubeAPIUnreachable pages); a probe refused our credentials is
+# HoneydueCredentialsRejected's.
 PROBE_FAILING = (
-    f'(honeydue_probe_success{{probe!~"{PROBES_WITH_OWN_ALERT}|asynq|residence_cache|kubernetes_.+"}} == 0)'
+    f'((honeydue_probe_success{{probe!~"{PROBES_WITH_OWN_ALERT}|asynq|residence_cache|kubernetes_.+"}} == 0)'
     f' or ((honeydue_probe_success{{probe="asynq"}} == 0) unless on ({BY}) (honeydue_redis_up == 0))'
     f' or ((honeydue_probe_success{{probe="residence_cache"}} == 0) unless on ({BY}) '
     f"((honeydue_redis_up == 0) or (min by ({BY}) (honeydue_postgres_up) == 0)))"
     f" or ((honeydue_probe_success{{{KUBE_PROBES}}} == 0) unless on ({BY}) {NODE_LIST_FAILING})"
     f' or ((honeydue_probe_success{{probe=~"kubernetes_pod_metrics_.+"}} == 0) unless on ({BY}) '
-    f"({NODE_LIST_FAILING} or {METRICS_API_DOWN}))"
+    f"({NODE_LIST_FAILING} or {METRICS_API_DOWN})))"
+    f' unless on ({BY}, probe) honeydue_probe_error_info{{reason="auth"}}'
 )
-# The main exporter sends nothing while netcheck pods still do: the cluster and vmagent are fine, the
-# exporter is dead (crash loop, evicted, Pending). Without this, ~60 rules go quiet and nobody is paged.
-EXPORTER_ABSENT = (
-    'absent_over_time(honeydue_exporter_build_info{job="honeydue-exporter"}[3m]) '
-    'and on () count_over_time(honeydue_exporter_build_info{job="honeydue-netcheck"}[3m])'
+# vmagent lists the exporter but mostly cannot scrape it (a crash loop at its 300 s back-off answers about one
+# scrape in 11), or no longer lists it (its pod is not Running: Pending, evicted) while netcheck's targets
+# are there, so vmagent works. Quiet while a network fault explains it (its page), and while a node is off
+# the network: the exporter may have run there and is being rescheduled (~70 s; HoneydueNodeNotReady says so).
+# The window is short on purpose: after a fault that explains the exporter's silence ends, its history must
+# not keep the alert pending for longer than its `for` (it would page for a fault already over).
+EXPORTER_DOWN = (
+    '((max by (job) (avg_over_time(up{job="honeydue-exporter"}[3m])) < 0.5) '
+    'or (absent_over_time(up{job="honeydue-exporter"}[3m]) and on () count(up{job="honeydue-netcheck"}) > 0))'
+    f" unless on () {NETWORK_FAULT} unless on () (count({NETCHECK_UNREACHABLE}) > 0)"
 )
 NETCHECK_DOWN = (
     'label_replace(max by (job, instance) (up{job="honeydue-netcheck"}), "node", "$1", "instance", "netcheck-(.+)") == 0'
+)
+# The exporter's own credentials refused: Postgres or Redis passwords, the api or obs token (401/403 from a
+# target it authenticates to), the Kubernetes service-account token. One ticket about the exporter.
+CREDENTIALS = (
+    f'max by ({BY}, probe) (honeydue_probe_error_info{{reason="auth"}}) '
+    f'or label_replace(max by ({BY}, target) (honeydue_http_status_code{{role=~"api_deep|obs_ingest"}} == 401 '
+    f'or honeydue_http_status_code{{role=~"api_deep|obs_ingest"}} == 403), "probe", "http_$1", "target", "(.+)")'
+)
+# Outside names fail through CoreDNS while Service names resolve and the same public name resolves when the
+# exporter asks a public resolver directly: CoreDNS cannot reach its upstream.
+UPSTREAM_FAILING = (
+    f'(max by ({BY}) (honeydue_dns_up{{role="cluster_upstream"}}) == 0) '
+    f'unless on ({BY}) {CLUSTER_DNS_FAILING} '
+    f'and on ({BY}) (max by ({BY}) (honeydue_dns_up{{role="public"}}) == 1)'
 )
 
 ENTRIES = (
@@ -73,32 +106,37 @@ ENTRIES = (
             Alert(
                 name="ClusterDnsLookupFailing",
                 severity="critical",
-                expr='honeydue_dns_up{role="cluster"} == 0',
+                expr=unless_network_fault('honeydue_dns_up{role="cluster"} == 0'),
                 for_="3m",
                 summary="A Service name does not resolve through the cluster DNS server.",
                 description="{{ $labels.domain }} has not resolved through {{ $labels.resolver }} for 3 minutes "
                 "(see honeydue_dns_result). New connections inside the cluster fail with no such host. "
                 "kubectl logs -n kube-system deploy/coredns --previous.",
+                user_facing=True,
             ),
             Alert(
                 name="ClusterDnsUpstreamFailing",
-                severity="warning",
-                expr=f'(honeydue_dns_up{{role="cluster_upstream"}} == 0) unless on ({BY}) {CLUSTER_DNS_FAILING}',
-                for_="10m",
+                severity="critical",
+                expr=unless_network_fault(UPSTREAM_FAILING),
+                for_="3m",
                 summary="CoreDNS answers Service names but cannot resolve names outside the cluster.",
-                description="{{ $labels.domain }} has not resolved through {{ $labels.resolver }} for 10 minutes "
-                "while Service names do: CoreDNS cannot reach its upstream resolvers (forward in the Corefile, "
-                "the node's resolv.conf, UFW on :53 outbound).",
+                description="Names outside the cluster have not resolved through CoreDNS for 3 minutes while Service "
+                "names do and public resolvers answer the same names: pods cannot reach Neon, Fastmail or B2 by "
+                "name. CoreDNS cannot reach its upstream resolvers (forward in the Corefile, the node's "
+                "resolv.conf, UFW on :53 outbound).",
+                user_facing=True,
             ),
             Alert(
                 name="CoreDNSUnavailable",
                 severity="critical",
-                expr='honeydue_kube_deployment_status_replicas_available{namespace="kube-system",'
-                'deployment="coredns"} == 0',
+                expr='(honeydue_kube_deployment_status_replicas_available{namespace="kube-system",'
+                f'deployment="coredns"}} == 0) unless on () {NODES_LOST}',
                 for_="2m",
                 summary="No CoreDNS replica is available: pods cannot resolve Service names.",
-                description="coredns has had {{ $value }} available replicas for 2 minutes. New connections by "
-                "name fail (\"no such host\"). Check `kubectl logs -n kube-system deploy/coredns --previous`.",
+                description="coredns has had {{ $value }} available replicas for 2 minutes (its pod crashes, or its "
+                "node is gone and it waits to be rescheduled). New connections by name fail (\"no such host\"). "
+                "Check `kubectl logs -n kube-system deploy/coredns --previous`.",
+                user_facing=True,
             ),
         ),
         panels=(
@@ -164,12 +202,13 @@ ENTRIES = (
             Alert(
                 name="ObsIngestUnhealthy",
                 severity="warning",
-                expr=unless_cluster_dns('honeydue_http_up{role="obs_ingest"} == 0'),
+                expr=unless_not_theirs('honeydue_http_up{role="obs_ingest"} == 0 '
+                                       'unless honeydue_http_status_code{role="obs_ingest"} == 401', "http_obs_ingest"),
                 for_="10m",
                 summary="The obs box's ingest /health endpoint does not answer 200 to our bearer token.",
-                description="{{ $labels.target }} has failed for 10 minutes (honeydue_http_status_code shows 401 for "
-                "a bad token, 0 for no answer). vmagent buffers up to 512 MB and replays on reconnect; check the "
-                "obs stack with docker compose ps on the obs box.",
+                description="{{ $labels.target }} has failed for 10 minutes (honeydue_http_status_code 0 means no "
+                "answer; a refused token is HoneydueCredentialsRejected's). vmagent buffers up to 512 MB and replays "
+                "on reconnect; check the obs stack with docker compose ps on the obs box.",
             ),
             Alert(
                 name="VmagentRemoteWriteErrors",
@@ -201,9 +240,23 @@ ENTRIES = (
                 "packets or persistent-queue blocks): the gap on the dashboards is permanent.",
             ),
             Alert(
+                name="ClusterSilentNodesAnswer",
+                severity="warning",
+                expr=f"{CLUSTER_SILENT} and on () ({OBS_ORIGINS_UP} >= 2)",
+                for_="30s",
+                summary="Nothing from the cluster reaches the obs box while the nodes answer from outside.",
+                description="For 2 minutes neither the exporter nor any netcheck pod has reached the obs TSDB, yet "
+                "{{ $value }} of the three nodes' origins answer the obs box directly: the cluster runs and vmagent "
+                "cannot deliver (a rejected token, TLS, the network to the obs box, or vmagent's own node gone: it "
+                "is rescheduled within about 6 minutes). vmagent buffers 512 MB and replays. Dashboards are stale "
+                "and in-cluster alerts cannot fire meanwhile.",
+                obs_side=True,
+                detect="2m",
+            ),
+            Alert(
                 name="VmagentMetricsUnreadable",
                 severity="warning",
-                expr=unless_cluster_dns("honeydue_vmagent_up == 0"),
+                expr=unless_network_fault(unless_not_theirs("honeydue_vmagent_up == 0", "vmagent")),
                 for_="10m",
                 summary="The exporter cannot read vmagent's own metrics.",
                 description="GET of vmagent's /metrics from {{ $labels.instance }} has failed for 10 minutes, so "
@@ -239,7 +292,8 @@ ENTRIES = (
             ),
         ),
         blind_spot="Alerts are evaluated on the obs box, so a total write failure shows there as missing series: "
-        "the obs-side HoneydueExporterSeriesAbsent rule and the Watchdog catch it; these in-cluster alerts fire "
+        "the obs-side ClusterSilentNodesAnswer rule (the nodes answer the obs box's own probe: the cluster runs) catches "
+        "it, with the Watchdog; these in-cluster alerts fire "
         "on partial failures and after the buffer is replayed.",
     ),
     FailureMode(
@@ -255,24 +309,27 @@ ENTRIES = (
             Alert(
                 name="HoneydueExporterDown",
                 severity="critical",
-                expr=EXPORTER_ABSENT,
+                expr=EXPORTER_DOWN,
                 for_="2m",
-                summary="The exporter sends no series while the netcheck pods do: about 60 alerts cannot fire.",
-                description="Nothing from job {{ $labels.job }} has reached the obs TSDB for 5 minutes while the "
-                "netcheck DaemonSet's series arrive, so the cluster and vmagent work and the exporter itself is "
-                "dead: kubectl -n honeydue get pods -l app.kubernetes.io/component=exporter (CrashLoopBackOff, "
-                "Pending, evicted) and its logs --previous.",
+                summary="vmagent cannot scrape the exporter (crash loop, or its pod is not running): about 60 alerts "
+                "cannot fire.",
+                description="vmagent has scraped {{ $labels.job }} less than half the time over 3 minutes, or lists "
+                "no exporter pod at all, while the netcheck DaemonSet's series arrive: the cluster and vmagent work "
+                "and the exporter itself does not. kubectl -n honeydue get pods -l "
+                "app.kubernetes.io/component=exporter (CrashLoopBackOff, Pending, evicted) and its logs --previous.",
                 obs_side=True,
+                detect="90s",
             ),
             Alert(
                 name="HoneydueNetcheckDown",
                 severity="warning",
-                expr=NETCHECK_DOWN,
+                expr=f"{NETCHECK_DOWN} unless on () {NODES_LOST}",
                 for_="5m",
                 summary="vmagent cannot scrape the netcheck pod of a node, so that node's network paths are unwatched.",
                 description="The netcheck pod on {{ $labels.node }} has failed vmagent's scrapes for 5 minutes "
-                "(up == 0): the UFW, Flannel and kube-proxy alerts cannot see that node. kubectl -n honeydue "
-                "get pods -l app.kubernetes.io/component=netcheck -o wide.",
+                "(up == 0): the UFW, Flannel and kube-proxy alerts cannot see that node. Its node may be down "
+                "(see HoneydueNodeNotReady); else kubectl -n honeydue get pods -l "
+                "app.kubernetes.io/component=netcheck -o wide.",
                 obs_side=True,
             ),
             Alert(
@@ -283,7 +340,19 @@ ENTRIES = (
                 summary="A probe has failed for 15 minutes, so the series and alerts it feeds are gone.",
                 description="Probe {{ $labels.probe }} on {{ $labels.instance }} has failed every run for 15 "
                 "minutes (honeydue_probe_error_info gives the reason): its signals vanished and the alerts built "
-                "on them resolved. Fix what it reads, or its credentials.",
+                "on them resolved. Fix what it reads.",
+            ),
+            Alert(
+                name="HoneydueCredentialsRejected",
+                severity="warning",
+                expr=CREDENTIALS,
+                for_="5m",
+                summary="A dependency refuses the exporter's own credentials: its signals are missing, the dependency "
+                "itself may be fine.",
+                description="Probe {{ $labels.probe }} on {{ $labels.instance }} has been refused with its "
+                "credentials for 5 minutes (a rotated Postgres or Redis password, an expired api or obs token, a "
+                "service-account token the API rejects). Its dependency's alerts stay quiet meanwhile: update the "
+                "Secret honeydue-exporter-secrets and restart the exporter.",
             ),
             Alert(
                 name="KubeExporterAccessDenied",
@@ -298,19 +367,19 @@ ENTRIES = (
                 name="DashboardMetricMissing",
                 severity="warning",
                 expr="honeydue_nodata_metric_missing == 1",
-                for_="30m",
+                for_="25m",
                 summary="A metric used by the shipped dashboards or rules has no series in the obs TSDB.",
-                description="{{ $labels.metric }} has had no series in the obs TSDB for 30 minutes, so its panels "
+                description="{{ $labels.metric }} has had no series in the obs TSDB for 25 minutes, so its panels "
                 "show no data and its alerts cannot fire. Is its probe configured and is vmagent scraping it? "
                 "List families that are not deployed under nodata.ignore.",
             ),
             Alert(
                 name="NoDataCheckFailing",
                 severity="warning",
-                expr=unless_cluster_dns("honeydue_nodata_query_up == 0"),
-                for_="30m",
+                expr=unless_not_theirs("honeydue_nodata_query_up == 0", "nodata"),
+                for_="25m",
                 summary="The exporter cannot query the obs TSDB for missing metrics.",
-                description="The no-data check from {{ $labels.instance }} has failed for 30 minutes; check "
+                description="The no-data check from {{ $labels.instance }} has failed for 25 minutes; check "
                 "nodata.query_url and its bearer token.",
             ),
             Alert(

@@ -69,9 +69,9 @@ def heading_anchor(heading: str) -> str:
 class Alert:
     """One alerting rule. `for_` is never zero; `summary` is a plain sentence ending in a period.
 
-    `obs_side` rules watch the pipeline itself (absence, watchdog): they are rendered into their own
-    file so the obs box can load them without the in-cluster rule files. `labels` are extra rule
-    labels (e.g. the dead-man's-switch routing label).
+    `obs_side` rules watch the pipeline itself (absence, watchdog, the obs-probe): they are rendered into
+    their own file so the obs box can load them without the in-cluster rule files. `labels` are extra rule
+    labels (the dead-man's-switch routing label, the `workload` an inhibition is scoped by).
     """
 
     name: str
@@ -82,6 +82,13 @@ class Alert:
     description: str
     obs_side: bool = False
     labels: tuple[tuple[str, str], ...] = ()
+    # Time to page (docs/time-to-page.md): whether users see the outage it pages for (budget 5 minutes),
+    # how long the condition must be in the data before the expression can be true (a range window:
+    # `avg_over_time(up[5m]) < 0.5` needs 2.5 minutes of failed scrapes), and why an alert may take
+    # longer than its severity's budget (a chapter fact that needs hours to be true).
+    user_facing: bool = False
+    detect: str = "0s"
+    slow_reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,18 @@ node answers (while other nodes reach theirs); kube-proxy broken on X = from X a
 does not answer while the remote pod IPs of the same backend do.
 """
 
-from exporter.catalog.gates import BY
+from exporter.catalog.gates import BY, FLANNEL_BROKEN, KUBEPROXY_BROKEN, unless_network_fault
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 ESSENTIAL = 'honeydue_tcp_up{role="essential"}'
 # A UFW rule blocks a path on a node: the connect fails from that node while another node's netcheck pod
 # reaches the same target. A dependency that is down for everyone (SMTP, Neon) is its own alert's, at its
-# own severity and runbook.
-BLOCKED_ON_NODE = f"({ESSENTIAL} == 0) and on (target) (max by (target) ({ESSENTIAL}) == 1)"
+# own severity and runbook; a name that does not resolve from that node (reason dns) is the DNS path's, not
+# a firewall's; Flannel or kube-proxy broken anywhere explains paths that cross them (their own pages).
+BLOCKED_ON_NODE = unless_network_fault(
+    f"(({ESSENTIAL} == 0) and on (target) (max by (target) ({ESSENTIAL}) == 1)) "
+    f'unless on ({BY}, target, node) honeydue_tcp_failure_info{{role="essential",reason="dns"}}'
+)
 
 ENTRIES = (
     FailureMode(
@@ -32,6 +36,7 @@ ENTRIES = (
                 description="TCP connects to {{ $labels.target }} from node {{ $labels.node }} have failed for "
                 "3 minutes while other nodes still connect, so the dependency is up and this node's path is "
                 "blocked: sudo ufw status numbered on {{ $labels.node }}.",
+                user_facing=True,
             ),
             Alert(
                 name="KubeApiserverPortUnanswered",
@@ -68,13 +73,13 @@ ENTRIES = (
             Alert(
                 name="FlannelBrokenOnNode",
                 severity="critical",
-                expr=f'max by ({BY}, node) (honeydue_tcp_up{{role="pod",path="remote"}}) == 0 '
-                'and on (job) (max by (job) (honeydue_tcp_up{role="pod",path="remote"}) == 1)',
+                expr=FLANNEL_BROKEN,
                 for_="3m",
                 summary="Pods on one node cannot reach pods on other nodes over the overlay network.",
                 description="From node {{ $labels.node }} no pod IP on another node has answered TCP connects "
                 "for 3 minutes, while other nodes still reach remote pods: Flannel is broken on "
                 "{{ $labels.node }}. Restart k3s on that node.",
+                user_facing=True,
             ),
         ),
         panels=(
@@ -99,13 +104,13 @@ ENTRIES = (
             Alert(
                 name="KubeProxyBrokenOnNode",
                 severity="critical",
-                expr=f'count by ({BY}, node) (honeydue_tcp_up{{role="service"}} == 0 and on ({BY}, node, backend) '
-                f'(max by ({BY}, node, backend) (honeydue_tcp_up{{role="pod",path="remote"}}) == 1)) > 0',
+                expr=KUBEPROXY_BROKEN,
                 for_="3m",
                 summary="Pods on one node cannot reach Service ClusterIPs while the pods behind them answer.",
                 description="From node {{ $labels.node }}, {{ $value }} Service ClusterIP(s) have refused or timed "
                 "out TCP connects for 3 minutes while the pod IPs of the same backends answer: kube-proxy is "
                 "broken on {{ $labels.node }}. Restart k3s on that node.",
+                user_facing=True,
             ),
         ),
         panels=(

@@ -4,13 +4,30 @@ Every node alert carries a `node` label so the Alertmanager inhibit rule in
 deploy/alertmanager/ can silence it while that node is cordoned for maintenance.
 """
 
-from exporter.catalog.gates import BY, NODE_LIST_FAILING, QUORUM_LOST
+from exporter.catalog.gates import (
+    BY,
+    CLUSTER_SILENT,
+    NETCHECK_UNREACHABLE,
+    NETWORK_FAULT,
+    NODE_LIST_FAILING,
+    OBS_ORIGINS_UP,
+    QUORUM_LOST,
+    grew,
+)
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 NODE_READY = 'honeydue_kube_node_status_condition{condition="Ready",status="true"}'
-def absent(job: str) -> str:
-    """No series of this scrape job for 3 minutes (vmagent's `job` label tells exporter and netcheck apart)."""
-    return f'absent_over_time(honeydue_exporter_build_info{{job="{job}"}}[3m])'
+# The exporter's credentials for the Kubernetes API are refused: a ticket about the exporter, not an outage.
+KUBE_CREDENTIALS = (
+    f'(max by ({BY}) (honeydue_probe_error_info{{probe="kubernetes_api",reason="auth"}}) or max by ({BY}) '
+    '(honeydue_kube_resource_error_info{resource="nodes",reason=~"forbidden|unauthorized"}))'
+)
+# From vmagent's side: two of the three netcheck pods unreachable while one answers. Not while the exporter
+# still sees two Ready nodes or the obs box reaches two origins (then the netcheck pods, not the nodes, died).
+NODES_UNREACHABLE = (
+    f"(count({NETCHECK_UNREACHABLE}) >= 2) and on () (count(up{{job=\"honeydue-netcheck\"}} == 1) >= 1) "
+    f"unless on () (sum({NODE_READY}) >= 2) unless on () ({OBS_ORIGINS_UP} >= 2)"
+)
 
 
 ENTRIES = (
@@ -22,7 +39,7 @@ ENTRIES = (
         probes=("kubernetes_nodes",),
         alerts=(
             Alert(
-                name="KubeNodeNotReady",
+                name="HoneydueNodeNotReady",
                 severity="warning",
                 expr=f"{NODE_READY} == 0",
                 for_="2m",
@@ -62,12 +79,41 @@ ENTRIES = (
             Alert(
                 name="KubeAPIUnreachable",
                 severity="critical",
-                expr=f"max by ({BY}) (honeydue_kube_api_up == 0) or {NODE_LIST_FAILING}",
+                expr=f"(max by ({BY}) (honeydue_kube_api_up == 0) or {NODE_LIST_FAILING}) "
+                f"unless on ({BY}) {KUBE_CREDENTIALS} unless on () {NETWORK_FAULT}",
                 for_="2m",
                 summary="The Kubernetes API server does not answer the exporter or cannot list nodes.",
                 description="{{ $labels.instance }} has for 2 minutes got no answer to GET /version or no list of "
                 "nodes (an API server without etcd quorum still answers /version): control-plane outage or lost "
                 "quorum. Node, pod and deployment signals are stale.",
+                user_facing=False,
+            ),
+            Alert(
+                name="NodesUnreachable",
+                severity="critical",
+                expr=NODES_UNREACHABLE,
+                for_="2m",
+                summary="Two of the three nodes do not answer vmagent: etcd has lost quorum.",
+                description="{{ $value }} netcheck pods (one per node, on the host network) have not answered "
+                "vmagent's scrapes for 2 minutes while another still does, and neither the exporter nor the obs "
+                "box sees two nodes alive. Raft has no quorum: the API rejects writes and nothing is rescheduled "
+                "(also not the exporter, if it ran there). Check the nodes in the Hetzner console; if they are "
+                "truly gone, rebuild from the survivor.",
+                user_facing=False,
+            ),
+            Alert(
+                name="ClusterSilentOneNodeAnswers",
+                severity="critical",
+                expr=f"{CLUSTER_SILENT} and on () ({OBS_ORIGINS_UP} == 1)",
+                for_="30s",
+                summary="Nothing from the cluster reaches the obs box and only one node's origin answers from outside.",
+                description="For 2 minutes neither the exporter nor any netcheck pod has reached the obs TSDB (vmagent "
+                "ran on a node that is gone) and the obs box's own probe reaches exactly one node's origin: two "
+                "nodes are down and etcd has no quorum, so vmagent cannot be rescheduled. Check the nodes in the "
+                "Hetzner console; if they are truly gone, rebuild from the survivor.",
+                obs_side=True,
+                user_facing=False,
+                detect="2m",
             ),
         ),
         panels=(
@@ -95,16 +141,17 @@ ENTRIES = (
         signals=("honeydue_exporter_build_info",),
         alerts=(
             Alert(
-                name="HoneydueExporterSeriesAbsent",
+                name="ClusterSilentNoNodeAnswers",
                 severity="critical",
-                expr=f"{absent('honeydue-exporter')} and on () {absent('honeydue-netcheck')}",
-                for_="2m",
-                summary="No series from the cluster have reached the obs box for five minutes.",
-                description="Neither the exporter ({{ $labels.job }}) nor any netcheck pod has reached the obs "
-                "TSDB for at least {{ 300 | humanizeDuration }}: either the whole cluster is down (all three "
-                "nodes) or vmagent cannot write to the obs box. If https://api.myhoneydue.com/api/health/ "
-                "answers, it is vmagent (chapter 16 \"vmagent can't reach obs\"); else the Hetzner console.",
+                expr=f"{CLUSTER_SILENT} unless on () ({OBS_ORIGINS_UP} >= 1)",
+                for_="30s",
+                summary="Nothing from the cluster reaches the obs box and no node's origin answers from outside.",
+                description="For 2 minutes neither the exporter nor any netcheck pod has reached the obs TSDB, and "
+                "the obs box's own probe reaches no node's origin directly (or the obs-probe is not running): the "
+                "whole cluster is down (chapter 16 \"All three nodes fail\"). Check the Hetzner console.",
                 obs_side=True,
+                user_facing=True,
+                detect="2m",
             ),
         ),
         blind_spot="Nothing in the cluster survives to report it: only the obs box (absence rule, "
@@ -130,11 +177,12 @@ ENTRIES = (
             Alert(
                 name="KubePodsEvicted",
                 severity="warning",
-                expr=f"sum by ({BY}, node) (honeydue_kube_evicted_pods) > 0",
-                for_="5m",
-                summary="Pods were evicted from a node.",
-                description="{{ $value }} evicted pods remain on node {{ $labels.node }}, usually disk pressure. "
-                "Fix the cause, then delete them (kubectl delete pod --field-selector=status.phase=Failed).",
+                expr=f"sum by ({BY}, node) {grew('honeydue_kube_evicted_pods', '15m')}",
+                for_="1m",
+                summary="The kubelet evicted pods from a node in the last 15 minutes.",
+                description="{{ $value }} more evicted pods on node {{ $labels.node }} than 15 minutes ago, usually "
+                "disk pressure. Evicted pods stay listed until deleted: fix the cause, then delete them "
+                "(kubectl delete pod --field-selector=status.phase=Failed).",
             ),
         ),
         panels=(

@@ -35,7 +35,7 @@ EMPTY_DURING_FAILURE = {
         "no SMTP session completes while the server is down, so there are no phase timings; up/reason shows it",
     ("cf-edge-pop-outage", "Cloudflare colo serving the probe"):
         "the colo comes from the cf-ray header of an answer; while the edge does not answer there is none",
-    ("worked-5-minutes-ago", "KubeContainerWaiting: what it compares"):
+    ("worked-5-minutes-ago", "HoneydueContainerWaiting: what it compares"):
         "it draws containers waiting for any reason but a crash loop or an image pull; a rollout stuck on its "
         "image (the drill's case) draws on the image-pull panel instead",
     # Not by design: a gap of the drill, which configures no `obs_ingest` HTTP target (its obs box has no

@@ -58,7 +58,6 @@ class Timing:
     evaluation_interval: float = 2.0
     probe_interval: float = 1.0
     latency_offset: float = 1.0
-    restart_hold: float = 30.0  # > the 17 s fire bound with margin: a loaded machine missed it at 20 s
 
     @property
     def for_seconds(self) -> float:
@@ -209,7 +208,7 @@ class Pipeline:
         return {
             "server": {"listen_address": "127.0.0.1", "port": self.exporter_port},
             "log": {"format": "text", "level": "warning"},
-            "redis": {"url": self.redis.url, "restart_hold": t.restart_hold, **fast},
+            "redis": {"url": self.redis.url, **fast},
             "postgres": {"pooler": endpoint(self.pooler.port), "direct": endpoint(self.direct.port)},
             "http": {"targets": [
                 {"name": name, "role": role, "url": self.http.url(name), "expected_status": list(codes),

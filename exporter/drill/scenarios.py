@@ -68,11 +68,11 @@ NEW_API_IMAGE = f"{workloads.REGISTRY}/api:1.4.3"
 # testbed.kube.cluster.HOME_NODE). The api Deployment is short of a replica until its pod is replaced
 # (toleration 10 s + start), which outlasts the drill's 10 s `for` on a loaded machine (production: 300 s
 # tolerations, for 15m).
-NODE_LOSS_CONSEQUENCES = ("WorkloadPodNotReadyOnNode", "KubeDeploymentReplicasMismatch")
+NODE_LOSS_CONSEQUENCES = ("WorkloadPodNotReadyOnNode", "HoneydueDeploymentReplicasMismatch")
 # When quorum returns, no Lease was renewed during the outage: the node lifecycle controller may mark any
 # node, the Redis node included, NotReady until its kubelet's next status (10 s here). Production's 50 s
 # grace and 2m `for` keep that blip quiet; the drill's compressed clocks may not.
-QUORUM_RETURN_CONSEQUENCES = ("KubeNodeNotReady", "RedisNodeNotReady", "CoreDNSUnavailable",
+QUORUM_RETURN_CONSEQUENCES = ("HoneydueNodeNotReady", "RedisNodeNotReady", "CoreDNSUnavailable",
                               "MetricsServerUnavailable", "AdminUnavailable", *NODE_LOSS_CONSEQUENCES)
 
 
@@ -235,7 +235,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("redis-restarted-empty", "Redis restarted empty", ("RedisRestartedEmpty",), _restart_redis,
              lambda p: p.seed_cache(), tolerated=("RedisDown",),
              resources=frozenset({"redis", "redis-memory", "asynq", "asynq-cron", "cache"}),
-             note="resolves when exporter's restart_hold (30 s in the drill) has passed",
+             note="resolves once the shortened [30s] windows no longer hold the registry's members from before",
              failure_mode="redis-pod-dies"),
     Scenario("residence-cache-stale", "Stale residence-IDs cache entry", ("ResidenceIdsCacheStale",),
              _stale_entry, _invalidate, resources=frozenset({"cache", "postgres-direct"}),
@@ -255,7 +255,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              _http("public", "ok"), resources=frozenset({"cf"}),
              failure_mode="cf-global-outage"),
     Scenario("kube-nic-failure", "Kubernetes: a server node's NIC fails (kubelet, etcd member, API server silent)",
-             ("KubeNodeNotReady",), _nic_down, _nic_up, tolerated=NODE_LOSS_CONSEQUENCES,
+             ("HoneydueNodeNotReady",), _nic_down, _nic_up, tolerated=NODE_LOSS_CONSEQUENCES,
              resources=frozenset({"kube"}), delay=8.0,
              note="NotReady comes from kube-controller-manager after --node-monitor-grace-period (8 s here, 50 s "
                   "by default)",
@@ -271,13 +271,13 @@ SCENARIOS: tuple[Scenario, ...] = (
                   "lifecycle controller may mark nodes NotReady for a moment (pods unready, replicas short)",
              failure_mode="two-nodes-fail"),
     Scenario("kube-bad-rollout", "Kubernetes: api rolled out with an image the registry cannot serve",
-             ("KubeDeploymentRolloutStuck", "KubePodImagePullBackOff"), _bad_rollout, _rollout_undo,
-             tolerated=("WorkloadPodNotReadyOnNode", "KubeDeploymentReplicasMismatch"), resources=frozenset({"kube"}),
+             ("HoneydueRolloutStuck", "KubePodImagePullBackOff"), _bad_rollout, _rollout_undo,
+             tolerated=("WorkloadPodNotReadyOnNode", "HoneydueDeploymentReplicasMismatch"), resources=frozenset({"kube"}),
              failure_mode="gitea-registry-unreachable"),
     Scenario("kube-api-crashloop", "Kubernetes: every api pod crash-looping",
-             ("ApiAllReplicasCrashLooping", "KubePodCrashLooping"),
+             ("ApiAllReplicasCrashLooping", "ApiPodCrashLooping"),
              lambda p: p.kube.runtime.crash(workloads.API_IMAGE), _kube_reset,
-             tolerated=("WorkloadPodNotReadyOnNode", "KubeDeploymentReplicasMismatch"), resources=frozenset({"kube"}),
+             tolerated=("WorkloadPodNotReadyOnNode", "HoneydueDeploymentReplicasMismatch"), resources=frozenset({"kube"}),
              failure_mode="api-pod-panics"),
     Scenario("kube-api-cpu-bound", "Kubernetes: every api container burns 0.95 of its 1-core CPU limit",
              ("KubeContainerCpuBound",), lambda p: p.kube.use_cpu(workloads.API_IMAGE, 0.95),
@@ -287,7 +287,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              failure_mode="everything-is-slow"),
     Scenario("obs-unreachable", "victoria-metrics (obs box) unreachable for vmagent for 20 s",
              ("VmagentRemoteWriteErrors",), _vm_outage, _nothing,
-             tolerated=("HoneydueExporterSeriesAbsent", WATCHDOG),
+             tolerated=("ClusterSilentNoNodeAnswers", "ClusterSilentOneNodeAnswers", "ClusterSilentNodesAnswer", WATCHDOG),
              resources=frozenset({"*"}),
              note="alerts are evaluated from VM: timed from VM's return, when vmagent replays its buffer",
              failure_mode="vmagent-cant-reach-obs"),
@@ -321,7 +321,7 @@ class Runner:
         self.index = catalog_index(base_url)
         t = pipeline.timing
         self.fire_timeout = 3 * t.fire_bound + 30
-        self.resolve_timeout = 2 * float(t.range_window.rstrip("s")) + t.restart_hold + 60
+        self.resolve_timeout = 3 * float(t.range_window.rstrip("s")) + 60
         self.dashboard = DashboardCheck(pipeline.vm.url, window=t.range_window)
         self.healthy_at: float | None = None
 

@@ -50,7 +50,12 @@ SECONDS = gauge("honeydue_dns_lookup_duration_seconds", "Seconds the resolver to
 ANSWERS = gauge("honeydue_dns_answers", "Addresses in the last answer.", *LABELS)
 UNEXPECTED = gauge(
     "honeydue_dns_unexpected_answers",
-    "Addresses in the last answer outside the expected CIDRs (0 when no CIDRs are configured).",
+    "Addresses in the last answer outside the expected CIDRs and the origin's (0 when no CIDRs are configured).",
+    *LABELS,
+)
+ORIGIN = gauge(
+    "honeydue_dns_origin_answers",
+    "Addresses in the last answer that are the origin's own (origin_cidrs): the record is not proxied.",
     *LABELS,
 )
 
@@ -71,6 +76,7 @@ class DnsProbe(Probe):
         self._deps = deps
         self._labels = {"domain": lookup.name, "resolver": resolver_name, "role": lookup.role}
         self._networks = [ipaddress.ip_network(c, strict=False) for c in lookup.expected_cidrs]
+        self._origin = [ipaddress.ip_network(c, strict=False) for c in lookup.origin_cidrs]
 
     async def collect(self) -> Samples:
         lookup = self._lookup
@@ -97,11 +103,16 @@ class DnsProbe(Probe):
             result = "noerror" if addresses else "nodata"
         else:
             result = _RCODE_RESULT.get(rcode, "other_rcode")
-        unexpected = [a for a in addresses if self._networks and not any(a in net for net in self._networks)]
+        # Grey-clouded records (chapter 16 "CF global outage": the operator turns the proxy off) answer with the
+        # origin's own addresses: not a hijack, and told apart so the hijack alert does not page for the fix.
+        origin = [a for a in addresses if any(a in net for net in self._origin)]
+        unexpected = [a for a in addresses if self._networks and a not in origin
+                      and not any(a in net for net in self._networks)]
         s = self._result(result)
         s.add(SECONDS, elapsed, **self._labels)
         s.add(ANSWERS, len(addresses), **self._labels)
         s.add(UNEXPECTED, len(unexpected), **self._labels)
+        s.add(ORIGIN, len(origin), **self._labels)
         return s
 
     async def _ask(self, query: dns.message.Message) -> dns.message.Message:

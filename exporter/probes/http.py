@@ -29,7 +29,7 @@ from exporter.engine import Probe
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, gauge, info
 
-LABELS = ("target", "role")
+LABELS = ("target", "role", "node")
 PHASES = ("dns", "connect", "tls", "first_byte", "transfer", "total")
 MAX_BODY_BYTES = 64 * 1024
 
@@ -148,7 +148,7 @@ class HttpProbe(Probe):
         super().__init__(f"http_{cfg.name}", cfg.interval, cfg.timeout)
         self._cfg = cfg
         self._deps = deps
-        self._labels = {"target": cfg.name, "role": cfg.role}
+        self._labels = {"target": cfg.name, "role": cfg.role, "node": cfg.node}
         headers = {"User-Agent": "honeydue-exporter", **cfg.headers}
         if cfg.bearer_token is not None:
             headers["Authorization"] = f"Bearer {cfg.bearer_token.get_secret_value()}"

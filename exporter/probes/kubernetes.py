@@ -103,6 +103,11 @@ TERMINATED = gauge(
     "1 for the reason the container last terminated (OOMKilled, Error, ...).",
     "namespace", "pod", "container", "reason",
 )
+TERMINATED_AT = gauge(
+    "honeydue_kube_pod_container_status_last_terminated_timestamp_seconds",
+    "When the container last terminated (lastState.terminated.finishedAt), in Unix seconds.",
+    "namespace", "pod", "container",
+)
 POD_REASON = gauge(
     "honeydue_kube_pod_status_reason",
     "1 for a pod whose status carries a reason (Evicted, NodeLost, ...).",
@@ -336,6 +341,9 @@ class PodsProbe(KubeProbe):
                     if isinstance(terminated, dict) and terminated.get("reason"):
                         s.add(TERMINATED, 1, namespace=ns, pod=name, container=container,
                               reason=str(terminated["reason"]))
+                        finished = _timestamp(terminated.get("finishedAt"))
+                        if finished is not None:
+                            s.add(TERMINATED_AT, finished, namespace=ns, pod=name, container=container)
                 _add_resources(s, ns, name, pod.get("spec") or {})
                 label = (meta.get("labels") or {}).get(self.kube.cfg.workload_label)
                 if label in self.per_node and node and status.get("phase") in ("Running", "Pending"):

@@ -1,12 +1,12 @@
 """Redis health: memory against maxmemory, the eviction policy, OOM replies, restarts that lost data.
 
 Feeds "Redis at maxmemory limit" and "redis pod dies + node is different". One pipelined round
-trip per run (INFO + SCARD), so it costs Redis about what one `redis-cli INFO` does.
+trip per run (INFO + SCARD), so it costs Redis about what one `redis-cli INFO` does. It keeps no state
+between runs: a restart that lost the data is seen by the rules (RedisRestartedEmpty) in the TSDB.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from exporter.config import Config, RedisConfig
@@ -30,10 +30,6 @@ KEYS = gauge("honeydue_redis_keys", "Keys per database.", "db")
 ASYNQ_QUEUES = gauge(
     "honeydue_redis_asynq_queues", "Queue names in Asynq's registry set asynq:queues (0 = registry gone)."
 )
-RESTARTED_EMPTY = gauge(
-    "honeydue_redis_restarted_empty",
-    "1 for a hold period after Redis was seen restarting with Asynq's queue registry gone.",
-)
 
 ASYNQ_REGISTRY_KEY = "asynq:queues"
 
@@ -46,9 +42,6 @@ class RedisProbe(Probe):
         self._cfg = cfg
         self._deps = deps
         self._client = redis_conn.client(cfg, cfg.timeout)
-        self._last_run_id: str | None = None
-        self._last_queues: int | None = None
-        self._restart_seen_at: float | None = None
 
     async def collect(self) -> Samples:
         try:
@@ -70,16 +63,9 @@ class RedisProbe(Probe):
             raise MalformedReply(f"unexpected reply to INFO/SCARD ({type(exc).__name__})") from None
 
     def _samples(self, reply: dict[str, Any], queues: int) -> Samples:
+        # A restart that lost the data is told by the rules from the TSDB (uptime back near zero while Asynq's
+        # registry emptied or its counters restarted): no state of this process's must survive its restart.
         uptime = float(reply["uptime_in_seconds"])
-        now = time.time()
-        # run_id changes on every start of redis-server: a restart even when uptime looks unchanged.
-        run_id = str(reply.get("run_id", ""))
-        restarted = self._last_run_id is not None and run_id != self._last_run_id
-        if restarted and (self._last_queues or 0) > 0 and queues == 0:
-            self._restart_seen_at = now
-        self._last_run_id, self._last_queues = run_id, queues
-        restarted_empty = self._restart_seen_at is not None and now - self._restart_seen_at < self._cfg.restart_hold
-
         s = Samples()
         s.add(UP, 1)
         s.add(UPTIME, uptime)
@@ -98,7 +84,6 @@ class RedisProbe(Probe):
         for db, count in sorted(keys.items()):
             s.add(KEYS, count, db=db)
         s.add(ASYNQ_QUEUES, queues)
-        s.add(RESTARTED_EMPTY, 1 if restarted_empty else 0)
         return s
 
     def failed(self, reason: str) -> Samples:

@@ -1,4 +1,4 @@
-"""Generate the committed rules/, dashboards/, README tables and docs/configuration.md from the code."""
+"""Generate the committed rules/, dashboards/, README tables, docs/configuration.md and docs/time-to-page.md."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from exporter.render.configdoc import render_configuration
 from exporter.render.dashboards import render_dashboards
 from exporter.render.readme import render_readme
 from exporter.render.rules import SHIPPED, RenderOptions, render_rules
+from exporter.render.timing import render_time_to_page
 
 __all__ = ["RenderOptions", "render_all", "write_all"]
 
@@ -26,6 +27,7 @@ def render_all(
     for name, text in render_dashboards(base_url, grafana_url).items():
         files[root / "dashboards" / name] = text
     files[root / "docs" / "configuration.md"] = render_configuration()
+    files[root / "docs" / "time-to-page.md"] = render_time_to_page(root)
     readme = root / "README.md"
     if readme.exists():
         files[readme] = render_readme(readme.read_text(encoding="utf-8"), base_url)

@@ -120,7 +120,6 @@ _STATE_TEXTS = (
     (r"_ready$", "ready", "not ready"),
     (r"_exists$", "exists", "missing"),
     (r"_unschedulable$", "cordoned", "schedulable"),
-    (r"_restarted_empty$", "restarted empty", "ok"),
     (r"_paused$", "paused", "running"),
     (r"_read_ok$", "readable", "malformed"),
     (r"_missing$", "missing", "present"),

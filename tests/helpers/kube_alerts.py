@@ -29,7 +29,7 @@ from testbed.kube.control_plane import NODE_NAMES
 
 from tests.helpers.kube import Metrics
 from tests.helpers.servers import require_binary
-from tests.incidents import cluster, suite
+from tests.incidents import cluster, faults, suite
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((REPO / "rules").glob("honeydue-*.rules.yml"))
@@ -134,15 +134,20 @@ def kube_values(m: Metrics) -> dict[suite.SeriesKey, float]:
     return out
 
 
-def _model_values(state: cluster.State, k: int) -> dict[suite.SeriesKey, float]:
-    return {key: v for key, v in cluster.series(state, k, STEP).values.items() if not _is_kube(key[0], dict(key[1]))}
+def _model_values(state: cluster.State, k: int) -> tuple[dict[suite.SeriesKey, float], bool]:
+    """The model's series at this step other than the Kubernetes ones, and whether the exporter's reach the obs
+    box (vmagent delivers and scrapes it): only then may the recording's."""
+    values = cluster.series(state, k, STEP).values
+    scraped = any(name == "up" and dict(labels).get("job") == "honeydue-exporter" and v == 1
+                  for (name, labels), v in values.items())
+    return {key: v for key, v in values.items() if not _is_kube(key[0], dict(key[1]))}, scraped
 
 
 @dataclass
 class Verdict:
     """What the rules made of a recorded scenario."""
 
-    incident: suite.Incident  # the synthetic incident: the recording on the incident's timeline
+    case: suite.Variant  # the synthetic incident: the recording on the incident's timeline
     source: suite.Incident  # the incident of rules/incidents/ the scenario corresponds to
     at: int  # the expectation time in `source`
     promql: dict[tuple[str, int], set[suite.Alert]]
@@ -152,11 +157,11 @@ class Verdict:
 
     def firing(self, engine: str, k: int) -> set[str]:
         table = self.promql if engine == "promql" else self.metricsql
-        return {dict(a)["alertname"] for a in table[(self.incident.id, k)]}
+        return {dict(a)["alertname"] for a in table[(self.case.id, k)]}
 
     @property
     def last_step(self) -> int:
-        return self.incident.steps - 1
+        return self.case.incident.steps - 1
 
     def delivered(self, engine: str) -> set[suite.Delivery]:
         by_step = {p.step: p for p in self.points[engine]}
@@ -173,8 +178,8 @@ class Verdict:
                 out.append(f"{engine} at {suite.duration(self.at)}: missing {sorted(map(str, expected - got))}, "
                            f"unexpected {sorted(map(str, got - expected))}, firing "
                            f"{sorted(self.firing(engine, self.last_step))}")
-            out += [f"{engine}: {p}" for p in suite.budget_problems(self.incident, self.points[engine])]
-        out += suite.engine_differences(self.incident, self.promql, self.metricsql)
+            out += [f"{engine}: {p}" for p in suite.budget_problems(self.case, self.points[engine])]
+        out += suite.engine_differences(self.case, self.promql, self.metricsql)
         return out
 
 
@@ -195,26 +200,27 @@ def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe
     per_step = []
     for k in range(total):
         kube = healthy if k < k0 else fault[min(k - k0, len(fault) - 1)]
-        per_step.append(_model_values(model[min(k, k_at)], k) | kube_values(kube))
+        values, scraped = _model_values(model[min(k, k_at)], k)
+        per_step.append(values | kube_values(kube) if scraped else values)
     synthetic = suite.Incident(
-        id=f"real-{incident_id}", title=f"the real cluster's {incident_id}", root_causes=source.root_causes,
+        id=f"real-{incident_id}", title=f"the real cluster's {incident_id}", failure_mode=source.failure_mode,
         step=STEP, duration=(total - 1) * STEP, initial={}, timeline=[],
-        expect={(total - 1) * STEP: source.expect[t_at]},
+        expect={(total - 1) * STEP: source.expect[t_at]}, placement=source.placement,
         probe_every=suite.seconds(probe_every) if probe_every else 0,
     )
-    rows = {synthetic.id: suite.rows_of(per_step)}
+    states = [model[min(k, k_at)] for k in range(total)]
+    case = suite.Variant(synthetic, source.placement, suite.rows_of(per_step), faults.pages_due(states, STEP))
     workdir.mkdir(parents=True, exist_ok=True)
     promtool = require_binary("promtool")
     vmalert_tool = require_binary("vmalert-tool", str(VMALERT_TOOL))
     with ThreadPoolExecutor(1) as pool:
-        promql_run = pool.submit(suite.evaluate, "promtool", promtool, workdir, [synthetic], RULE_FILES,
-                                 rows_by_id=rows)
-        metricsql = suite.evaluate("vmalert-tool", vmalert_tool, workdir, [synthetic], RULE_FILES, rows_by_id=rows)
+        promql_run = pool.submit(suite.evaluate, "promtool", promtool, workdir, [case], RULE_FILES)
+        metricsql = suite.evaluate("vmalert-tool", vmalert_tool, workdir, [case], RULE_FILES)
         promql = promql_run.result()
-    points = {engine: suite.checkpoints(synthetic, firing, engine)
+    points = {engine: suite.checkpoints(case, firing, engine)
               for engine, firing in (("promql", promql), ("metricsql", metricsql))}
     suite.deliver(workdir, [p for ps in points.values() for p in ps], RULE_FILES)
-    return Verdict(synthetic, source, t_at, promql, metricsql, points, k0)
+    return Verdict(case, source, t_at, promql, metricsql, points, k0)
 
 
 def record(exporter: ExporterProcess, every: float = 2.0) -> Recorder:

@@ -1,12 +1,15 @@
-"""Before/after table: every incident through an older commit's rules and Alertmanager config, and through ours.
+"""Before/after table: every incident, under every placement, through an older commit's rules and Alertmanager
+config, and through ours.
 
-    .venv/bin/python -m tests.incidents.compare [--rev 3129214] [--out docs/incidents.md]
+    .venv/bin/python -m tests.incidents.compare [--rev b1f3cb2] [--out docs/incidents.md]
 
-"Before" evaluates the older rules with vmalert-tool (MetricsQL, what production runs) on the cluster as
-the older exporter and deploy files showed it (cluster.Series' `legacy`: the pod and node on every series,
-static netcheck pod IPs, ...) and pushes the firing alerts through a real Alertmanager running the older
-alertmanager.yml. "After" is the same with the working tree's files. Not part of `make test` (it runs the
-suite twice); docs/incidents.md holds its last output.
+Both sides run on the same world (tests/incidents/cluster.py, as the exporter, netcheck, vmagent and the
+obs-probe of this tree show it): the question is what each rule set pages when the faults cut the monitoring's
+own paths. MetricsQL (vmalert-tool, what production runs) and a real Alertmanager running each side's
+alertmanager.yml. Pages are notification groups at the pager over the whole incident, at the incident's own
+placement; "wrong placements" counts the placements whose pages break the page budget (a missing page, a page
+for something else, two pages for one cause). Not part of `make test` (it runs the suite twice);
+docs/incidents.md holds its last output.
 """
 
 from __future__ import annotations
@@ -29,27 +32,26 @@ def checkout(rev: str, paths: list[str], into: Path) -> None:
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
 
 
-def run(incidents: list[suite.Incident], rules: list[Path], example: Path, workdir: Path,
-        legacy: bool) -> dict[str, list[suite.Checkpoint]]:
+Side = dict[str, dict[str, list[suite.Checkpoint]]]  # incident -> variant id -> checkpoints
+
+
+def run(cases: dict[str, list[suite.Variant]], rules: list[Path], example: Path, workdir: Path) -> Side:
     binary = require_binary("vmalert-tool", str(REPO / "tests" / "peers" / "bin"))
-    firing = suite.evaluate("vmalert-tool", binary, workdir, incidents, rules, legacy=legacy)
-    points = {i.id: suite.checkpoints(i, firing, "metricsql") for i in incidents}
+    everything = [c for variants in cases.values() for c in variants]
+    firing = suite.evaluate("vmalert-tool", binary, workdir, everything, rules)
+    points = {c.id: suite.checkpoints(c, firing, "metricsql") for c in everything}
     suite.deliver(workdir, [p for ps in points.values() for p in ps], rules, example)
-    return points
+    return {incident: {c.id: points[c.id] for c in variants} for incident, variants in cases.items()}
 
 
 def pages(points: list[suite.Checkpoint]) -> dict[tuple[str, str], set[str]]:
-    """(failure mode, node) paged -> the alerts in that page, over the whole incident."""
+    """(runbook anchor, node) paged -> the alerts in that page, over the whole incident."""
     found: dict[tuple[str, str], set[str]] = defaultdict(set)
     for point in points:
         for delivery in point.delivered:
             if delivery.receiver == "pager":
                 found[(delivery.anchor, delivery.node)].add(delivery.alert)
     return found
-
-
-def tickets(points: list[suite.Checkpoint]) -> set[str]:
-    return {d.alert for p in points for d in p.delivered if d.receiver == "tickets"}
 
 
 def describe(groups: dict[tuple[str, str], set[str]]) -> str:
@@ -62,30 +64,33 @@ def describe(groups: dict[tuple[str, str], set[str]]) -> str:
     return f"{len(groups)}: " + "; ".join(parts)
 
 
-def table(incidents: list[suite.Incident], before: dict[str, list[suite.Checkpoint]],
-          after: dict[str, list[suite.Checkpoint]], rev: str) -> str:
+def wrong(variants: list[suite.Variant], side: dict[str, list[suite.Checkpoint]]) -> list[str]:
+    """The placements (by their representative) whose pages break the budget on this side."""
+    return [str(c.placement) for c in variants if suite.budget_problems(c, side[c.id])]
+
+
+def table(cases: dict[str, list[suite.Variant]], before: Side, after: Side, rev: str) -> str:
     lines = [
-        f"| incident | pages before ({rev}) | pages after | root causes | critical pages per root cause "
-        f"| tickets before | tickets after |",
-        "|---|---|---|---|---|---|---|",
+        f"| incident | placements | pages before ({rev}), own placement | pages after, own placement "
+        "| wrong placements before | wrong placements after |",
+        "|---|---|---|---|---|---|",
     ]
-    for incident in incidents:
-        after_pages = pages(after[incident.id])
-        per_cause = len(after_pages) / len(incident.root_causes) if incident.root_causes else len(after_pages)
-        causes = ", ".join(incident.root_causes) or "none (no page due)"
+    for incident, variants in cases.items():
+        own = variants[0].id
+        bad_before, bad_after = wrong(variants, before[incident]), wrong(variants, after[incident])
+        first = f" (first: {bad_before[0]})" if bad_before else ""
         lines.append(
-            f"| `{incident.id}` | {describe(pages(before[incident.id]))} | {describe(after_pages)} | {causes} | "
-            f"{per_cause:g} | {', '.join(sorted(tickets(before[incident.id]))) or '-'} | "
-            f"{', '.join(sorted(tickets(after[incident.id]))) or '-'} |")
+            f"| `{incident}` | {len(variants)} | {describe(pages(before[incident][own]))} | "
+            f"{describe(pages(after[incident][own]))} | {len(bad_before)}{first} | {len(bad_after)} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rev", default="3129214")
+    parser.add_argument("--rev", default="b1f3cb2")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "incidents.md")
     args = parser.parse_args()
-    incidents = suite.load_all()
+    cases = {incident.id: suite.variants(incident) for incident in suite.load_all()}
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "old"
         old.mkdir()
@@ -93,11 +98,9 @@ def main() -> None:
         old_rules = sorted((old / "rules").glob("honeydue-*.rules.yml"))
         (Path(tmp) / "before").mkdir()
         (Path(tmp) / "after").mkdir()
-        before = run(incidents, old_rules, old / "deploy" / "alertmanager" / "alertmanager.yml",
-                     Path(tmp) / "before", legacy=True)
-        after = run(incidents, sorted((REPO / "rules").glob("honeydue-*.rules.yml")), suite.EXAMPLE,
-                    Path(tmp) / "after", legacy=False)
-    text = table(incidents, before, after, args.rev)
+        before = run(cases, old_rules, old / "deploy" / "alertmanager" / "alertmanager.yml", Path(tmp) / "before")
+        after = run(cases, sorted((REPO / "rules").glob("honeydue-*.rules.yml")), suite.EXAMPLE, Path(tmp) / "after")
+    text = table(cases, before, after, args.rev)
     print(text)
     if args.out:
         current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""

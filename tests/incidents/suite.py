@@ -18,6 +18,9 @@ Watchdog must keep reaching the dead-man's switch.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
+import itertools
 import re
 import subprocess
 import time
@@ -31,13 +34,15 @@ import yaml
 from testbed.alertmanager import EXAMPLE, Alertmanager, local_config
 from testbed.receivers import WebhookReceiver
 
-from tests.incidents import cluster
+from exporter import catalog
+from tests.incidents import cluster, faults
 
 REPO = Path(__file__).resolve().parents[2]
 INCIDENTS = REPO / "rules" / "incidents"
 RECEIVER_SEVERITY = {"pager": "critical", "tickets": "warning", "low-noise": "info", "deadmansswitch": "info"}
 TOOL_EPOCH = {"promtool": 0.0, "vmalert-tool": 946684800.0}  # each engine's clock at step 0
 WARMUP = 120
+COARSE_STEP = 60  # seconds: the grid of the placements other than an incident's own
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -86,12 +91,13 @@ class Delivery:
 class Incident:
     id: str
     title: str
-    root_causes: list[str]
+    failure_mode: str  # the catalog entry this incident exercises (`catalog --id`)
     step: int
     duration: int
     initial: dict[str, Any]
     timeline: list[dict[str, Any]]
-    expect: dict[int, set[Delivery]]
+    expect: dict[int, set[Delivery]]  # exact notifications at the incident's own placement
+    placement: cluster.Placement = cluster.DEFAULT_PLACEMENT
     notes: str = ""
     probe_every: int = 0  # ask for the firing alerts every N seconds (default: every step)
 
@@ -106,6 +112,11 @@ class Incident:
         # from 2 minutes on: the Watchdog (for: 1m) fires from then, the cluster has warmed up
         return sorted(k for k in wanted if k * self.step >= WARMUP and k < self.steps)
 
+    @property
+    def root_causes(self) -> list[str]:
+        """The failure modes allowed to page at the incident's own placement (derived from its faults)."""
+        return sorted(faults.pages_due(states(self), self.step).allowed)
+
 
 def load(path: Path) -> Incident:
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -114,10 +125,15 @@ def load(path: Path) -> Incident:
     for t in expect:
         if t % step:
             raise ValueError(f"{path.name}: expect time {t}s is not on a step of {step}s")
+    unknown = set(doc) - {"id", "title", "failure_mode", "step", "duration", "initial", "timeline", "expect",
+                          "placement", "notes", "probe_every"}
+    if unknown:
+        raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
     return Incident(
-        id=doc["id"], title=doc["title"], root_causes=list(doc.get("root_causes") or []), step=step,
+        id=doc["id"], title=doc["title"], failure_mode=doc["failure_mode"], step=step,
         duration=seconds(doc["duration"]), initial=doc.get("initial") or {}, timeline=doc.get("timeline") or [],
-        expect=expect, notes=doc.get("notes", ""), probe_every=seconds(doc.get("probe_every", 0) or 0),
+        expect=expect, placement=cluster.Placement(**(doc.get("placement") or {})), notes=doc.get("notes", ""),
+        probe_every=seconds(doc.get("probe_every", 0) or 0),
     )
 
 
@@ -126,10 +142,10 @@ def load_all(directory: Path = INCIDENTS) -> list[Incident]:
 
 
 # --- the timeline -> series ---------------------------------------------------------------------------
-def states(incident: Incident, legacy: bool = False) -> list[cluster.State]:
+def states(incident: Incident, placement: cluster.Placement | None = None) -> list[cluster.State]:
     """The cluster's state at every step: the timeline's changes, plus what Kubernetes does by itself."""
-    state = cluster.State()
-    cluster.apply(state, incident.initial)
+    state = cluster.initial(placement or incident.placement)
+    cluster.apply(state, incident.initial, 0)
     events: dict[int, list[dict[str, Any]]] = {}
     for event in incident.timeline:
         events.setdefault(seconds(event["at"]) // incident.step, []).append(event)
@@ -137,27 +153,11 @@ def states(incident: Incident, legacy: bool = False) -> list[cluster.State]:
     for k in range(incident.steps):
         state.restart = False
         for event in events.get(k, []):
-            cluster.apply(state, event.get("set") or {})
+            cluster.apply(state, event.get("set") or {}, k * incident.step)
             if event.get("restart"):  # the exporter pod is replaced (rollout, crash): a new pod, fresh memory
                 state.restart = True
                 state.exporter_pod += 1
-                state.redis_restarted_empty = False
-        for node in cluster.NODES:
-            if node in state.down:
-                state.down_since.setdefault(node, k)
-            else:
-                state.down_since.pop(node, None)
-        # The exporter leaves a dead node 30 s after it is marked NotReady (its tolerations) and starts
-        # elsewhere, unless etcd has no quorum to schedule it.
-        since = state.down_since.get(state.exporter_node)
-        leave_after = 330 if legacy else 60  # before issue 11: Kubernetes' default 300 s toleration
-        if since is not None and (k - since) * incident.step >= leave_after and not cluster.quorum_lost(state):
-            state.exporter_node = next(n for n in cluster.NODES if n not in state.down)
-            state.exporter_pod += 1
-        if not state.worker:
-            state.pending += 5
-        else:
-            state.processed += 10
+        cluster.advance(state, k, incident.step)
         out.append(cluster.copy_state(state))
     return out
 
@@ -168,27 +168,107 @@ SeriesKey = tuple[str, frozenset[tuple[str, str]]]
 Rows = dict[SeriesKey, list[float | str | None]]
 
 
-def timeline_series(incident: Incident, identity: str = "stable", legacy: bool = False) -> Rows:
+def timeline_series(incident: Incident, placement: cluster.Placement | None = None) -> Rows:
     """Every series' value per step; None = no sample; "stale" = vmagent's staleness marker."""
-    return rows_of([cluster.series(s, k, incident.step, identity, legacy).values
-                    for k, s in enumerate(states(incident, legacy))])
+    return rows_of([cluster.series(s, k, incident.step).values
+                    for k, s in enumerate(states(incident, placement))])
 
 
 def rows_of(per_step: list[dict[SeriesKey, float]]) -> Rows:
     """Each step's samples as one row per series; a series that vanished from a step gets a staleness marker."""
-    keys = {key for values in per_step for key in values}
+    keys = set().union(*per_step)
     out: dict[SeriesKey, list[float | str | None]] = {}
     for key in keys:
         row: list[float | str | None] = []
-        for k, values in enumerate(per_step):
-            if key in values:
-                row.append(values[key])
-            elif k > 0 and isinstance(row[-1], float):
-                row.append("stale")  # a series that vanished from a scrape (or a failed scrape) is marked stale
-            else:
-                row.append(None)
-        out[key] = row
+        last: float | str | None = None
+        for values in per_step:
+            value = values.get(key)
+            if value is None:
+                # a series that vanished from a scrape (or a failed scrape) is marked stale, once
+                value = "stale" if last is not None and last != "stale" and last is not _GAP else _GAP
+            row.append(value)
+            last = value
+        out[key] = [None if v is _GAP else v for v in row]
     return out
+
+
+_GAP: Any = object()
+
+
+# --- adversarial placement ---------------------------------------------------------------------------------
+PLACEMENTS = [cluster.Placement(*p) for p in itertools.product(cluster.NODES, repeat=4)]
+_PERMUTATIONS = [dict(zip(cluster.NODES, p, strict=True)) for p in itertools.permutations(cluster.NODES)]
+_NODE = re.compile(r"n[1-3]")
+
+
+@functools.cache
+def page_metrics() -> frozenset[str]:
+    """The metrics the paging rules (critical alerts, and the Watchdog) read: all a pages-only variant needs."""
+    names = {"up"}
+    for _, alert in catalog.alerts():
+        if alert.severity == "critical" or alert.name == "Watchdog":
+            names |= set(re.findall(r"\b((?:honeydue|asynq)_[a-z_]+)\b", alert.expr))
+    return frozenset(names)
+
+
+def _symmetries(incident: Incident) -> list[int]:
+    """The node renamings that leave the incident's own timeline as it is (those it names stay put)."""
+    named = set(_NODE.findall(repr((incident.initial, incident.timeline))))
+    return [i for i, perm in enumerate(_PERMUTATIONS) if all(perm[n] == n for n in named)]
+
+
+@dataclass
+class Variant:
+    """One incident under one placement: its own id in the engines' output, its rows and what it must page."""
+
+    incident: Incident
+    placement: cluster.Placement
+    rows: Rows
+    due: faults.Due
+    equivalent: list[cluster.Placement] = field(default_factory=list)  # placements showing the same rows
+    # Checked for its pages only: evaluated against the critical rules (and the Watchdog). Sound because no
+    # warning or info alert can change a page: no inhibit rule has a critical target and a non-critical
+    # source (tests/test_incidents.py checks the shipped inhibit rules for that).
+    pages_only: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.incident.id}#{self.placement}"
+
+
+def variants(incident: Incident) -> list[Variant]:
+    """The incident under every placement of exporter, vmagent, CoreDNS and Redis that changes what is seen
+    (the incident's own placement first). Placements that are renamings of each other (among the nodes the
+    timeline does not name) are one; so are placements whose series come out the same, up to such a renaming."""
+    perms = _symmetries(incident)
+    seen: set[cluster.Placement] = set()
+    found: dict[int, Variant] = {}
+    # The other placements are checked for their pages only: on a one-minute grid, up to ten minutes after the
+    # timeline's last change (the exact notifications are the incident's own placement's, on its own grid).
+    last = max([seconds(e["at"]) for e in incident.timeline] or [0])
+    coarse = dataclasses.replace(incident, step=max(incident.step, COARSE_STEP), expect={},
+                                 duration=min(incident.duration, (last + 600) // COARSE_STEP * COARSE_STEP))
+    for placement in [incident.placement, *PLACEMENTS]:
+        if placement in seen:
+            continue
+        orbit = {cluster.Placement(*(_PERMUTATIONS[i][n] for n in dataclasses.astuple(placement))) for i in perms}
+        seen |= orbit
+        own = placement == incident.placement
+        grid = incident if own else coarse
+        timeline = states(grid, placement)
+        parts = [cluster.series_parts(s, k, grid.step) for k, s in enumerate(timeline)]
+        keep = None if own else page_metrics()
+        clock = tuple(tuple(sorted(kv for kv in dynamic.items() if keep is None or kv[0][0] in keep))
+                      for _, dynamic in parts)
+        key = min(hash((own, tuple(static.renamed_hash(i, keep) for static, _ in parts), clock)) for i in perms)
+        if key in found:
+            found[key].equivalent.extend(sorted(orbit, key=str))
+            continue
+        rows = rows_of([{k: v for k, v in {**static.values, **dynamic}.items() if keep is None or k[0] in keep}
+                        for static, dynamic in parts])
+        found[key] = Variant(grid, placement, rows, faults.pages_due(timeline, grid.step),
+                             sorted(orbit - {placement}, key=str), pages_only=not own)
+    return list(found.values())
 
 
 def _series_name(key: SeriesKey) -> str:
@@ -211,29 +291,27 @@ def _values(row: list[float | str | None], offset: float) -> str:
     return " ".join(words)
 
 
-def rule_test_file(incidents: Iterable[Incident], tool: str, rule_files: list[Path],
-                   identity: str = "stable", legacy: bool = False,
-                   rows_by_id: dict[str, Rows] | None = None) -> dict[str, Any]:
-    """One unit-test file for `tool` (promtool or vmalert-tool): one group per incident. `rows_by_id` gives an
-    incident's series directly (a recording of the real cluster, tests/helpers/kube_alerts.py) instead of the
-    cluster model's."""
+def rule_test_file(cases: Iterable[Variant], tool: str, rule_files: list[Path]) -> dict[str, Any]:
+    """One unit-test file for `tool` (promtool or vmalert-tool): one group per incident variant, asking for the
+    firing alerts at every queried step. All cases share one step (the file's evaluation interval)."""
     key = "promql_expr_test" if tool == "promtool" else "metricsql_expr_test"
     groups = []
-    for incident in incidents:
+    steps = set()
+    for case in cases:
+        incident = case.incident
+        steps.add(incident.step)
         inputs = []
-        given = (rows_by_id or {}).get(incident.id)
-        rows = given if given is not None else timeline_series(incident, identity, legacy)
-        for series_key, row in sorted(rows.items(), key=lambda kv: _series_name(kv[0])):
+        for series_key, row in sorted(case.rows.items(), key=lambda kv: _series_name(kv[0])):
             offset = TOOL_EPOCH[tool] if series_key[0].endswith("_timestamp_seconds") else 0.0
             inputs.append({"series": _series_name(series_key), "values": _values(row, offset)})
         tests = [
-            {"expr": f'ALERTS{{alertstate="firing",incident_step!="{incident.id}@{k}"}}',
+            {"expr": f'ALERTS{{alertstate="firing",incident_step!="{case.id}@{k}"}}',
              "eval_time": duration(k * incident.step), "exp_samples": []}
             for k in incident.query_steps
         ]
-        groups.append({"name": incident.id, "interval": duration(incident.step), "input_series": inputs, key: tests})
-    step = min(i.step for i in incidents)
-    return {"rule_files": [str(p) for p in rule_files], "evaluation_interval": duration(step), "tests": groups}
+        groups.append({"name": case.id, "interval": duration(incident.step), "input_series": inputs, key: tests})
+    assert len(steps) == 1, f"one step per file, got {sorted(steps)}"
+    return {"rule_files": [str(p) for p in rule_files], "evaluation_interval": duration(steps.pop()), "tests": groups}
 
 
 _TERM = re.compile(r"^(-?[0-9.e+]+?)((?:[+-][0-9.e]+)?x\d+)?$")
@@ -337,28 +415,30 @@ def isolated_config(config: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class Checkpoint:
     engine: str
-    incident: str
+    case: str
     step: int
     alerts: set[Alert]
     delivered: set[Delivery] = field(default_factory=set)
     page_groups: set[tuple[str, str]] = field(default_factory=set)  # (failure_mode, node) at the pager
+    paged: set[tuple[str, str]] = field(default_factory=set)  # (failure_mode, alertname) at the pager
 
     @property
     def label(self) -> str:
-        return f"{self.engine}:{self.incident}@{self.step}"
+        return f"{self.engine}:{self.case}@{self.step}"
 
 
-def checkpoints(incident: Incident, firing: dict[tuple[str, int], set[Alert]], engine: str) -> list[Checkpoint]:
+def checkpoints(case: Variant, firing: dict[tuple[str, int], set[Alert]], engine: str) -> list[Checkpoint]:
     """A checkpoint wherever the firing set changes, and at every step the incident has an expectation for."""
+    incident = case.incident
     out: list[Checkpoint] = []
     previous: set[Alert] | None = None
     expected_steps = {t // incident.step for t in incident.expect}
     for k in incident.query_steps:
-        alerts = firing.get((incident.id, k))
+        alerts = firing.get((case.id, k))
         if alerts is None:
             continue
         if alerts != previous or k in expected_steps:
-            out.append(Checkpoint(engine, incident.id, k, alerts))
+            out.append(Checkpoint(engine, case.id, k, alerts))
         previous = alerts
     return out
 
@@ -388,9 +468,10 @@ def collect(points: list[Checkpoint], posts: list[tuple[str, dict[str, Any]]]) -
                                          labels.get("node", "")))
             if receiver == "pager":
                 point.page_groups.add((labels.get("failure_mode", ""), labels.get("node", "")))
+                point.paged.add((labels.get("failure_mode", ""), labels["alertname"]))
 
 
-def engine_differences(incident: Incident, promql: dict[tuple[str, int], set[Alert]],
+def engine_differences(case: Variant, promql: dict[tuple[str, int], set[Alert]],
                        metricsql: dict[tuple[str, int], set[Alert]]) -> list[str]:
     """Where the engines disagree beyond a one-evaluation shift at a range window's edge.
 
@@ -399,52 +480,97 @@ def engine_differences(incident: Incident, promql: dict[tuple[str, int], set[Ale
     may start or end one evaluation apart. Every other difference is a disagreement: each step where
     only one engine fires an alert must be next to a step where both fire it.
     """
-    steps = incident.query_steps
+    steps = case.incident.query_steps
+    step = case.incident.step
     problems = []
-    alerts = {a for k in steps for a in promql[(incident.id, k)] | metricsql[(incident.id, k)]}
+    alerts = {a for k in steps for a in promql[(case.id, k)] | metricsql[(case.id, k)]}
     for alert in alerts:
-        p = {k for k in steps if alert in promql[(incident.id, k)]}
-        m = {k for k in steps if alert in metricsql[(incident.id, k)]}
+        p = {k for k in steps if alert in promql[(case.id, k)]}
+        m = {k for k in steps if alert in metricsql[(case.id, k)]}
         both = p & m
         for k in sorted(p ^ m):
             i = steps.index(k)
             neighbours = {steps[j] for j in (i - 1, i + 1) if 0 <= j < len(steps)}
-            if not neighbours & both or any(abs(n - k) * incident.step > incident.step for n in neighbours & both):
+            if not neighbours & both or any(abs(n - k) * step > step for n in neighbours & both):
                 engine = "PromQL" if k in p else "MetricsQL"
-                problems.append(f"{duration(k * incident.step)}: only {engine} fires {dict(alert)['alertname']} "
+                problems.append(f"{case.id} {duration(k * step)}: only {engine} fires {dict(alert)['alertname']} "
                                 f"{dict(alert)}")
     return problems
 
 
-def budget_problems(incident: Incident, points: list[Checkpoint]) -> list[str]:
-    """One critical page per root cause, no page outside the root causes, the Watchdog always through."""
+def first_pages(points: list[Checkpoint], step: int) -> dict[str, tuple[int, str]]:
+    """Failure mode paged -> (second of its first page, the alert that paged)."""
+    out: dict[str, tuple[int, str]] = {}
+    for point in sorted(points, key=lambda p: p.step):
+        for mode, alert in sorted(point.paged):
+            out.setdefault(mode, (point.step * step, alert))
+    return out
+
+
+def budget_problems(case: Variant, points: list[Checkpoint], budgets: dict[str, int] | None = None) -> list[str]:
+    """The pages are right: every failure mode that must page does, within its alert's time to page; nothing
+    else pages; one page (notification group) per failure mode; the Watchdog always gets through."""
     problems = []
     groups = {g for p in points for g in p.page_groups}
     modes = [mode for mode, _ in groups]
+    where = f"{case.placement}"
     for mode in sorted(set(modes)):
-        if mode not in incident.root_causes:
-            problems.append(f"paged for {mode}, not a root cause of the incident ({incident.root_causes})")
-    if len(groups) > len(incident.root_causes):
-        problems.append(f"{len(groups)} pages ({sorted(groups)}) for {len(incident.root_causes)} root cause(s)")
+        if mode not in case.due.allowed:
+            problems.append(f"{where}: paged for {mode}, which this incident gives no cause to page "
+                            f"(allowed: {sorted(case.due.allowed)})")
+        if modes.count(mode) > 1:
+            problems.append(f"{where}: {modes.count(mode)} pages for {mode}: {sorted(g for g in groups if g[0] == mode)}")
+    first = first_pages(points, case.incident.step)
+    for mode, since in sorted(case.due.required.items()):
+        if mode not in first:
+            problems.append(f"{where}: no page for {mode} (due from {duration(since)})")
+            continue
+        at, alert = first[mode]
+        if budgets is not None and alert in budgets and at - since > budgets[alert] + case.incident.step:
+            problems.append(f"{where}: {alert} paged {duration(at - since)} after the fault, over its "
+                            f"{duration(budgets[alert])} time to page")
     for point in points:
         if not any(d.receiver == "deadmansswitch" for d in point.delivered):
-            problems.append(f"step {point.step}: the Watchdog did not reach the dead-man's switch")
+            problems.append(f"{where} step {point.step}: the Watchdog did not reach the dead-man's switch")
     return problems
 
 
 # --- one run of everything -----------------------------------------------------------------------------
-def evaluate(tool: str, binary: str, workdir: Path, incidents: list[Incident],
-             rule_files: list[Path], identity: str = "stable", legacy: bool = False,
-             rows_by_id: dict[str, Rows] | None = None) -> dict[tuple[str, int], set[Alert]]:
-    """Every incident's firing alerts at every queried step, as `tool` evaluates the rules."""
-    path = workdir / f"incidents.{tool}.test.yml"
-    doc = rule_test_file(incidents, tool, rule_files, identity, legacy, rows_by_id)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=100_000), encoding="utf-8")
-    output = run_tool(tool, binary, path)
-    (workdir / f"incidents.{tool}.out").write_text(output, encoding="utf-8")
-    firing = firing_alerts(output)
-    missing = [(i.id, k) for i in incidents for k in i.query_steps if (i.id, k) not in firing]
-    assert not missing, f"{tool} reported no result for {missing[:5]}...: {output[-3000:]}"
+def pages_only_rules(rule_files: list[Path], workdir: Path) -> list[Path]:
+    """The rule files reduced to what can page: critical alerts, and the Watchdog the suite checks for."""
+    out = []
+    for path in rule_files:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for group in doc["groups"]:
+            group["rules"] = [r for r in group["rules"] if r.get("labels", {}).get("severity") == "critical"
+                              or r.get("alert") == "Watchdog"]
+        doc["groups"] = [g for g in doc["groups"] if g["rules"]]
+        if doc["groups"]:
+            target = workdir / f"pages-only-{path.name}"
+            target.write_text(yaml.safe_dump(doc, sort_keys=False, width=100_000), encoding="utf-8")
+            out.append(target)
+    return out
+
+
+def evaluate(tool: str, binary: str, workdir: Path, cases: list[Variant],
+             rule_files: list[Path]) -> dict[tuple[str, int], set[Alert]]:
+    """Every case's firing alerts at every queried step, as `tool` evaluates the rules: one run per step size
+    and rule set (every rule for the incidents' own placements, the paging ones for the others)."""
+    firing: dict[tuple[str, int], set[Alert]] = {}
+    by_run: dict[tuple[int, bool], list[Variant]] = {}
+    for case in cases:
+        by_run.setdefault((case.incident.step, case.pages_only), []).append(case)
+    for (step, pages), group in sorted(by_run.items()):
+        name = f"incidents-{step}s{'-pages' if pages else ''}"
+        files = pages_only_rules(rule_files, workdir) if pages else rule_files
+        path = workdir / f"{name}.{tool}.test.yml"
+        doc = rule_test_file(group, tool, files)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False, width=100_000), encoding="utf-8")
+        output = run_tool(tool, binary, path)
+        (workdir / f"{name}.{tool}.out").write_text(output, encoding="utf-8")
+        firing |= firing_alerts(output)
+    missing = [(c.id, k) for c in cases for k in c.incident.query_steps if (c.id, k) not in firing]
+    assert not missing, f"{tool} reported no result for {missing[:5]}..."
     return firing
 
 
@@ -462,14 +588,19 @@ def deliver(workdir: Path, points: list[Checkpoint], rule_files: list[Path], exa
         alerts = push_alerts(points, rule_annotations(rule_files))
         for start in range(0, len(alerts), 2000):
             manager.post(alerts[start:start + 2000])
-        # Every step's Watchdog reaches the dead-man's switch: once all have, every group has flushed.
+        # Every step's Watchdog reaches the dead-man's switch: once all have, every group has flushed. The
+        # deadline moves while Watchdogs keep arriving (thousands of groups take Alertmanager a while).
         wanted = {p.label for p in points if any(dict(a).get("alertname") == "Watchdog" for a in p.alerts)}
+        seen: set[str] = set()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            seen = {a["labels"].get("incident_step") for r, body in list(webhook.posts) if r == "deadmansswitch"
-                    for a in body["alerts"]}
-            if wanted <= seen:
+            now_seen = {a["labels"].get("incident_step") for r, body in list(webhook.posts)
+                        if r == "deadmansswitch" for a in body["alerts"]}
+            if wanted <= now_seen:
                 break
+            if len(now_seen) > len(seen):
+                deadline = max(deadline, time.monotonic() + 30)
+            seen = now_seen
             time.sleep(0.5)
         time.sleep(3)  # groups whose group_wait ended with the Watchdog's: let them land
         collect(points, list(webhook.posts))
