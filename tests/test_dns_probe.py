@@ -64,6 +64,20 @@ async def test_answer_outside_expected_cidrs_is_counted(server: Any) -> None:
     assert state.snapshot.value("honeydue_dns_unexpected_answers", domain="hijacked.test") == 1  # ...to the wrong place
 
 
+async def test_grey_clouded_answers_are_the_origin_not_a_hijack(server: Any) -> None:
+    """Chapter 16's fix for a Cloudflare outage points the records at the node IPs: counted as origin answers,
+    not as unexpected ones (DnsAnswerOutsideExpectedRanges pages on those); any other address still is."""
+    node_ip = await run("hijacked.test", server.port, expected_cidrs=["104.16.0.0/13"], origin_cidrs=["203.0.113.7/32"])
+    labels = {"domain": "hijacked.test", "resolver": "r", "role": "public"}
+    assert node_ip.snapshot.value("honeydue_dns_origin_answers", **labels) == 1
+    assert node_ip.snapshot.value("honeydue_dns_unexpected_answers", **labels) == 0
+    elsewhere = await run("hijacked.test", server.port, expected_cidrs=["104.16.0.0/13"], origin_cidrs=["198.51.100.0/24"])
+    assert elsewhere.snapshot.value("honeydue_dns_origin_answers", **labels) == 0
+    assert elsewhere.snapshot.value("honeydue_dns_unexpected_answers", **labels) == 1
+    proxied = await run(PUBLIC, server.port, expected_cidrs=["104.16.0.0/13"], origin_cidrs=["203.0.113.7/32"])
+    assert proxied.snapshot.value("honeydue_dns_origin_answers", domain=PUBLIC, resolver="r", role="public") == 0
+
+
 async def test_no_cidrs_configured_means_nothing_unexpected(server: Any) -> None:
     state = await run("hijacked.test", server.port)
     assert state.snapshot.value("honeydue_dns_unexpected_answers", domain="hijacked.test") == 0

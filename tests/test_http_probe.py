@@ -92,6 +92,15 @@ async def test_5xx_is_a_value_not_a_failed_run() -> None:
     assert val(state.snapshot, "honeydue_http_body_matched") == 1
 
 
+async def test_an_origin_probed_per_node_carries_its_node() -> None:
+    """One origin target per node (deploy/base/config.yml, deploy/obs/obs-probe.yml): `node` says which node's
+    Traefik answered, so OriginFailingOnNode can name it and the cordon and NotReady inhibitions scope by it."""
+    async with http_target() as server:
+        state = await run(target(server.url("/error"), role="origin", node="n2"))
+    assert state.snapshot.value("honeydue_http_up", target="t", role="origin", node="n2") == 0
+    assert state.snapshot.value("honeydue_http_status_code", target="t", role="origin", node="n2") == 503
+
+
 async def test_wrong_body() -> None:
     async with http_target() as server:
         state = await run(target(server.url("/wrong-body"), body_contains="ok"))

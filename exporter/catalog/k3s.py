@@ -10,6 +10,7 @@ from exporter.catalog.gates import (
     NODE_LIST_FAILING,
     NODES_LOST,
     OBS_ORIGINS_UP,
+    QUORUM_LOST,
     grew,
     unless_network_fault,
     unless_not_theirs,
@@ -78,11 +79,13 @@ ENTRIES = (
             Alert(
                 name="KubeApiserverEtcdCheckFailing",
                 severity="warning",
-                expr="honeydue_kube_apiserver_etcd_ready == 0 and on (node) honeydue_kube_apiserver_readyz_up == 1",
+                expr="(honeydue_kube_apiserver_etcd_ready == 0 and on (node) honeydue_kube_apiserver_readyz_up == 1) "
+                f"unless on ({BY}) ({QUORUM_LOST}) unless on () {NODES_LOST}",
                 for_="5m",
                 summary="A server node's API server answers but reports its etcd check failing.",
-                description="/readyz/etcd on {{ $labels.node }} has failed for 5 minutes while the node answers: "
-                "its etcd member has diverged or lost its peers. Remove the node from the cluster and rejoin it.",
+                description="/readyz/etcd on {{ $labels.node }} has failed for 5 minutes while the node answers and the "
+                "others pass theirs (a quorum loss fails every member's check: KubeEtcdQuorumLost): its etcd member "
+                "has diverged. Remove the node from the cluster and rejoin it.",
             ),
         ),
         panels=(

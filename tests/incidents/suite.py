@@ -25,6 +25,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -552,11 +553,28 @@ def pages_only_rules(rule_files: list[Path], workdir: Path) -> list[Path]:
     return out
 
 
-def evaluate(tool: str, binary: str, workdir: Path, cases: list[Variant],
-             rule_files: list[Path]) -> dict[tuple[str, int], set[Alert]]:
-    """Every case's firing alerts at every queried step, as `tool` evaluates the rules: one run per step size
-    and rule set (every rule for the incidents' own placements, the paging ones for the others)."""
-    firing: dict[tuple[str, int], set[Alert]] = {}
+@dataclass
+class Run:
+    """One engine over one unit-test file: the cases of one grid and rule set."""
+
+    tool: str
+    binary: str
+    path: Path
+    cases: list[Variant]
+
+    def __call__(self) -> dict[tuple[str, int], set[Alert]]:
+        output = run_tool(self.tool, self.binary, self.path)
+        self.path.with_suffix(".out").write_text(output, encoding="utf-8")
+        firing = firing_alerts(output)
+        missing = [(c.id, k) for c in self.cases for k in c.incident.query_steps if (c.id, k) not in firing]
+        assert not missing, f"{self.tool} reported no result for {missing[:5]}... ({self.path})"
+        return firing
+
+
+def runs(tool: str, binary: str, workdir: Path, cases: list[Variant], rule_files: list[Path]) -> list[Run]:
+    """The unit-test files `tool` evaluates: one per step size and rule set (every rule for the incidents' own
+    placements, the paging ones for the others), written now and run by calling the returned Runs."""
+    out = []
     by_run: dict[tuple[int, bool], list[Variant]] = {}
     for case in cases:
         by_run.setdefault((case.incident.step, case.pages_only), []).append(case)
@@ -566,12 +584,27 @@ def evaluate(tool: str, binary: str, workdir: Path, cases: list[Variant],
         path = workdir / f"{name}.{tool}.test.yml"
         doc = rule_test_file(group, tool, files)
         path.write_text(yaml.safe_dump(doc, sort_keys=False, width=100_000), encoding="utf-8")
-        output = run_tool(tool, binary, path)
-        (workdir / f"{name}.{tool}.out").write_text(output, encoding="utf-8")
-        firing |= firing_alerts(output)
-    missing = [(c.id, k) for c in cases for k in c.incident.query_steps if (c.id, k) not in firing]
-    assert not missing, f"{tool} reported no result for {missing[:5]}..."
-    return firing
+        out.append(Run(tool, binary, path, group))
+    return out
+
+
+def evaluate_all(engines: dict[str, str], workdir: Path, cases: list[Variant], rule_files: list[Path],
+                 workers: int = 2) -> dict[str, dict[tuple[str, int], set[Alert]]]:
+    """Every case's firing alerts at every queried step under each engine ({"promtool": binary, ...}); the
+    runs share `workers` processes, the largest files first (vmalert-tool is the slower engine)."""
+    jobs = [run for tool, binary in engines.items() for run in runs(tool, binary, workdir, cases, rule_files)]
+    jobs.sort(key=lambda r: (r.tool == "vmalert-tool", r.path.stat().st_size), reverse=True)
+    results: dict[str, dict[tuple[str, int], set[Alert]]] = {tool: {} for tool in engines}
+    with ThreadPoolExecutor(workers) as pool:
+        for run, firing in zip(jobs, pool.map(lambda r: r(), jobs), strict=True):
+            results[run.tool] |= firing
+    return results
+
+
+def evaluate(tool: str, binary: str, workdir: Path, cases: list[Variant],
+             rule_files: list[Path]) -> dict[tuple[str, int], set[Alert]]:
+    """Every case's firing alerts at every queried step, as `tool` evaluates the rules."""
+    return evaluate_all({tool: binary}, workdir, cases, rule_files, workers=1)[tool]
 
 
 def deliver(workdir: Path, points: list[Checkpoint], rule_files: list[Path], example: Path = EXAMPLE) -> None:
