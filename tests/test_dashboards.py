@@ -136,10 +136,10 @@ def test_zero_one_signals_are_state_timelines_with_texts() -> None:
     [mapping] = _override(up, "A", "mappings")
     assert mapping["options"]["0"] == {"color": "red", "index": 1, "text": "down"}
     assert mapping["options"]["1"]["text"] == "up"
-    ready = PANELS[plan.alert_panel["KubeNodeNotReady"]]
+    ready = PANELS[plan.alert_panel["HoneydueNodeNotReady"]]
     [mapping] = _override(ready, "A", "mappings")
     assert (mapping["options"]["1"]["text"], mapping["options"]["0"]["text"]) == ("ready", "not ready")
-    assert mapping["options"]["0"]["color"] == "orange"  # KubeNodeNotReady is a warning
+    assert mapping["options"]["0"]["color"] == "orange"  # HoneydueNodeNotReady is a warning
 
 
 def test_graphs_carry_the_alert_threshold_dashed_and_their_unit() -> None:
@@ -331,7 +331,7 @@ def test_now_row_reads_alerts_from_victoria_metrics(vm: VictoriaMetrics) -> None
     """ALERTS series as vmalert writes them: the row shows each failure mode's worst firing severity."""
     now = int(time.time() * 1000)
     series = [
-        ("KubeNodeNotReady", "firing", "one-node-nic-fails", "warning"),
+        ("HoneydueNodeNotReady", "firing", "one-node-nic-fails", "warning"),
         ("KubeAPIUnreachable", "firing", "two-nodes-fail", "critical"),
         ("KubeExporterAccessDenied", "firing", "two-nodes-fail", "warning"),
         ("Watchdog", "firing", "complete-cluster-loss", "info"),

@@ -19,7 +19,8 @@ OBS = 'job="honeydue-obs-probe"'
 # Quiet while every api replica crash-loops (ApiAllReplicasCrashLooping names that cause and its fix) and
 # while nothing from the cluster arrives (the cluster-silent alerts tell a dead cluster from a cut pipeline).
 SITE_DOWN = (
-    f'(max(honeydue_http_up{{{OBS},role="public"}}) == 0) and on () (max(honeydue_http_up{{{OBS},role="origin"}}) == 0) '
+    f'(max by (job) (honeydue_http_up{{{OBS},role="public"}}) == 0) '
+    f'and on (job) (max by (job) (honeydue_http_up{{{OBS},role="origin"}}) == 0) '
     f"unless on () ({API_ALL_CRASHLOOPING}) unless on () ({CLUSTER_SILENT})"
 )
 # One node's origin fails from outside while another's answers: the users Cloudflare sends there get errors.
@@ -205,8 +206,8 @@ ENTRIES = (
                 expr=SITE_DOWN,
                 for_="2m",
                 summary="The site answers nowhere from outside: not through Cloudflare, not at any node's origin.",
-                description="For 2 minutes the public URL and every node's origin probed directly by the obs box "
-                "have failed (Traefik answering 404/502, or nothing): the outage is ours, not Cloudflare's, and the "
+                description="For 2 minutes the public URL and every node's origin probed directly from the obs box "
+                "({{ $labels.job }}) have failed (Traefik answering 404/502, or nothing): the outage is ours, not Cloudflare's, and the "
                 "api's own health check inside the cluster may still pass. What changed? kubectl rollout history "
                 "deployment/api -n honeydue, kubectl -n kube-system get pods -l app.kubernetes.io/name=traefik, "
                 "kubectl get events -A.",

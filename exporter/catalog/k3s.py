@@ -5,8 +5,8 @@ from exporter.catalog.gates import (
     BY,
     CLUSTER_DNS_FAILING,
     CLUSTER_SILENT,
-    NETWORK_FAULT,
     NETCHECK_UNREACHABLE,
+    NETWORK_FAULT,
     NODE_LIST_FAILING,
     NODES_LOST,
     OBS_ORIGINS_UP,
@@ -123,8 +123,8 @@ ENTRIES = (
                 expr=unless_network_fault(UPSTREAM_FAILING),
                 for_="3m",
                 summary="CoreDNS answers Service names but cannot resolve names outside the cluster.",
-                description="Names outside the cluster have not resolved through CoreDNS for 3 minutes while Service "
-                "names do and public resolvers answer the same names: pods cannot reach Neon, Fastmail or B2 by "
+                description="Names outside the cluster have not resolved through CoreDNS from {{ $labels.instance }} "
+                "for 3 minutes while Service names do and public resolvers answer the same names: pods cannot reach Neon, Fastmail or B2 by "
                 "name. CoreDNS cannot reach its upstream resolvers (forward in the Corefile, the node's "
                 "resolv.conf, UFW on :53 outbound).",
                 user_facing=True,

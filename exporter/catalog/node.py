@@ -108,7 +108,7 @@ ENTRIES = (
                 for_="30s",
                 summary="Nothing from the cluster reaches the obs box and only one node's origin answers from outside.",
                 description="For 2 minutes neither the exporter nor any netcheck pod has reached the obs TSDB (vmagent "
-                "ran on a node that is gone) and the obs box's own probe reaches exactly one node's origin: two "
+                "ran on a node that is gone) and the obs box's own probe reaches exactly {{ $value }} node's origin: two "
                 "nodes are down and etcd has no quorum, so vmagent cannot be rescheduled. Check the nodes in the "
                 "Hetzner console; if they are truly gone, rebuild from the survivor.",
                 obs_side=True,
@@ -146,8 +146,8 @@ ENTRIES = (
                 expr=f"{CLUSTER_SILENT} unless on () ({OBS_ORIGINS_UP} >= 1)",
                 for_="30s",
                 summary="Nothing from the cluster reaches the obs box and no node's origin answers from outside.",
-                description="For 2 minutes neither the exporter nor any netcheck pod has reached the obs TSDB, and "
-                "the obs box's own probe reaches no node's origin directly (or the obs-probe is not running): the "
+                description="For 2 minutes neither the exporter nor any netcheck pod ({{ $labels.job }}) has reached the "
+                "obs TSDB, and the obs box's own probe reaches no node's origin directly (or it is not running): the "
                 "whole cluster is down (chapter 16 \"All three nodes fail\"). Check the Hetzner console.",
                 obs_side=True,
                 user_facing=True,

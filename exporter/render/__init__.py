@@ -27,7 +27,7 @@ def render_all(
     for name, text in render_dashboards(base_url, grafana_url).items():
         files[root / "dashboards" / name] = text
     files[root / "docs" / "configuration.md"] = render_configuration()
-    files[root / "docs" / "time-to-page.md"] = render_time_to_page(root)
+    files[root / "docs" / "time-to-page.md"] = render_time_to_page()  # from this repository's deploy/
     readme = root / "README.md"
     if readme.exists():
         files[readme] = render_readme(readme.read_text(encoding="utf-8"), base_url)
