@@ -32,7 +32,7 @@ from testbed.exporter import ExporterProcess
 from testbed.receivers import SmtpSink, WebhookReceiver
 from testbed.vm import VictoriaMetrics
 
-from exporter.probes import MODULES, nodata
+from exporter.probes import all_modules, nodata
 from exporter.samples import MetricSpec
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 
@@ -432,7 +432,7 @@ def exported_labels() -> set[str]:
     from exporter import engine
 
     found: set[str] = set()
-    for module in (*MODULES, engine):
+    for module in (*all_modules(), engine):
         for value in vars(module).values():
             if isinstance(value, MetricSpec):
                 found |= set(value.labels)

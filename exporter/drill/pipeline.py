@@ -16,7 +16,6 @@ import json
 import logging
 import shutil
 import tempfile
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,7 +229,3 @@ class Pipeline:
     def _write_exporter_config(self) -> None:
         assert self.exporter.config_path is not None
         self.exporter.config_path.write_text(yaml.safe_dump(self.exporter_config(), sort_keys=False))
-
-    def exporter_metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.exporter_port}/metrics", timeout=5) as response:
-            return bytes(response.read()).decode()

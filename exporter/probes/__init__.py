@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from importlib import import_module
 from types import ModuleType
-from typing import Any, get_args
+from typing import get_args
 
 from exporter.config import Config, Family
 from exporter.engine import Probe
@@ -109,12 +109,3 @@ def family_of(probe_name: str) -> str:
 def series_limits(config: Config, probes: Iterable[Probe]) -> dict[str, int]:
     """Each probe's series_limit (its family's, else the default)."""
     return {p.name: config.series_limit.of(family_of(p.name)) for p in probes}
-
-
-def __getattr__(name: str) -> Any:
-    # Every module, for callers that inspect them all (tests); importing this package imports none.
-    if name == "MODULES":
-        return all_modules()
-    if name == "NETCHECK_MODULES":
-        return tuple(module(family) for family in NETCHECK_FAMILIES)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
