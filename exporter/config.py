@@ -12,6 +12,7 @@ import os
 import re
 import types
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
@@ -30,6 +31,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, to_jsonable_python
 
+from exporter import families
 from exporter.environment import OverrideError, merged, overrides
 
 DEFAULT_RUNBOOK_BASE_URL = "https://git.example.com/honeyDue/honeyDueAPI/src/branch/main/docs/deployment"
@@ -38,6 +40,13 @@ DEFAULT_GRAFANA_BASE_URL = "https://grafana.example.com"
 
 class ConfigError(Exception):
     """A configuration problem, already phrased as one line for the operator."""
+
+
+@dataclass(frozen=True)
+class DocType:
+    """The name docs/configuration.md gives an Annotated type (pydantic ignores this metadata)."""
+
+    name: str
 
 
 def _is_secret(annotation: Any) -> bool:
@@ -618,9 +627,14 @@ class RateLimits(_Strict):
     )
 
 
-# The probe families, named as their config sections (exporter.probes.family_of maps a probe to one).
-Family = Literal["redis", "postgres", "asynq", "residence_cache", "kubernetes", "http", "dns", "smtp", "tcp",
-                 "vmagent", "nodata"]
+def _check_family(name: str) -> str:
+    if name not in families.NAMES:
+        raise ValueError(f"{name!r} is no probe family (families: {', '.join(families.NAMES)})")
+    return name
+
+
+# A probe family's name, which is its config section (exporter.families).
+FamilyName = Annotated[str, AfterValidator(_check_family), DocType("family")]
 
 
 class SeriesLimit(_Strict):
@@ -631,8 +645,8 @@ class SeriesLimit(_Strict):
     """
 
     default: int = Field(5000, ge=100, description="series one probe may publish per run")
-    families: dict[Family, Annotated[int, Field(ge=100)]] = Field(
-        default_factory=dict, description="per probe family, e.g. {kubernetes: 20000}"
+    families: dict[FamilyName, Annotated[int, Field(ge=100)]] = Field(
+        default_factory=dict, description=f"per probe family ({', '.join(families.NAMES)}), e.g. {{kubernetes: 20000}}"
     )
 
     def of(self, family: str) -> int:

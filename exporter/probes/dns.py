@@ -64,6 +64,8 @@ _RCODE_RESULT = {
 class DnsProbe(Probe):
     """One (name, resolver) pair."""
 
+    family = kind = "dns"
+
     def __init__(self, lookup: DnsLookup, resolver_name: str, resolver: DnsResolver, deps: Dependencies) -> None:
         super().__init__(f"dns_{resolver_name}_{lookup.name}_{lookup.record_type.lower()}", lookup.interval, lookup.timeout)
         self._lookup = lookup

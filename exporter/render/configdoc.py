@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import types
 import typing
 from typing import Any
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
-from exporter.config import Config
+from exporter.config import Config, DocType
 from exporter.environment import PREFIX as ENV_PREFIX
 
 HEADER = """# Configuration reference
@@ -43,12 +44,20 @@ def _model(annotation: Any) -> type[BaseModel] | None:
 
 
 def _type(annotation: Any) -> str:
-    if inspect.isclass(annotation) and not typing.get_args(annotation):
-        return annotation.__name__
-    text = str(annotation).replace("NoneType", "None")
-    for module in ("typing.", "pathlib.", "pydantic.types.", "exporter.config."):
-        text = text.replace(module, "")
-    return text
+    """A field's type as the reader writes it: `DocType` names an Annotated type (`duration`, `family`)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        named = [m.name for m in annotation.__metadata__ if isinstance(m, DocType)]
+        return named[0] if named else _type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type(arg) for arg in args)
+    if origin is typing.Literal:
+        return "Literal[" + ", ".join(repr(arg) for arg in args) + "]"
+    if origin is not None:
+        return f"{origin.__name__}[" + ", ".join("..." if arg is Ellipsis else _type(arg) for arg in args) + "]"
+    if annotation is type(None):
+        return "None"
+    return str(getattr(annotation, "__name__", annotation))
 
 
 def _description(model: type[BaseModel], name: str, info: FieldInfo) -> str:
@@ -85,7 +94,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             rows.append(f"| `{path}` | {nested.__name__}{many} | {_default(info)} | {description} |")
             rows += _rows(nested, f"{path}{many}{keyed}.")
         else:
-            kind = _type(info.annotation).replace("|", "or")
+            kind = _type(info.annotation)
             rows.append(f"| `{path}` | `{kind}` | {_default(info)} | {description} |")
     return rows
 
