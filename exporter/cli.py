@@ -49,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         "--mode", choices=("full", "netcheck"),
         help="override `mode`: netcheck runs only the TCP probes (the per-node DaemonSet)",
     )
-    sub.add_parser("check-config", help="validate the config and print it with secrets masked")
+    check = sub.add_parser("check-config", help="validate the config and print it with secrets masked")
+    check.add_argument(
+        "--syntax-only", action="store_true",
+        help="as promtool's: do not read the files the config names (its *_file secrets, mounted only where it "
+        "is deployed); every other check still runs",
+    )
     render = sub.add_parser("render", help="write rules/ and dashboards/ from the catalog")
     render.add_argument("--out", default=".", help="directory holding rules/ and dashboards/ (default: .)")
     render.add_argument(
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "run"
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, read_secret_files=not getattr(args, "syntax_only", False))
     except ConfigError as exc:
         print(f"honeydue-exporter: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
