@@ -83,7 +83,7 @@ def incident_failure_modes(root: Path) -> dict[str, str | None]:
 def scenario_failure_modes() -> dict[str, str]:
     """Each drill scenario id -> the failure mode it names; {} where the drill extra is not installed."""
     try:
-        from exporter.drill.scenarios import SCENARIOS
+        from testbed.drill.scenarios import SCENARIOS
     except ImportError:
         return {}
     return {s.id: s.failure_mode for s in SCENARIOS}

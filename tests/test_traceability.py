@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.drill.scenarios import SCENARIOS
+
 from exporter import catalog_report, probes
 from exporter.catalog import CATALOG, alerts
 from exporter.config import load_config
-from exporter.drill.scenarios import SCENARIOS
 from exporter.engine import Probe
 from exporter.families import FAMILIES
 from exporter.probes.deps import Dependencies

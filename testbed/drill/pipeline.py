@@ -27,6 +27,7 @@ import redis
 import yaml
 
 from testbed.alertmanager import Alertmanager, single_route
+from testbed.drill.asynqapp import AsynqApp
 from testbed.exporter import ExporterProcess
 from testbed.kube.cluster import KubeCluster
 from testbed.kube.control_plane import NODE_IPS
@@ -38,7 +39,6 @@ from testbed.standins import HTTP_TARGETS, HttpStandins
 from testbed.vm import VictoriaMetrics, Vmagent, Vmalert
 
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
-from exporter.drill.asynqapp import AsynqApp
 
 log = logging.getLogger("exporter.drill")
 
