@@ -4,7 +4,7 @@ Read by the config (a family's name is its config section and its `series_limit.
 loader (exporter.probes: which module builds it and whether the config enables it), the catalog (`catalog
 --id`: the catalog's names for its probes, `kinds`) and the status page (why it builds no probe, `absent`).
 Each probe says which family and kind it is (exporter.engine.Probe.family, .kind); nothing reads them from
-a probe's name. No import of the config or of a probe module here, so every reader may import this.
+a probe's name. It imports neither the config nor a probe module when imported, so every reader may import it.
 """
 
 from __future__ import annotations
