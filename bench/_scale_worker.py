@@ -70,11 +70,19 @@ async def _run(job: dict[str, Any]) -> dict[str, Any]:
     result = {
         "cycles": cycles, "idle": idle, "end": _status(),
         "probes": len(probes),
-        "series_by_probe": {s.name: s.series for s in states}, "dropped": sum(s.dropped for s in states),
+        "series_by_family": _by_family(probes, engine), "dropped": sum(s.dropped for s in states),
         "failing": sorted(f"{s.name}: {s.reason} ({s.detail})" for s in states if s.status != "ok"),
     }
     await engine.stop()
     return result
+
+
+def _by_family(probes: list[Any], engine: Any) -> dict[str, int]:
+    """Series each probe family published in the last cycle (Probe.family)."""
+    found: dict[str, int] = {}
+    for probe in probes:
+        found[probe.family] = found.get(probe.family, 0) + engine.states[probe.name].series
+    return found
 
 
 def main() -> None:

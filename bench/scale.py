@@ -73,7 +73,6 @@ from testbed.procs import RedisServer, free_port, stop_process, wait_for_port
 from bench import _bounds, _kube, _seed
 from bench._peers import REPO, table
 from bench._runtime import blocked_modules, image_environment, production_config_text
-from exporter.probes import family_of
 
 MiB = 2**20
 EXPORTED_SLOPE = 1.15  # cost grows at most linearly with exported series (a little noise allowed)
@@ -158,7 +157,7 @@ class Worker:
             values = sorted(c[key] for c in cycles_)
             return values[len(values) // 2]
 
-        series = sum(n for name, n in result["series_by_probe"].items() if family_of(name) == family)
+        series = result["series_by_family"].get(family, 0)
         return Point(size, series, result["dropped"], median("wall"), median("cpu"), median("render"),
                      median("gzip"), int(median("bytes")), int(median("gzip_bytes")), result["idle"]["VmRSS"],
                      result["end"]["VmRSS"], result["end"]["VmHWM"], load, result["failing"])

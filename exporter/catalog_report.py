@@ -48,11 +48,26 @@ def entry(failure_mode: str) -> FailureMode:
     raise KeyError(f"no failure mode {failure_mode!r} (known: {', '.join(e.id for e in CATALOG)})")
 
 
-def probe_module(family: str) -> str:
-    """The module of the probes a catalog `probes=` name belongs to (`kubernetes_nodes` -> probes/kubernetes.py)."""
-    from exporter import probes
+def probe_module(kind: str) -> str:
+    """The module defining the probe a catalog `probes=` name is (`kubernetes_pod_metrics` -> probes/kube_metrics.py).
 
-    return f"exporter/probes/{probes.module_name(probes.family_of(family))}.py"
+    Found by type: the Probe classes of the kind's family (exporter.families), after its module is imported.
+    """
+    from exporter.engine import Probe
+    from exporter.families import of_kind
+    from exporter.probes import module
+
+    family = of_kind(kind)
+    module(family.name)
+    classes, found = [Probe], set()
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        if cls.__dict__.get("kind") == kind and getattr(cls, "family", None) == family.name:
+            found.add(cls.__module__)
+    if len(found) != 1:
+        raise LookupError(f"{kind!r}: {len(found)} probe modules define it")
+    return "exporter/probes/" + found.pop().rpartition(".")[2] + ".py"
 
 
 def incident_failure_modes(root: Path) -> dict[str, str | None]:
@@ -68,7 +83,7 @@ def incident_failure_modes(root: Path) -> dict[str, str | None]:
 def scenario_failure_modes() -> dict[str, str]:
     """Each drill scenario id -> the failure mode it names; {} where the drill extra is not installed."""
     try:
-        from exporter.drill.scenarios import SCENARIOS
+        from testbed.drill.scenarios import SCENARIOS
     except ImportError:
         return {}
     return {s.id: s.failure_mode for s in SCENARIOS}

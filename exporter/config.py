@@ -3,15 +3,25 @@
 Every field has a default so the exporter runs with no file on a developer machine. Secrets are
 `SecretStr` (never printed) and may come from the environment or from a `*_file` path; the file is
 read at load time so an unreadable secret is a config error, not a failure at 3 a.m.
+
+The environment (pydantic-settings, `Config`): `HONEYDUE_<SECTION>__<FIELD>` names a setting by its path,
+case-insensitively (`HONEYDUE_REDIS__URL` is `redis.url`); a setting that holds a section, mapping or list
+takes JSON (`HONEYDUE_KUBERNETES__DEPLOYMENTS='{"honeydue": ["api"]}'`), and single fields named beside it
+merge into it; anything else takes the text as it is, and the model converts it like a YAML scalar. A name
+whose first part is no section (`HONEYDUE_CONFIG`, the tests' `HONEYDUE_*` knobs) is not a setting and is
+left alone; a name inside a section that names nothing there is an unknown key, as in the file. The
+environment wins over the file, key by key.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import difflib
 import os
 import re
 import types
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
@@ -21,23 +31,42 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError, to_jsonable_python
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-from exporter.environment import OverrideError, merged, overrides
+from exporter import families
 
+ENV_PREFIX = "HONEYDUE_"
 DEFAULT_RUNBOOK_BASE_URL = "https://git.example.com/honeyDue/honeyDueAPI/src/branch/main/docs/deployment"
 DEFAULT_GRAFANA_BASE_URL = "https://grafana.example.com"
 
 
 class ConfigError(Exception):
     """A configuration problem, already phrased as one line for the operator."""
+
+
+@dataclass(frozen=True)
+class DocType:
+    """The name docs/configuration.md gives an Annotated type (pydantic ignores this metadata)."""
+
+    name: str
 
 
 def _is_secret(annotation: Any) -> bool:
@@ -56,6 +85,14 @@ def _secret_file_fields(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
     )
 
 
+# False while `check-config --syntax-only` loads a config whose secret files exist only where it is deployed.
+_READ_SECRET_FILES: ContextVar[bool] = ContextVar("read_secret_files", default=True)
+
+
+class UnreadSecret(SecretStr):
+    """A secret whose `*_file` was not read (`check-config --syntax-only`); its value is a placeholder."""
+
+
 class _Strict(BaseModel):
     # allow_inf_nan=False: `interval: 1e309` (or .inf, .nan, "inf" from the environment) would load as a
     # duration that never elapses, a size no body reaches: every float of the config must be finite.
@@ -72,6 +109,9 @@ class _Strict(BaseModel):
             path = getattr(self, file_field)
             if path is None or getattr(self, name) is not None:
                 continue
+            if not _READ_SECRET_FILES.get():
+                object.__setattr__(self, name, UnreadSecret(str(path)))
+                continue
             try:
                 secret = SecretStr(Path(path).read_text(encoding="utf-8").strip())
             except OSError as exc:
@@ -83,6 +123,42 @@ class _Strict(BaseModel):
                 raise ValidationError.from_exception_data(type(self).__name__, [details]) from None
             object.__setattr__(self, name, secret)
         return self
+
+
+# A pattern's error in words: pydantic's own text ("String should match pattern '^[a-z]...'") is for programmers.
+_PATTERN_WORDS: dict[str, str] = {}
+
+
+def _matching(pattern: str, words: str, **constraints: Any) -> Any:
+    """Field(pattern=...) whose error says `must be <words>` (see _one_line)."""
+    _PATTERN_WORDS[pattern] = words
+    return Field(pattern=pattern, **constraints)
+
+
+_DURATION = re.compile(
+    r"(?:(?P<d>\d+(?:\.\d+)?)d)?(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m(?!s))?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)s)?(?:(?P<ms>\d+(?:\.\d+)?)ms)?"
+)
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _duration(value: Any) -> Any:
+    """`15s`, `2m`, `1h30m`, `250ms` (units d, h, m, s, ms, largest first) -> seconds.
+
+    A number, or text that is one (`30`, `0.5`, also `inf`), goes on to float validation: a bare number is
+    seconds, and a non-finite one is refused there like in any other field.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    match = _DURATION.fullmatch(text)
+    if text and match is not None:
+        return sum(float(amount) * _UNIT_SECONDS[unit] for unit, amount in match.groupdict().items() if amount)
+    try:
+        float(text)
+    except ValueError:
+        raise ValueError("not a duration: give seconds, or a duration such as 15s, 2m, 1h30m or 250ms") from None
+    return value
 
 
 def _unique(names: Iterable[str], what: str) -> None:
@@ -103,11 +179,15 @@ class _Targets(_Strict):
         return value
 
 
+# Seconds, written as a number or as `15s`, `2m`, `1h30m` (docs/configuration.md calls it a duration).
+Duration = Annotated[float, BeforeValidator(_duration), DocType("duration")]
+
+
 class Schedule(_Strict):
     """How often a probe runs and how long one run may take."""
 
-    interval: float = Field(15.0, gt=0, description="seconds between probe starts")
-    timeout: float = Field(5.0, gt=0, description="seconds before a probe run is abandoned")
+    interval: Duration = Field(15.0, gt=0, description="seconds between probe starts")
+    timeout: Duration = Field(5.0, gt=0, description="seconds before a probe run is abandoned")
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> Schedule:
@@ -143,9 +223,10 @@ class RedisConfig(Schedule):
 class PostgresEndpoint(Schedule):
     """One way to reach the database: Neon's pooler, or the direct compute endpoint."""
 
-    interval: float = Field(30.0, gt=0)
+    interval: Duration = Field(30.0, gt=0)
     enabled: bool = Field(True, description="probe this endpoint")
-    host: str = Field("127.0.0.1", description="host name or IP address of the endpoint")
+    host: str = _matching(r"^[^ /@?#]+$", "a host name or IP address (no spaces, /, @, ? or #)", default="127.0.0.1",
+                          description="host name or IP address of the endpoint")
     port: int = Field(5432, ge=1, le=65535, description="TCP port of the endpoint")
     dbname: str = Field("postgres", description="database to connect to")
     user: str = Field("postgres", description="role to connect as (a read-only one is enough)")
@@ -154,17 +235,10 @@ class PostgresEndpoint(Schedule):
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = Field(
         "prefer", description="libpq sslmode of the connection"
     )
-    connect_timeout: float = Field(3.0, gt=0, description="seconds to establish the connection")
+    connect_timeout: Duration = Field(3.0, gt=0, description="seconds to establish the connection")
     reuse_connection: bool = Field(
         False, description="keep one connection open between runs (measures queries, not reachability)"
     )
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        if not value or any(c in value for c in " /@?#"):
-            raise ValueError(f"invalid host {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _connect_within_timeout(self) -> PostgresEndpoint:
@@ -181,14 +255,10 @@ class PostgresEndpoints(_Strict):
 
 
 # --- edge and external-service probes (HTTP, DNS, SMTP) -------------------------------------------
-_LABEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# A name that becomes a label value and part of a probe name.
+LabelName = Annotated[str, _matching(r"^[a-z][a-z0-9_]{0,62}$", "lower-case letters, digits and underscores, "
+                                     "starting with a letter (at most 63)")]
 HttpRole = Literal["public", "origin", "api_shallow", "api_deep", "admin", "b2", "registry", "obs_ingest", "other"]
-
-
-def _check_label_name(value: str) -> str:
-    if not _LABEL_NAME.match(value):
-        raise ValueError(f"{value!r} must be lower-case letters, digits and underscores, starting with a letter")
-    return value
 
 
 def _check_url(
@@ -233,13 +303,14 @@ def _published_base_url(hint: str) -> AfterValidator:
 class HttpTarget(Schedule):
     """One URL probed over a fresh connection each run; `name` and `role` become labels."""
 
-    interval: float = Field(30.0, gt=0)
-    name: str = Field(description="target name, the `target` label of its series")
+    interval: Duration = Field(30.0, gt=0)
+    name: LabelName = Field(description="target name, the `target` label of its series")
     role: HttpRole = Field(description="what the target is, the `role` label the alerts select on")
     node: str = Field("", description="the node this target reaches directly (an origin by node IP): its `node` label")
     url: str = Field(description="URL requested (http or https)")
     method: Literal["GET", "HEAD", "POST"] = Field("GET", description="HTTP method")
-    expected_status: list[int] = Field(default_factory=lambda: [200], min_length=1, description="status codes that count as up")
+    expected_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=lambda: [200], min_length=1, description="status codes that count as up")
     body_contains: str | None = Field(None, description="the response body (first 64 KiB) must contain this text")
     headers: dict[str, str] = Field(default_factory=dict, description="extra request headers (not for secrets: use bearer_token)")
     bearer_token: SecretStr | None = Field(None, description="bearer token sent as Authorization (prefer bearer_token_file)")
@@ -247,23 +318,10 @@ class HttpTarget(Schedule):
     tls_verify: bool = Field(True, description="verify the server's TLS certificate")
     follow_redirects: bool = Field(False, description="follow redirects instead of judging the first reply")
 
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        return _check_label_name(value)
-
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
         return _check_url(value, hint="use bearer_token_file")
-
-    @field_validator("expected_status")
-    @classmethod
-    def _check_statuses(cls, value: list[int]) -> list[int]:
-        bad = [code for code in value if not 100 <= code <= 599]
-        if bad:
-            raise ValueError(f"not HTTP status codes: {bad}")
-        return value
 
     @field_validator("headers")
     @classmethod
@@ -282,35 +340,27 @@ class HttpConfig(_Targets):
 class DnsResolver(_Strict):
     """A DNS server queried directly (no system resolver, no cache in between)."""
 
-    address: str = Field(description="resolver IP address")
+    address: IPvAnyAddress = Field(description="resolver IP address")
     port: int = Field(53, ge=1, le=65535, description="DNS port of the resolver")
     protocol: Literal["udp", "tcp"] = Field("udp", description="transport of the queries")
 
-    @field_validator("address")
-    @classmethod
-    def _check_address(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address") from None
-        return value
 
 
 class DnsLookup(Schedule):
     """One name asked of each listed resolver; answers outside `expected_cidrs` count as unexpected."""
 
-    interval: float = Field(30.0, gt=0)
+    interval: Duration = Field(30.0, gt=0)
     name: str = Field(description="name to resolve")
     role: Literal["cluster", "cluster_upstream", "public"] = Field(
         "public", description="cluster: a Service name via CoreDNS; cluster_upstream: an outside name via CoreDNS",
     )
     record_type: Literal["A", "AAAA"] = Field("A", description="record type asked for")
     resolvers: list[str] = Field(min_length=1, description="names of the resolvers (keys of dns.resolvers) to ask")
-    expected_cidrs: list[str] = Field(
+    expected_cidrs: list[IPvAnyNetwork] = Field(
         default_factory=list,
         description="CIDRs the answers must fall in (empty: any answer counts)",
     )
-    origin_cidrs: list[str] = Field(
+    origin_cidrs: list[IPvAnyNetwork] = Field(
         default_factory=list,
         description="the origin's own addresses (the node IPs): answers there mean the record is grey-clouded, "
         "counted in honeydue_dns_origin_answers and not as unexpected",
@@ -324,29 +374,18 @@ class DnsLookup(Schedule):
             raise ValueError(f"{value!r} is not a DNS name")
         return value
 
-    @field_validator("expected_cidrs", "origin_cidrs")
-    @classmethod
-    def _check_cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"{cidr!r} is not a CIDR") from None
-        return value
 
 
 class DnsConfig(_Strict):
     """DNS lookups through named resolvers: CoreDNS, its upstream, and public resolvers."""
 
-    resolvers: dict[str, DnsResolver] = Field(
+    resolvers: dict[LabelName, DnsResolver] = Field(
         default_factory=dict, description="resolvers by name (address, port, protocol)"
     )
     lookups: list[DnsLookup] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_resolvers(self) -> DnsConfig:
-        for name in self.resolvers:
-            _check_label_name(name)
         for lookup in self.lookups:
             unknown = [r for r in lookup.resolvers if r not in self.resolvers]
             if unknown:
@@ -359,20 +398,15 @@ class DnsConfig(_Strict):
 class SmtpTarget(Schedule):
     """An SMTP server: banner 220, EHLO, STARTTLS advertised and (optionally) the TLS handshake."""
 
-    interval: float = Field(60.0, gt=0)
-    timeout: float = Field(10.0, gt=0)
-    name: str = Field(description="target name, the `target` label of its series")
+    interval: Duration = Field(60.0, gt=0)
+    timeout: Duration = Field(10.0, gt=0)
+    name: LabelName = Field(description="target name, the `target` label of its series")
     host: str = Field(description="SMTP server host name")
     port: int = Field(587, ge=1, le=65535, description="SMTP submission port")
     require_starttls: bool = Field(True, description="STARTTLS must be advertised after EHLO")
     tls_handshake: bool = Field(True, description="also run STARTTLS and complete the TLS handshake")
     tls_verify: bool = Field(True, description="verify the server's TLS certificate during STARTTLS")
     ehlo_hostname: str = Field("honeydue-exporter.invalid", description="name sent in EHLO")
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        return _check_label_name(value)
 
 
 class SmtpConfig(_Targets):
@@ -413,8 +447,8 @@ class ResidenceCacheConfig(Schedule):
     connection settings and Postgres through the `postgres.<database>` endpoint.
     """
 
-    interval: float = Field(60.0, gt=0)
-    timeout: float = Field(10.0, gt=0)
+    interval: Duration = Field(60.0, gt=0)
+    timeout: Duration = Field(10.0, gt=0)
     enabled: bool = Field(False, description="run the residence-cache staleness probe (needs honeyDue's schema)")
     key_pattern: str = Field(
         "residence_ids:{user_id}", description="cache key with {user_id} where the user's numeric id sits"
@@ -426,7 +460,7 @@ class ResidenceCacheConfig(Schedule):
     sample_size: int = Field(50, ge=1, le=1000, description="cache entries compared per cycle (K)")
     scan_count: int = Field(200, ge=1, le=10_000, description="COUNT hint of each SCAN call")
     max_scan_calls: int = Field(20, ge=1, le=1000, description="SCAN calls per cycle at most")
-    cache_ttl: float = Field(300.0, gt=0, description="the TTL the service sets on an entry, for entry age")
+    cache_ttl: Duration = Field(300.0, gt=0, description="the TTL the service sets on an entry, for entry age")
     database: Literal["pooler", "direct"] = Field("pooler", description="which postgres endpoint to read the truth from")
 
     @field_validator("key_pattern")
@@ -445,16 +479,16 @@ class KubernetesConfig(Schedule):
     neither exists the probes are off and `honeydue_kube_config_info{source="none"}` says so.
     """
 
-    interval: float = Field(30.0, gt=0)
-    timeout: float = Field(10.0, gt=0)
+    interval: Duration = Field(30.0, gt=0)
+    timeout: Duration = Field(10.0, gt=0)
     source: Literal["auto", "in-cluster", "kubeconfig", "off"] = Field(
         "auto",
         description="where credentials come from: auto, in-cluster (service account), kubeconfig, or off",
     )
     kubeconfig: Path | None = Field(None, description="default: $KUBECONFIG, then ~/.kube/config")
     context: str | None = Field(None, description="kubeconfig context (default: its current context)")
-    connect_timeout: float = Field(2.0, gt=0, description="TCP/TLS connect timeout of one API request")
-    read_timeout: float = Field(5.0, gt=0, description="read timeout of one API request")
+    connect_timeout: Duration = Field(2.0, gt=0, description="TCP/TLS connect timeout of one API request")
+    read_timeout: Duration = Field(5.0, gt=0, description="read timeout of one API request")
     deployments: dict[str, tuple[str, ...]] = Field(
         default_factory=lambda: {
             "honeydue": ("api", "admin", "worker", "redis", "vmagent"),
@@ -462,12 +496,13 @@ class KubernetesConfig(Schedule):
         },
         description="namespace -> deployments to watch; pods are watched in the same namespaces",
     )
-    node_workloads: tuple[str, ...] = Field(
+    node_workloads: tuple[Annotated[str, _matching(r"^[^/]+/.+$", "namespace/name")], ...] = Field(
         ("honeydue/api", "kube-system/traefik"),
         description="namespace/name of workloads whose ready pods are counted per node",
     )
     workload_label: str = Field("app.kubernetes.io/name", description="pod label that names a workload")
-    redis_node_label: str = Field("honeydue/redis=true", description="node label (key=value) of the node that must host Redis")
+    redis_node_label: str = _matching(r"^[^=]+=", "key=value", default="honeydue/redis=true",
+                                      description="node label (key=value) of the node that must host Redis")
     control_plane_label: str = Field(
         "node-role.kubernetes.io/control-plane",
         description="node label that marks a control-plane node",
@@ -483,7 +518,7 @@ class KubernetesConfig(Schedule):
     apiserver_port: int = Field(6443, ge=1, le=65535, description="each server node's API port for /readyz/etcd")
     # Longer than kube-apiserver's --etcd-readycheck-timeout (2 s): with etcd unhealthy, /readyz/etcd answers
     # its 500 after up to 2 s (measured on a real 1.35 API server), and a 2 s timeout lost half the verdicts.
-    readyz_timeout: float = Field(3.0, gt=0, description="connect and read timeout of one /readyz/etcd check")
+    readyz_timeout: Duration = Field(3.0, gt=0, description="connect and read timeout of one /readyz/etcd check")
     max_bytes: int = Field(
         16 * 1024 * 1024, gt=0, description="largest API response body read (a bigger one fails as protocol)"
     )
@@ -492,23 +527,6 @@ class KubernetesConfig(Schedule):
         description="objects per list page (limit/continue); a page of pods is about 2-3 MB at 500 (kubectl's chunk size)",
     )
     etcd_quorum: int | None = Field(None, ge=1, description="default: a majority of the control-plane nodes")
-
-    @field_validator("redis_node_label")
-    @classmethod
-    def _check_label(cls, value: str) -> str:
-        key, sep, _ = value.partition("=")
-        if not sep or not key:
-            raise ValueError("must be key=value")
-        return value
-
-    @field_validator("node_workloads")
-    @classmethod
-    def _check_workloads(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            namespace, sep, name = item.partition("/")
-            if not sep or not namespace or not name:
-                raise ValueError(f"{item!r} must be namespace/name")
-        return value
 
     @model_validator(mode="after")
     def _timeouts_fit(self) -> KubernetesConfig:
@@ -523,6 +541,8 @@ class KubernetesConfig(Schedule):
 # --- network paths, vmagent, "no data" (issue 5, observability half) -----------------------------
 
 _TARGET_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_PATTERN_WORDS[_TARGET_NAME] = "lower-case letters, digits, - and _, starting with a letter or digit (at most 63)"
+_PATTERN_WORDS["^$|" + _TARGET_NAME] = "empty, or " + _PATTERN_WORDS[_TARGET_NAME]
 
 
 def split_address(value: str) -> tuple[str, int]:
@@ -580,8 +600,8 @@ class TcpDiscovery(_Strict):
 class TcpConfig(Schedule, _Targets):
     """TCP connect probes; `mode: netcheck` (or `run --mode netcheck`) runs only these, per node."""
 
-    interval: float = Field(15.0, gt=0)
-    timeout: float = Field(3.0, gt=0)
+    interval: Duration = Field(15.0, gt=0)
+    timeout: Duration = Field(3.0, gt=0)
     node_name: str = Field(
         default_factory=lambda: os.environ.get("NODE_NAME", ""), max_length=253,
         description="this exporter's node (downward API env NODE_NAME); the `node` label",
@@ -602,8 +622,8 @@ class VmagentConfig(Schedule):
 class NoDataConfig(Schedule):
     """Checks that every metric the shipped rules and dashboards use has series in the obs TSDB."""
 
-    interval: float = Field(300.0, gt=0)
-    timeout: float = Field(15.0, gt=0)
+    interval: Duration = Field(300.0, gt=0)
+    timeout: Duration = Field(15.0, gt=0)
     query_url: OptionalUrl = Field(None, description="VictoriaMetrics/Prometheus base URL, e.g. http://vm:8428")
     bearer_token: SecretStr | None = Field(None, description="bearer token for the TSDB's query API (prefer bearer_token_file)")
     bearer_token_file: Path | None = Field(None, description="file holding that bearer token (a mounted Secret)")
@@ -623,9 +643,14 @@ class RateLimits(_Strict):
     )
 
 
-# The probe families, named as their config sections (exporter.probes.family_of maps a probe to one).
-Family = Literal["redis", "postgres", "asynq", "residence_cache", "kubernetes", "http", "dns", "smtp", "tcp",
-                 "vmagent", "nodata"]
+def _check_family(name: str) -> str:
+    if name not in families.NAMES:
+        raise ValueError(f"{name!r} is no probe family (families: {', '.join(families.NAMES)})")
+    return name
+
+
+# A probe family's name, which is its config section (exporter.families).
+FamilyName = Annotated[str, AfterValidator(_check_family), DocType("family")]
 
 
 class SeriesLimit(_Strict):
@@ -636,8 +661,8 @@ class SeriesLimit(_Strict):
     """
 
     default: int = Field(5000, ge=100, description="series one probe may publish per run")
-    families: dict[Family, Annotated[int, Field(ge=100)]] = Field(
-        default_factory=dict, description="per probe family, e.g. {kubernetes: 20000}"
+    families: dict[FamilyName, Annotated[int, Field(ge=100)]] = Field(
+        default_factory=dict, description=f"per probe family ({', '.join(families.NAMES)}), e.g. {{kubernetes: 20000}}"
     )
 
     def of(self, family: str) -> int:
@@ -677,7 +702,7 @@ class ServerConfig(_Strict):
 
     listen_address: str = Field("0.0.0.0", description="address the HTTP server listens on")  # noqa: S104 - an exporter is scraped from other pods
     port: int = Field(9817, ge=1, le=65535, description="port of /metrics, the status page, /healthz and /readyz")
-    shutdown_timeout: float = Field(4.0, gt=0, le=30, description="seconds in-flight requests get on shutdown")
+    shutdown_timeout: Duration = Field(4.0, gt=0, le=30, description="seconds in-flight requests get on shutdown")
     auth: ServerAuth | None = Field(None, description="require credentials on /metrics (default: open)")
 
 
@@ -695,20 +720,13 @@ class RunbookConfig(_Strict):
         DEFAULT_RUNBOOK_BASE_URL,
         description="base URL of the runbook chapters; alerts' runbook_url is this plus the chapter file and anchor",
     )
-    chapter17_anchors: dict[str, str] = Field(
+    chapter17_anchors: dict[
+        Annotated[str, _matching(r"^§\d+$", "a section like §25")],
+        Annotated[str, _matching(r"^[A-Za-z0-9_-]+$", "letters, digits, hyphens and underscores (an anchor, no #)")],
+    ] = Field(
         default_factory=dict,
         description='anchor of a chapter 17 section when it is not the default slug, e.g. {"§25": "25-switch-db-host"}',
     )
-
-    @field_validator("chapter17_anchors")
-    @classmethod
-    def _check_anchors(cls, value: dict[str, str]) -> dict[str, str]:
-        for section, anchor in value.items():
-            if not re.fullmatch(r"§\d+", section):
-                raise ValueError(f"{section!r} is not a section like §25")
-            if not re.fullmatch(r"[A-Za-z0-9_-]+", anchor):
-                raise ValueError(f"anchor {anchor!r} must be letters, digits, hyphens and underscores (no #)")
-        return value
 
 
 class GrafanaConfig(_Strict):
@@ -720,8 +738,31 @@ class GrafanaConfig(_Strict):
     )
 
 
-class Config(_Strict):
+class _BadJson(ValueError):
+    """An environment value that is not JSON where JSON is needed, phrased with its variable and never its value."""
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' reader of HONEYDUE_*; a value that is no JSON where JSON is needed names its variable."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError:
+            # `field_name` is the last part of the variable's name: the variable is the one holding this text.
+            names = sorted(name for name, text in os.environ.items() if text == value
+                           and name.upper().startswith(ENV_PREFIX) and name.lower().endswith(field_name.lower()))
+            name = names[0] if names else f"{ENV_PREFIX}...{field_name.upper()}"
+            raise _BadJson(f"{name}: this setting takes JSON, and the value is not valid JSON") from None
+
+
+class Config(BaseSettings):
     """The whole configuration; see README 'Configuration' for every field."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False,
+        extra="forbid", frozen=True, allow_inf_nan=False,
+    )
 
     server: ServerConfig = ServerConfig()
     log: LogConfig = LogConfig()
@@ -743,6 +784,18 @@ class Config(_Strict):
     vmagent: VmagentConfig = VmagentConfig()
     nodata: NoDataConfig = NoDataConfig()
     series_limit: SeriesLimit = SeriesLimit()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (the keyword arguments carry the file's content); no .env, no secrets dir.
+        return (_Environment(settings_cls), init_settings)
 
     def secrets(self) -> list[str]:
         """Every secret value in effect, for redaction: every SecretStr anywhere in the tree, found by type."""
@@ -770,7 +823,43 @@ def _key(part: int | str) -> str:
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(_key(p) for p in loc) or "config"
+    return ".".join(_key(p) for p in loc if p != "[key]") or "config"  # a bad mapping key: the key's own path
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model at a path (through sections, lists and mappings), or None."""
+    annotation: Any = Config
+    for part in loc:
+        model = _model_in(annotation)
+        if model is not None:
+            field = model.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+            continue
+        args = get_args(annotation)
+        if get_origin(annotation) in (list, tuple) and args:
+            annotation = args[0]
+        elif get_origin(annotation) is dict and len(args) == 2:
+            annotation = args[1]
+        else:
+            return None
+    return _model_in(annotation)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds (`X` or `X | None`), if it holds one."""
+    for member in get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return member
+    return None
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    """`unknown key`, with the closest key the model has (`did you mean url?`) when one is close."""
+    model = _model_at(loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]).lower(), list(model.model_fields) if model else [], n=1)
+    return f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
 
 
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
@@ -786,17 +875,29 @@ def _one_line(exc: ValidationError) -> str:
     for err in exc.errors(include_url=False, include_input=False):
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = _unknown_key(err["loc"])
+        elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") in _PATTERN_WORDS:
+            msg = "must be " + _PATTERN_WORDS[err["ctx"]["pattern"]]
+        elif err["type"] == "ip_any_network":  # pydantic's text does not say that host bits are refused
+            msg = "must be a network such as 104.16.0.0/13 (no bits set past the prefix length)"
         problems.append(f"{_field_path(err['loc'])}: {msg}")
     return "; ".join(problems).replace("\n", " ")
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load the YAML file (if any) under environment overrides; raise ConfigError on any problem."""
+def load_config(path: str | os.PathLike[str] | None = None, *, read_secret_files: bool = True) -> Config:
+    """Load the YAML file (if any) under environment overrides; raise ConfigError on any problem.
+
+    `read_secret_files=False` (`check-config --syntax-only`): every `*_file` secret becomes an UnreadSecret
+    instead of being read, so a config can be checked where its mounted Secrets do not exist; everything
+    else is checked as usual.
+    """
+    token = _READ_SECRET_FILES.set(read_secret_files)
     try:
         return _load(path)
     except ConfigError as exc:
         raise ConfigError(_single_line(str(exc))) from None
+    finally:
+        _READ_SECRET_FILES.reset(token)
 
 
 def _load(path: str | os.PathLike[str] | None) -> Config:
@@ -816,17 +917,18 @@ def _load(path: str | os.PathLike[str] | None) -> Config:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(path)!r}: top level must be a mapping, got {type(data).__name__}")
-    # Only sections reach Config(**...): a file key that names none is reported as such, before any value.
+    # Only sections reach Config(**...): pydantic-settings also takes init keywords such as `_cli_parse_args`
+    # or `_secrets_dir`, and a file key must never steer the loader itself; it is reported as unknown.
     unknown = sorted((str(k) for k in data if str(k) not in Config.model_fields), key=repr)
     if unknown:
-        raise ConfigError("; ".join(f"{_key(key)}: unknown key" for key in unknown))
+        raise ConfigError("; ".join(f"{_key(key)}: {_unknown_key((key,))}" for key in unknown))
     try:
-        data = merged({str(k): v for k, v in data.items()}, overrides(Config, os.environ))
-        return Config(**data)
-    except OverrideError as exc:
-        raise ConfigError(str(exc)) from None
+        return Config(**{str(k): v for k, v in data.items()})
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
+    except SettingsError as exc:
+        cause = exc.__cause__
+        raise ConfigError(str(cause) if isinstance(cause, _BadJson) else str(exc)) from None
 
 
 def base_url_option(section: type[RunbookConfig | GrafanaConfig], value: str) -> str:
@@ -839,5 +941,6 @@ def base_url_option(section: type[RunbookConfig | GrafanaConfig], value: str) ->
 
 def effective_config(config: Config) -> dict[str, Any]:
     """The config as plain data with every secret masked (found by type, like `Config.secrets`), for `check-config`."""
-    masked: dict[str, Any] = _plain(config, lambda secret: "********" if secret.get_secret_value() else "")
+    masked: dict[str, Any] = _plain(config, lambda secret: "(not read: --syntax-only)" if isinstance(secret, UnreadSecret)
+                                    else "********" if secret.get_secret_value() else "")
     return masked

@@ -56,8 +56,14 @@ class Probe(abc.ABC):
     """What every probe is to the engine: a name, an interval and a timeout, and how to collect.
 
     The one base of every probe family, so the schedule's attributes are set in one place and a probe
-    never knows about HTTP or scheduling.
+    never knows about HTTP or scheduling. Each probe class says which family it belongs to (a record of
+    exporter.families: its series_limit, why it is absent) and which of the family's `kinds` it is (the
+    name catalog entries give it, FailureMode.probes, which the status page matches): never read from
+    its name.
     """
+
+    family: str
+    kind: str
 
     def __init__(self, name: str, interval: float, timeout: float) -> None:
         self.name = name

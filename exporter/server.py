@@ -16,7 +16,7 @@ from exporter.exposition import (
     accepts_gzip,
     wants_openmetrics,
 )
-from exporter.status import Absence
+from exporter.families import Absence
 from exporter.statuspage import StatusPage
 
 ENGINE_KEY = web.AppKey("engine", Engine)

@@ -4,7 +4,9 @@ The states, in the order the status page shows them: `failing` (a probe that fee
 failed its last run), `pending` (no run finished yet), `ok`, `off` (its probes are switched off, e.g.
 Kubernetes without credentials), `not configured` (nothing for its probes to probe: no targets, no URL)
 and `blind spot` (the catalog entry says nothing inside the cluster can see it). Pure functions of the
-engine's probe states and of what `exporter.probes.absences` said at start-up: no I/O.
+engine's probe states and of what `exporter.probes.absences` said at start-up: no I/O. A running probe
+feeds the entries that name its `kind`; an entry's name with no running probe takes its family's absence
+(exporter.families).
 """
 
 from __future__ import annotations
@@ -13,19 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from exporter.catalog import CATALOG, LAYERS, FailureMode, Layer, in_family
+from exporter.catalog import CATALOG, LAYERS, FailureMode, Layer
 from exporter.engine import Engine, Probe
+from exporter.families import Absence, of_kind
 
 State = Literal["failing", "pending", "ok", "off", "not configured", "blind spot"]
 STATES: tuple[State, ...] = ("failing", "pending", "ok", "off", "not configured", "blind spot")
-
-
-@dataclass(frozen=True)
-class Absence:
-    """Why no probe of a family runs: switched off, or nothing configured for it to probe."""
-
-    state: Literal["off", "not configured"]
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -44,10 +39,12 @@ def off_reason(probe: Probe) -> str:
     return str(getattr(probe, "off", "") or "")
 
 
-def _absence(family: str, absences: Mapping[str, Absence]) -> Absence:
-    """The longest `absences` key naming the family (`kubernetes` covers `kubernetes_nodes`)."""
-    keys = sorted((k for k in absences if in_family(family, k)), key=len, reverse=True)
-    return absences[keys[0]] if keys else Absence("not configured", "no probe of this kind runs")
+def _absence(kind: str, absences: Mapping[str, Absence]) -> Absence:
+    """Why no probe of this kind runs: what `absences` says of its family."""
+    try:
+        return absences[of_kind(kind).name]
+    except KeyError:
+        return Absence("not configured", "no probe of this kind runs")
 
 
 def row(entry: FailureMode, engine: Engine, absences: Mapping[str, Absence]) -> Row:
@@ -59,12 +56,12 @@ def row(entry: FailureMode, engine: Engine, absences: Mapping[str, Absence]) -> 
     ok: list[str] = []
     off: list[str] = []
     unconfigured: list[str] = []
-    for family in entry.probes:
-        probes = [p for p in engine.probes if in_family(p.name, family)]
+    for kind in entry.probes:
+        probes = [p for p in engine.probes if p.kind == kind]
         live = [p for p in probes if not off_reason(p)]
         if not live:
-            absence = Absence("off", off_reason(probes[0])) if probes else _absence(family, absences)
-            (off if absence.state == "off" else unconfigured).append(f"{family}: {absence.state} ({absence.reason})")
+            absence = Absence("off", off_reason(probes[0])) if probes else _absence(kind, absences)
+            (off if absence.state == "off" else unconfigured).append(f"{kind}: {absence.state} ({absence.reason})")
         for probe in live:
             state = engine.states[probe.name]
             if state.status == "failing":
@@ -74,7 +71,7 @@ def row(entry: FailureMode, engine: Engine, absences: Mapping[str, Absence]) -> 
                 ok.append(probe.name)
             else:
                 pending.append(probe.name)
-    names = tuple(p.name for f in entry.probes for p in engine.probes if in_family(p.name, f) and not off_reason(p))
+    names = tuple(p.name for kind in entry.probes for p in engine.probes if p.kind == kind and not off_reason(p))
     gaps = tuple(off + unconfigured)
     if failing:
         return Row(entry, "failing", "; ".join(failing), names, gaps)

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 
 from exporter import __version__
 from exporter.engine import Engine
-from exporter.status import STATES, Absence, Row, grouped, off_reason, rows
+from exporter.families import Absence
+from exporter.status import STATES, Row, grouped, off_reason, rows
 
 _CSS = """
 :root{color-scheme:light dark;--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--bg:#fff;--card:#f6f8fa;

@@ -1,4 +1,4 @@
-"""The test bed: the real servers, stand-ins and launchers the drill and the test-suite share.
+"""The test bed: the real servers, stand-ins and launchers the drill (drill/) and the test-suite share.
 
 One of each: process lifecycle (procs), the VictoriaMetrics family (vm), Alertmanager (alertmanager), the
 webhook receiver and SMTP sink that catch what it sends (receivers), an asyncio loop on a thread (loop),

@@ -113,14 +113,18 @@ class Alertmanager(Daemon):
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.status == 200
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts Alertmanager holds now (its API v2), with their labels and status."""
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
+            found: list[dict[str, Any]] = json.loads(response.read())
+        return found
+
     def states(self, expected: int, timeout: float = 10.0) -> dict[str, str]:
         """alertname -> active|suppressed once `expected` alerts are known and processed."""
         deadline = time.monotonic() + timeout
         state: dict[str, str] = {}
         while time.monotonic() < deadline:
-            with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as response:
-                alerts = json.loads(response.read())
-            state = {a["labels"]["alertname"]: a["status"]["state"] for a in alerts}
+            state = {a["labels"]["alertname"]: a["status"]["state"] for a in self.alerts()}
             if len(state) == expected and "unprocessed" not in state.values():
                 return state
             time.sleep(0.2)

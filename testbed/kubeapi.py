@@ -280,7 +280,7 @@ def apiservice(name: str, available: bool = True) -> dict[str, Any]:
 
 @dataclass
 class Cluster:
-    """The cluster's state: mutate it between probe runs to inject a failure."""
+    """The cluster's state the stand-in serves (the fault tests inject through `KubeAPI.faults`)."""
 
     nodes: list[dict[str, Any]] = field(default_factory=list)
     pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -323,135 +323,6 @@ class Cluster:
         c.apiservices["v1beta1.metrics.k8s.io"] = apiservice("v1beta1.metrics.k8s.io")
         c.readyz = dict.fromkeys(NODE_IPS, "ok")
         return c
-
-    # --- lookups and failure injection ---------------------------------------------------------
-    def node(self, name: str) -> dict[str, Any]:
-        return next(n for n in self.nodes if n["metadata"]["name"] == name)
-
-    def ip(self, name: str) -> str:
-        return str(self.node(name)["status"]["addresses"][0]["address"])
-
-    def set_condition(self, name: str, kind: str, status: str, reason: str = "") -> None:
-        for cond in self.node(name)["status"]["conditions"]:
-            if cond["type"] == kind:
-                cond["status"] = status
-                cond["reason"] = reason or cond["reason"]
-
-    def node_not_ready(self, name: str) -> None:
-        """What the node controller writes when a kubelet stops posting status."""
-        for kind in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready"):
-            self.set_condition(name, kind, "Unknown", "NodeStatusUnknown")
-        self.node(name)["spec"]["taints"] = [
-            {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": ROLLOUT},
-            {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": ROLLOUT},
-        ]
-        self.readyz[self.ip(name)] = "hang"
-
-    def cordon(self, name: str) -> None:
-        spec = self.node(name)["spec"]
-        spec["unschedulable"] = True
-        spec["taints"] = [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": ROLLOUT}]
-
-    def pod(self, namespace: str, prefix: str) -> dict[str, Any]:
-        return next(p for p in self.pods[namespace] if p["metadata"]["name"].startswith(prefix))
-
-    def deployment(self, namespace: str, name: str) -> dict[str, Any]:
-        return next(d for d in self.deployments[namespace] if d["metadata"]["name"] == name)
-
-    def set_unready(self, p: dict[str, Any]) -> None:
-        for cond in p["status"]["conditions"]:
-            if cond["type"] in ("Ready", "ContainersReady"):
-                cond["status"] = "False"
-                cond["reason"] = "ContainersNotReady"
-        p["status"]["containerStatuses"][0]["ready"] = False
-        p["status"]["containerStatuses"][0]["started"] = False
-
-    def crashloop(self, p: dict[str, Any], restarts: int, last: str = "Error", exit_code: int = 2) -> None:
-        """A container in back-off after its process died (Go panic: exit code 2)."""
-        self.set_unready(p)
-        cs = p["status"]["containerStatuses"][0]
-        cs["restartCount"] = restarts
-        cs["state"] = {
-            "waiting": {
-                "reason": "CrashLoopBackOff",
-                "message": f"back-off 5m0s restarting failed container={cs['name']} pod={p['metadata']['name']}",
-            }
-        }
-        cs["lastState"] = {
-            "terminated": {
-                "exitCode": exit_code,
-                "reason": last,
-                "startedAt": ROLLOUT,
-                "finishedAt": "2026-04-25T17:50:10Z",
-                "containerID": "containerd://1a2b",
-            }
-        }
-
-    def oom_killed(self, p: dict[str, Any], restarts: int) -> None:
-        """Killed by the kernel OOM killer, restarted and running again."""
-        cs = p["status"]["containerStatuses"][0]
-        cs["restartCount"] = restarts
-        cs["state"] = {"running": {"startedAt": "2026-04-25T17:51:00Z"}}
-        cs["lastState"] = {
-            "terminated": {
-                "exitCode": 137,
-                "reason": "OOMKilled",
-                "startedAt": ROLLOUT,
-                "finishedAt": "2026-04-25T17:50:58Z",
-                "containerID": "containerd://3c4d",
-            }
-        }
-
-    def image_pull_backoff(self, p: dict[str, Any]) -> None:
-        self.set_unready(p)
-        p["status"]["phase"] = "Pending"
-        cs = p["status"]["containerStatuses"][0]
-        cs["state"] = {
-            "waiting": {
-                "reason": "ImagePullBackOff",
-                "message": 'Back-off pulling image "git.example.com/honeydue/api:4a0b2d3"',
-            }
-        }
-        cs["image"] = "git.example.com/honeydue/api:4a0b2d3"
-
-    def evict(self, p: dict[str, Any]) -> None:
-        """The kubelet's eviction under disk pressure: phase Failed, reason Evicted."""
-        p["status"] = {
-            "phase": "Failed",
-            "reason": "Evicted",
-            "message": "The node was low on resource: ephemeral-storage. "
-            "Threshold quantity: 15720175616, available: 9804204Ki.",
-            "conditions": [
-                {
-                    "type": "DisruptionTarget",
-                    "status": "True",
-                    "reason": "TerminationByKubelet",
-                    "message": "The node was low on resource: ephemeral-storage.",
-                    "lastTransitionTime": ROLLOUT,
-                }
-            ],
-            "startTime": ROLLOUT,
-            "containerStatuses": [
-                {
-                    "name": p["spec"]["containers"][0]["name"],
-                    "ready": False,
-                    "restartCount": 0,
-                    "image": p["spec"]["containers"][0]["image"],
-                    "imageID": "",
-                    "started": False,
-                    "state": {
-                        "terminated": {
-                            "exitCode": 137,
-                            "reason": "ContainerStatusUnknown",
-                            "message": "The container could not be located when the pod was terminated",
-                            "startedAt": None,
-                            "finishedAt": None,
-                        }
-                    },
-                    "lastState": {},
-                }
-            ],
-        }
 
 
 @dataclass
@@ -532,11 +403,6 @@ class KubeAPI:
             )
         )
         return path
-
-    def mutate(self, fn: Any) -> None:
-        """Change the cluster state under the lock the handlers read it with."""
-        with self._lock:
-            fn(self.cluster)
 
     # --- handlers -------------------------------------------------------------------------------
     def _authorized(self, request: web.Request) -> bool:

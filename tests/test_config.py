@@ -62,8 +62,26 @@ def test_secret_from_file(tmp_path: Path) -> None:
 
 
 BAD = {
-    "unknown key": ("redis:\n  urll: redis://x:6379\n", "redis.urll: unknown key"),
+    "unknown key": ("redis:\n  urll: redis://x:6379\n", "redis.urll: unknown key (did you mean url?)"),
     "unknown section": ("kafka: {}\n", "kafka: unknown key"),
+    "misspelt section": ("reddis: {}\n", "reddis: unknown key (did you mean redis?)"),
+    "misspelt key in a list": ("http:\n  targets:\n  - {name: a, role: other, url: 'http://x/', urll: 1}\n",
+                               "http.targets.0.urll: unknown key (did you mean url?)"),
+    "bad duration": ("redis:\n  interval: 15x\n",
+                     "redis.interval: not a duration: give seconds, or a duration such as 15s, 2m, 1h30m or 250ms"),
+    "bad label name": ("http:\n  targets:\n  - {name: Api, role: other, url: 'http://x/'}\n",
+                       "http.targets.0.name: must be lower-case letters, digits and underscores, starting with a letter"),
+    "bad status code": ("http:\n  targets:\n  - {name: a, role: other, url: 'http://x/', expected_status: [200, 99]}\n",
+                        "http.targets.0.expected_status.1: Input should be greater than or equal to 100"),
+    "bad resolver address": ("dns:\n  resolvers: {r: {address: not-an-ip}}\n",
+                             "dns.resolvers.r.address: value is not a valid IPv4 or IPv6 address"),
+    "bad cidr": ("dns:\n  resolvers: {r: {address: 127.0.0.1}}\n  lookups:\n"
+                 "  - {name: a.test, resolvers: [r], expected_cidrs: [104.16.0.1/13]}\n",
+                 "dns.lookups.0.expected_cidrs.0: must be a network such as 104.16.0.0/13"),
+    "bad host": ("postgres:\n  pooler:\n    host: 'db/x'\n",
+                 "postgres.pooler.host: must be a host name or IP address (no spaces, /, @, ? or #)"),
+    "bad series_limit family": ("series_limit:\n  families: {pods: 100}\n",
+                                "series_limit.families.pods: 'pods' is no probe family"),
     "wrong type": ("redis:\n  interval: often\n", "redis.interval:"),
     "bad url": ("redis:\n  url: http://127.0.0.1:6379\n", "redis.url: unsupported scheme"),
     "password in url": ("redis:\n  url: redis://:hunter2@127.0.0.1:6379\n", "redis.url: URL contains a password"),
@@ -89,6 +107,55 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
     assert "hunter2" not in out.stderr
 
 
+# --- durations: seconds, or a number with units (the ecosystem's `15s`) -------------------------------
+DURATIONS = {"15s": 15.0, "2m": 120.0, "1h30m": 5400.0, "250ms": 0.25, "1.5s": 1.5, "1d": 86400.0, "1m30s": 90.0,
+             "30": 30.0, " 45 ": 45.0, "0.5": 0.5}
+
+
+@pytest.mark.parametrize("text", sorted(DURATIONS))
+def test_durations_take_units_and_bare_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    seconds = DURATIONS[text]
+    file = tmp_path / "c.yml"
+    file.write_text(yaml.safe_dump({"residence_cache": {"cache_ttl": text}, "kubernetes": {"interval": "1h"}}))
+    config = load_config(file)
+    assert (config.residence_cache.cache_ttl, config.kubernetes.interval) == (seconds, 3600.0)
+    monkeypatch.setenv("HONEYDUE_RESIDENCE_CACHE__CACHE_TTL", text)
+    assert load_config(None).residence_cache.cache_ttl == seconds  # the environment takes them too
+
+
+def test_every_duration_field_takes_units(tmp_path: Path) -> None:
+    """Every interval, timeout, hold and TTL, found across the models, reads `1h`, `250ms` or `9s` (whichever its
+    cross-field rules allow, timeout < interval) as seconds."""
+    durations = [p for p in float_fields() if re.search(r"interval|timeout|_hold|_ttl", str(p[-1]))]
+    assert len(durations) >= 30
+    for path in durations:
+        loaded = []
+        for text, seconds in (("1h", 3600.0), ("250ms", 0.25), ("9s", 9.0)):
+            file = tmp_path / "c.yml"
+            file.write_text(yaml.safe_dump(config_with(path, text)))
+            try:
+                node: object = load_config(file)
+            except ConfigError as exc:
+                assert "not a duration" not in str(exc) and "valid number" not in str(exc), (dotted(path), str(exc))
+                continue
+            for key in path:
+                node = node[key] if isinstance(key, int) else getattr(node, str(key))  # type: ignore[index]
+            loaded.append(node == seconds)
+        assert loaded and all(loaded), dotted(path)
+
+
+@pytest.mark.parametrize("text", ["15x", "-5s", "1m1h", "s", "5 s", "1h-30m", "P1D"])
+def test_bad_durations_are_one_line_errors(tmp_path: Path, text: str) -> None:
+    message = error_of(tmp_path, yaml.safe_dump({"redis": {"interval": text}}))
+    assert message == "redis.interval: not a duration: give seconds, or a duration such as 15s, 2m, 1h30m or 250ms"
+
+
+def test_environment_unknown_key_suggests_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HONEYDUE_REDIS__PASWORD", "x")
+    with pytest.raises(ConfigError, match=r"^redis\.pasword: unknown key \(did you mean password\?\)$"):
+        load_config(None)
+
+
 def test_bad_environment_value_exits_2(tmp_path: Path) -> None:
     out = check_config(tmp_path, None, {"HONEYDUE_REDIS__TIMEOUT": "-1"})
     assert out.returncode == 2
@@ -112,6 +179,49 @@ def test_check_config_masks_secrets(tmp_path: Path) -> None:
     assert effective["postgres"]["pooler"]["password"] == "********"
     assert effective["redis"]["password"] == "********"
     assert effective["postgres"]["direct"]["password"] is None
+
+
+# --- check-config --syntax-only: the shipped configs checked where their secret files do not exist ----------
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _check(path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HONEYDUE_")}
+    return subprocess.run([sys.executable, "-m", "exporter", "--config", str(path), "check-config", *flags],
+                          capture_output=True, text=True, timeout=60, env=clean, cwd=path.parent)
+
+
+@pytest.mark.parametrize("shipped", ["config.yml", "netcheck.yml"])
+def test_syntax_only_checks_a_shipped_config_without_its_secret_files(tmp_path: Path, shipped: str) -> None:
+    absent = str(tmp_path / "not-mounted")  # where the Secret is mounted: only in the pod
+    text = (REPO / "deploy" / "base" / shipped).read_text().replace("/etc/honeydue-exporter/secrets", absent)
+    path = tmp_path / shipped
+    path.write_text(text)
+    full, quick = _check(path), _check(path, "--syntax-only")
+    assert quick.returncode == 0 and quick.stderr == "", quick.stderr
+    effective = yaml.safe_load(quick.stdout)
+    if absent in text:  # config.yml names secret files: the full check cannot pass here, the syntax-only one does
+        assert full.returncode == 2 and f"cannot read secret file '{absent}/" in full.stderr, full.stderr
+        assert effective["redis"]["password"] == "(not read: --syntax-only)"
+        assert effective["redis"]["password_file"] == f"{absent}/redis-password"
+    else:  # netcheck.yml names none: both checks agree
+        assert full.returncode == 0 and full.stdout == quick.stdout
+
+
+def test_syntax_only_still_checks_everything_else(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "deploy" / "base" / "config.yml").read_text())
+    data["server"] = {**(data.get("server") or {}), "port": 70000}
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(data))
+    out = _check(path, "--syntax-only")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "server.port: Input should be less than or equal to 65535" in out.stderr
+    assert "secret file" not in out.stderr
+    path.write_text("redis:\n  password: given-here\n  interval: 2m\nhttp:\n  targets:\n"
+                    "  - {name: a, role: other, url: 'http://x/', bearer_token_file: /nowhere/token}\n")
+    effective = effective_config(load_config(path, read_secret_files=False))
+    assert effective["redis"]["interval"] == 120 and effective["redis"]["password"] == "********"
+    assert effective["http"]["targets"][0]["bearer_token"] == "(not read: --syntax-only)"
 
 
 def error_of(tmp_path: Path, text: str) -> str:
@@ -263,7 +373,7 @@ def test_environment_names_that_are_no_setting(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HONEYDUE_KUBE_BIN", "/nowhere")
     load_config(None)  # no error: neither is taken for a setting
     monkeypatch.setenv("HONEYDUE_REDIS__INTERVALL", "5")
-    with pytest.raises(ConfigError, match=r"^redis\.intervall: unknown key$"):
+    with pytest.raises(ConfigError, match=r"^redis\.intervall: unknown key \(did you mean interval\?\)$"):
         load_config(None)
 
 

@@ -1,7 +1,7 @@
 """Property tests of the config loader: any input loads, or fails as one ConfigError line.
 
 Inputs: arbitrary YAML text, arbitrary nested mappings (keys drawn from the real section and field
-names, the init keywords pydantic-settings used to take, and random text; values of every YAML type), and
+names, the init keywords pydantic-settings takes, and random text; values of every YAML type), and
 arbitrary HONEYDUE_* environment overrides. Through the CLI, `check-config` exits 0, or exits 2
 with exactly one stderr line and no traceback. Example counts stay small enough for CI.
 """
@@ -43,7 +43,7 @@ def _fields(model: type[BaseModel], depth: int = 0) -> set[str]:
 
 SECTIONS = sorted(Config.model_fields)
 FIELD_NAMES = sorted(_fields(Config) | {"targets", "lookups", "resolvers", "pooler", "direct", "name", "url"})
-# pydantic-settings (the loader before exporter/environment.py) took these as init keywords: they stay unknown keys.
+# pydantic-settings takes these as init keywords: in the file they stay unknown keys.
 SETTINGS_KEYWORDS = ["_env_file", "_secrets_dir", "_case_sensitive", "_env_prefix", "_cli_parse_args",
                      "_env_nested_delimiter", "_env_parse_none_str"]
 

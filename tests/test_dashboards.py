@@ -16,11 +16,11 @@ import pydantic
 import pytest
 import yaml
 
+from testbed.drill.dashboard_check import EMPTY_DURING_FAILURE, DashboardCheck
 from testbed.vm import VictoriaMetrics
 
 from exporter.catalog import CATALOG, LAYERS
 from exporter.config import DEFAULT_GRAFANA_BASE_URL, GrafanaConfig
-from exporter.drill.dashboard_check import EMPTY_DURING_FAILURE, DashboardCheck
 from exporter.promql import comparisons, core, metric_names, shows, with_matcher
 from exporter.render.dashboards import ANNOTATIONS, DASHBOARD_FILE
 from exporter.render.panels import (

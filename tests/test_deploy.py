@@ -32,7 +32,7 @@ from testbed.exporter import ExporterProcess
 from testbed.receivers import SmtpSink, WebhookReceiver
 from testbed.vm import VictoriaMetrics
 
-from exporter.probes import MODULES, nodata
+from exporter.probes import all_modules, nodata
 from exporter.samples import MetricSpec
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 
@@ -115,7 +115,7 @@ def _assert_hardened(pod: dict[str, Any]) -> None:
     assert pod_ctx["runAsNonRoot"] is True
     assert pod_ctx["runAsUser"] > 0 and pod_ctx["runAsGroup"] > 0
     assert pod_ctx["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert pod.get("hostNetwork", False) is False and pod.get("hostPID", False) is False
+    assert pod.get("hostPID", False) is False
     for container in pod["containers"]:
         ctx = container["securityContext"]
         assert ctx["allowPrivilegeEscalation"] is False
@@ -192,6 +192,13 @@ def test_netcheck_daemonset(manifests: list[dict[str, Any]]) -> None:
     assert container["args"] == ["run", "--mode", "netcheck"]
     env = {e["name"]: e for e in container["env"]}
     assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    # It survives the faults it watches (docs/witnesses.md): on the host network it is scraped at its node's IP,
+    # not over the overlay; it lists EndpointSlices from its own node's API server, not through the kube-proxy
+    # rules of the `kubernetes` ClusterIP; its names still go through CoreDNS like a pod's.
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert env["KUBERNETES_SERVICE_HOST"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
+    assert env["KUBERNETES_SERVICE_PORT"]["value"] == "6443"
+    assert one(manifests, "Deployment")["spec"]["template"]["spec"].get("hostNetwork", False) is False
     # Runs on every server node, tainted or not; no secrets; its token may only list EndpointSlices in its
     # namespace (tcp.discover finds the api pods there on every run, defect 4).
     tolerated = {t["key"] for t in pod["tolerations"] if t["operator"] == "Exists"}
@@ -418,8 +425,7 @@ def test_vmalert_dry_run_with_the_shipped_flags(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(REPO / "rules", rules, ignore=shutil.ignore_patterns("tests"))
     obs = rules / "honeydue-obs-side.rules.yml"
-    obs.write_text(obs.read_text().replace('absent_over_time(honeydue_exporter_build_info{job="honeydue-netcheck"}[3m])',
-                                          "absent_over_time("))
+    obs.write_text(obs.read_text().replace('absent_over_time(up{job="honeydue-netcheck"}[2m])', "absent_over_time("))
     bad = dry_run([f if not f.startswith("-rule=") else f"-rule={rules}/*.yml" for f in local])
     assert bad.returncode != 0 and "honeydue-obs-side" in bad.stderr
 
@@ -432,7 +438,7 @@ def exported_labels() -> set[str]:
     from exporter import engine
 
     found: set[str] = set()
-    for module in (*MODULES, engine):
+    for module in (*all_modules(), engine):
         for value in vars(module).values():
             if isinstance(value, MetricSpec):
                 found |= set(value.labels)
@@ -656,29 +662,35 @@ def _first_info_alert() -> dict[str, Any]:
     raise KeyError("no info alert")
 
 
-def test_exporter_absence_mutes_per_failure_alerts_not_the_watchdog(
+def test_a_cordon_mutes_its_nodes_tickets_never_a_page(
     pipeline: tuple[Alertmanager, WebhookReceiver, SmtpSink],
 ) -> None:
+    """Maintenance (issue 21, finding 8): while n2 is cordoned, n2's tickets are muted, but not n2's critical
+    alerts, not another node's tickets, and not alerts without a node."""
     manager, _, _ = pipeline
-    foreign = {"labels": {"alertname": "SomeOtherTeamAlert", "severity": "critical"}, "annotations": {"summary": "x"}}
+
+    def on(name: str, node: str) -> dict[str, Any]:
+        alert = shipped_alert(name)
+        alert["labels"] = alert["labels"] | {"node": node}
+        return alert
+
     expected = {
-        "HoneydueExporterSeriesAbsent": "active",
-        "Watchdog": "active",
-        "NeonPoolerDownDirectUp": "suppressed",
-        "EssentialTcpPathUnreachable": "suppressed",
-        "SomeOtherTeamAlert": "active",
+        ("KubeNodeCordoned", "n2"): "active",
+        ("EssentialTcpPathUnreachable", "n2"): "active",  # critical: never muted by a cordon
+        ("KubeNodeDiskPressure", "n2"): "suppressed",  # a ticket of the cordoned node
+        ("KubeNodeDiskPressure", "n1"): "active",  # another node's ticket
     }
-    # The source alert first, as in life (the absence rule fires while the others are already stale),
-    # so the inhibitor knows it before the targets arrive.
-    manager.post([shipped_alert("HoneydueExporterSeriesAbsent")])
-    assert manager.states(1) == {"HoneydueExporterSeriesAbsent": "active"}
-    manager.post([shipped_alert(n) for n in ("Watchdog", "NeonPoolerDownDirectUp", "EssentialTcpPathUnreachable")]
-                 + [foreign])
+    manager.post([on("KubeNodeCordoned", "n2")])  # the source first, as in life
+    assert manager.states(1) == {"KubeNodeCordoned": "active"}
+    manager.post([on("EssentialTcpPathUnreachable", "n2"), on("KubeNodeDiskPressure", "n2"),
+                  on("KubeNodeDiskPressure", "n1")])
     deadline = time.monotonic() + 15
-    states = manager.states(5)
-    while states != expected and time.monotonic() < deadline:
+    while True:
+        states = {(a["labels"]["alertname"], a["labels"].get("node", "")): a["status"]["state"]
+                  for a in manager.alerts()}
+        if states == expected or time.monotonic() > deadline:
+            break
         time.sleep(0.5)
-        states = manager.states(5)
     assert states == expected
 
 

@@ -1,12 +1,12 @@
 """End to end: real failures through exporter -> vmagent -> VictoriaMetrics -> vmalert -> Alertmanager -> webhook.
 
-One pipeline (exporter.drill.pipeline) serves the whole module; scenarios that share no resource run in
+One pipeline (testbed.drill.pipeline) serves the whole module; scenarios that share no resource run in
 the same wave. For each scenario the Alertmanager notification must carry the alert name, the catalog's
 severity and the runbook_url of the right chapter-16 section, and a resolved notification must follow
 the recovery. Before any injection, a healthy period in which only the Watchdog fires (and the
 dashboard's "Now" row shows only its info).
 
-The dashboard is read from the same VictoriaMetrics while each wave's alerts fire (exporter.drill.
+The dashboard is read from the same VictoriaMetrics while each wave's alerts fire (testbed.drill.
 dashboard_check, run by the Runner): the "Now" row shows the scenario's failure modes and none beyond the
 wave's, and each expected alert's panel shows a series past the threshold it draws. Every notification
 carries a `dashboard_url` opening that panel.
@@ -18,10 +18,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from testbed.drill.pipeline import Pipeline
+from testbed.drill.scenarios import SCENARIOS, WATCHDOG, Result, Runner, catalog_index, table
+
 from exporter.catalog import CATALOG
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
-from exporter.drill.pipeline import Pipeline
-from exporter.drill.scenarios import SCENARIOS, WATCHDOG, Result, Runner, catalog_index, table
 from exporter.render.panels import DASHBOARD_UID, build_plan
 from tests.helpers.kube import require_kube
 from tests.helpers.servers import require_binary

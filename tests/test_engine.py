@@ -15,10 +15,16 @@ DETAIL = gauge("honeydue_test_target_detail", "Test target detail.", "target")
 
 
 class ScriptedProbe(Probe):
-    """A probe whose next outcome the test sets: a value, an exception, or a hang."""
+    """A probe whose next outcome the test sets: a value, an exception, or a hang.
 
-    def __init__(self, name: str, timeout: float = 0.3) -> None:
+    `kind`: the catalog name it stands in for on the status page (default: its name).
+    """
+
+    family = "test"
+
+    def __init__(self, name: str, timeout: float = 0.3, kind: str = "") -> None:
         super().__init__(name, 1.0, timeout)
+        self.kind = kind or name
         self.outcome: float | BaseException | None = 1.0
 
     async def collect(self) -> Samples:

@@ -371,9 +371,9 @@ def test_cordoned_node_inhibits_its_node_alerts(tmp_path: Path) -> None:
             f"http://127.0.0.1:{port}/api/v2/alerts",
             [
                 alert("KubeNodeCordoned", "planned", node=n1),
-                alert("KubeNodeNotReady", "node", node=n1),
+                alert("HoneydueNodeNotReady", "node", node=n1),
                 alert("KubeApiserverEtcdCheckFailing", "k3s", node=n1),
-                alert("KubeNodeNotReady", "node", node=n2),
+                alert("HoneydueNodeNotReady", "node", node=n2),
                 # (not KubeEtcdQuorumLost: since issue 11 it mutes the cluster's other alerts itself)
                 alert("KubeAPIUnreachable", "node"),
                 alert("KubeNodeCordonedTooLong", "planned", node=n1),
@@ -390,9 +390,9 @@ def test_cordoned_node_inhibits_its_node_alerts(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert state == {
             ("KubeNodeCordoned", n1): "active",
-            ("KubeNodeNotReady", n1): "suppressed",
+            ("HoneydueNodeNotReady", n1): "suppressed",
             ("KubeApiserverEtcdCheckFailing", n1): "suppressed",
-            ("KubeNodeNotReady", n2): "active",
+            ("HoneydueNodeNotReady", n2): "active",
             ("KubeAPIUnreachable", ""): "active",
             ("KubeNodeCordonedTooLong", n1): "active",
         }

@@ -18,6 +18,7 @@ from testbed.exporter import ExporterProcess, value
 from exporter import probes
 from exporter.config import Config, load_config
 from exporter.engine import Engine, Probe
+from exporter.families import FAMILIES
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, gauge
 from tests.helpers.servers import RedisServer
@@ -129,10 +130,10 @@ def test_family_predicates_agree_with_each_build(shipped: str, tmp_path: Path) -
     for config in configs:
         config = config.model_copy(update={"mode": "full"})
         enabled = set(probes.enabled_families(config))
-        for family in probes.FAMILIES:
-            built = probes.module(family).build(config, Dependencies())
-            assert bool(built) == (family in enabled), (family, shipped)
-            assert all(probes.family_of(p.name) == family for p in built)
+        for family in FAMILIES:
+            built = probes.module(family.name).build(config, Dependencies())
+            assert bool(built) == (family.name in enabled), (family.name, shipped)
+            assert all(p.family == family.name and p.kind in family.kinds for p in built)
 
 
 def test_netcheck_imports_no_other_family(tmp_path: Path) -> None:

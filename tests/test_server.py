@@ -54,7 +54,7 @@ async def test_metrics_formats_and_cache() -> None:
 
 
 async def test_landing_page_lists_probes_and_runbooks() -> None:
-    probe = ScriptedProbe("postgres_pooler")
+    probe = ScriptedProbe("postgres_pooler", kind="postgres")
     probe.outcome = ConnectionRefusedError(111, "refused")
     engine = Engine([probe])
     await engine.run_once(probe)

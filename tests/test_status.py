@@ -6,12 +6,13 @@ import re
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from exporter.catalog import CATALOG, in_family
+from exporter.catalog import CATALOG
 from exporter.config import Config
 from exporter.engine import Engine
-from exporter.probes import _ABSENT, absences
+from exporter.families import FAMILIES, Absence, of_kind
+from exporter.probes import absences
 from exporter.server import make_app
-from exporter.status import Absence, grouped, row, rows
+from exporter.status import grouped, row, rows
 from exporter.statuspage import StatusPage
 from tests.test_engine import ScriptedProbe
 
@@ -35,7 +36,8 @@ async def _engine(*probes: ScriptedProbe) -> Engine:
 
 
 async def test_each_state_comes_from_the_probes_and_the_config() -> None:
-    redis, pooler, direct = ScriptedProbe("redis"), ScriptedProbe("postgres_pooler"), ScriptedProbe("postgres_direct")
+    redis = ScriptedProbe("redis")
+    pooler, direct = ScriptedProbe("postgres_pooler", kind="postgres"), ScriptedProbe("postgres_direct", kind="postgres")
     redis.outcome = ConnectionRefusedError(111, "Connection refused")
     engine = await _engine(redis, pooler, direct, OffProbe("kubernetes_api"))
     missing = {"kubernetes": Absence("off", "no credentials"), "http": Absence("not configured", "no http.targets")}
@@ -64,7 +66,7 @@ async def test_a_probe_not_run_yet_is_pending_and_a_recovered_one_ok() -> None:
 
 
 async def test_failing_layers_and_entries_come_first() -> None:
-    tcp = ScriptedProbe("tcp_api")
+    tcp = ScriptedProbe("tcp_api", kind="tcp")
     tcp.outcome = TimeoutError()
     engine = await _engine(ScriptedProbe("redis"), tcp)
     layers = grouped(rows(engine, absences(Config())))
@@ -76,10 +78,12 @@ async def test_failing_layers_and_entries_come_first() -> None:
 
 
 def test_every_catalog_probe_family_has_a_reason_for_being_absent() -> None:
-    """A new probe family without a line in exporter.probes._ABSENT would show as 'no probe of this kind runs'."""
+    """A catalog name that is no family's kind would show as 'no probe of this kind runs'."""
+    found = absences(Config())
+    assert set(found) == {f.name for f in FAMILIES}
     for entry in CATALOG:
-        for family in entry.probes:
-            assert any(in_family(family, key) for key in _ABSENT), f"{entry.id}: {family}"
+        for kind in entry.probes:
+            assert of_kind(kind).name in found, f"{entry.id}: {kind}"
 
 
 def test_netcheck_mode_says_why_everything_but_tcp_is_off() -> None:

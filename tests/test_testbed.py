@@ -1,5 +1,6 @@
-"""The test bed stays out of the product: the exporter runs and renders without it, the drill says what to
-install, and the drill's short `for` and range windows are an in-process option, not a `render` flag."""
+"""The test bed stays out of the product: the exporter runs and renders without it, the drill (testbed/drill)
+says what to install and lists its scenarios without the extra, and the drill's short `for` and range windows
+are an in-process option, not a `render` flag."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from exporter.render.rules import RenderOptions, render_rules
 REPO = Path(__file__).resolve().parent.parent
 # `import testbed` fails in the child as it does in the production image (deploy/Dockerfile copies exporter/ only)
 WITHOUT_TESTBED = "import sys; sys.modules['testbed'] = None\n"
+# The drill extra's packages fail to import, as after `pip install honeydue-exporter` without `[drill]`
+WITHOUT_EXTRA = "import sys; sys.modules['cryptography'] = sys.modules['aiosmtpd'] = None\n"
 
 
-def _run(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", WITHOUT_TESTBED + code], capture_output=True, text=True,
+def _run(code: str, without: str = WITHOUT_TESTBED) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", without + code], capture_output=True, text=True,
                           timeout=120, cwd=REPO)
 
 
@@ -30,16 +33,40 @@ def test_exporter_renders_and_checks_config_without_the_test_bed() -> None:
         "import exporter.server, exporter.probes\n"
         "assert main(['render', '--check']) == 0\n"
         "assert main(['check-config']) == 0\n"
-        "assert not [m for m in sys.modules if m.startswith(('testbed.', 'exporter.drill.pipeline'))]\n"
+        "assert not [m for m in sys.modules if m.startswith('testbed.')]\n"
     )
     assert out.returncode == 0, out.stderr
 
 
 def test_drill_without_the_test_bed_says_install_the_drill_extra() -> None:
-    out = _run("from exporter.cli import main\nsys.exit(main(['drill', '--list']))\n")
+    out = _run("from exporter.cli import main\nsys.exit(main(['drill', '--parallel']))\n")
     assert out.returncode == 3, out.stdout + out.stderr
     assert "drill: testbed is not installed; install the drill extra: pip install 'honeydue-exporter[drill]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_drill_without_the_extra_lists_its_scenarios_and_refuses_to_run() -> None:
+    from testbed.drill.scenarios import SCENARIOS
+
+    listed = _run("from exporter.cli import main\nsys.exit(main(['drill', '--list']))\n", WITHOUT_EXTRA)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [s.id for s in SCENARIOS]
+    run = _run("from exporter.cli import main\nsys.exit(main(['drill', '--only', 'pooler-down']))\n", WITHOUT_EXTRA)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert run.stdout == "" and "Traceback" not in run.stderr
+    assert re.fullmatch(r"honeydue-exporter drill: (cryptography|aiosmtpd) is not installed; install the drill extra: "
+                        r"pip install 'honeydue-exporter\[drill\]' \(from a source checkout: pip install -e '\.\[drill\]'\)\n",
+                        run.stderr), run.stderr
+
+
+def test_drill_parses_its_own_options() -> None:
+    out = subprocess.run([sys.executable, "-m", "exporter", "drill", "--help"], capture_output=True, text=True,
+                         timeout=60, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.startswith("usage: honeydue-exporter drill"), out.stdout + out.stderr
+    assert "--list" in out.stdout and "--only ID" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "exporter", "check-config", "--only", "x"], capture_output=True,
+                         text=True, timeout=60, cwd=REPO)
+    assert bad.returncode == 2 and "unrecognized arguments: --only x" in bad.stderr
 
 
 def test_render_has_no_drill_flags(capsys: object) -> None:

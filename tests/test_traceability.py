@@ -11,18 +11,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.drill.scenarios import SCENARIOS
+
 from exporter import catalog_report, probes
-from exporter.catalog import CATALOG, alerts, in_family
+from exporter.catalog import CATALOG, alerts
 from exporter.config import load_config
-from exporter.drill.scenarios import SCENARIOS
+from exporter.engine import Probe
+from exporter.families import FAMILIES
 from exporter.probes.deps import Dependencies
 
 REPO = Path(__file__).resolve().parent.parent
 IDS = {e.id for e in CATALOG}
 
 
-def _shipped_probe_names(tmp_path: Path) -> set[str]:
-    """Names of every probe the shipped configs build (Kubernetes through a kubeconfig; nothing is contacted)."""
+def _shipped_probes(tmp_path: Path) -> list[Probe]:
+    """Every probe the shipped configs build (Kubernetes through a kubeconfig; nothing is contacted)."""
     for name in ("redis-password", "postgres-password", "obs-ingest-token", "obs-query-token", "api-readonly-token"):
         (tmp_path / name).write_text("x" * 16)
     kubeconfig = tmp_path / "kubeconfig"
@@ -32,7 +35,7 @@ def _shipped_probe_names(tmp_path: Path) -> set[str]:
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
     }))
-    names: set[str] = set()
+    found: list[Probe] = []
     for shipped in ("config.yml", "netcheck.yml"):
         text = (REPO / "deploy" / "base" / shipped).read_text().replace("/etc/honeydue-exporter/secrets", str(tmp_path))
         data = yaml.safe_load(text)
@@ -41,16 +44,14 @@ def _shipped_probe_names(tmp_path: Path) -> set[str]:
             data["residence_cache"] = {**data.get("residence_cache", {}), "enabled": True}
         path = tmp_path / shipped
         path.write_text(yaml.safe_dump(data))
-        built = probes.build_probes(load_config(path), Dependencies())
-        names |= {p.name for p in built}
-    return names
+        found += probes.build_probes(load_config(path), Dependencies())
+    return found
 
 
 def test_every_catalog_probes_name_matches_a_built_probe(tmp_path: Path) -> None:
-    built = _shipped_probe_names(tmp_path)
+    built = {p.kind for p in _shipped_probes(tmp_path)}
     assert {"kubernetes_nodes", "redis", "asynq"} <= built  # the shipped configs really built the families
-    unmatched = {(e.id, family) for e in CATALOG for family in e.probes
-                 if not any(in_family(name, family) for name in built)}
+    unmatched = {(e.id, kind) for e in CATALOG for kind in e.probes if kind not in built}
     assert not unmatched, f"catalog probes= names matching no probe the shipped configs build: {sorted(unmatched)}"
 
 
@@ -102,6 +103,28 @@ def test_catalog_id_traces_an_entry_through_the_repo() -> None:
     assert trace["panels"] == [p.title for p in catalog_report.entry("redis-at-maxmemory").panels]
     for path in [*trace["probe_modules"], *trace["rules"], *trace["unit_tests"], *trace["incidents"]]:
         assert (REPO / path).is_file(), path
+
+
+def test_every_probe_class_is_a_kind_of_its_family() -> None:
+    """Each family's `kinds` are exactly the kinds its probe classes declare, and every kind is in the catalog."""
+    probes.all_modules()
+    classes, declared = [Probe], set()
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        if cls.__module__.startswith("exporter.probes.") and "kind" in cls.__dict__:
+            declared.add((cls.family, cls.kind))
+    assert declared == {(f.name, kind) for f in FAMILIES for kind in f.kinds}
+    assert {kind for e in CATALOG for kind in e.probes} == {kind for _, kind in declared}
+
+
+def test_catalog_id_names_the_module_that_defines_each_probe() -> None:
+    """The pod metrics are read by kube_metrics.py, though the kubernetes family's build() lives in kubernetes.py."""
+    assert catalog_report.probe_module("kubernetes_pod_metrics") == "exporter/probes/kube_metrics.py"
+    assert catalog_report.probe_module("kubernetes_nodes") == "exporter/probes/kubernetes.py"
+    assert catalog_report.probe_module("residence_cache") == "exporter/probes/cache.py"
+    for kind in {kind for f in FAMILIES for kind in f.kinds}:
+        assert (REPO / catalog_report.probe_module(kind)).is_file(), kind
 
 
 def test_catalog_id_unknown_is_one_line_error() -> None:

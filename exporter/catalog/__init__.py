@@ -22,7 +22,7 @@ CATALOG: tuple[FailureMode, ...] = (
 )
 
 __all__ = ["CATALOG", "LAYERS", "LAYER_BY_ID", "ROWS", "Alert", "FailureMode", "Layer", "alerts", "by_layer",
-           "heading_anchor", "in_family"]
+           "heading_anchor"]
 
 
 def by_layer(layer: Layer) -> list[FailureMode]:
@@ -31,9 +31,3 @@ def by_layer(layer: Layer) -> list[FailureMode]:
 
 def alerts() -> list[tuple[FailureMode, Alert]]:
     return [(entry, alert) for entry in CATALOG for alert in entry.alerts]
-
-
-def in_family(probe_name: str, family: str) -> bool:
-    """Whether a probe belongs to a family an entry's `probes=` names (`postgres_pooler` is a `postgres`)."""
-    return probe_name == family or probe_name.startswith(family + "_")
-

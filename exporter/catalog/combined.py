@@ -206,11 +206,11 @@ ENTRIES = (
                 expr=SITE_DOWN,
                 for_="2m",
                 summary="The site answers nowhere from outside: not through Cloudflare, not at any node's origin.",
-                description="For 2 minutes the public URL and every node's origin probed directly from the obs box "
-                "({{ $labels.job }}) have failed (Traefik answering 404/502, or nothing): the outage is ours, not Cloudflare's, and the "
-                "api's own health check inside the cluster may still pass. What changed? kubectl rollout history "
-                "deployment/api -n honeydue, kubectl -n kube-system get pods -l app.kubernetes.io/name=traefik, "
-                "kubectl get events -A.",
+                description="For 2 minutes the public URL and every node's origin probed directly from the obs "
+                "box ({{ $labels.job }}) have failed (Traefik answering 404/502, or nothing): the outage is ours, "
+                "not Cloudflare's, and the api's own health check inside the cluster may still pass. What changed? "
+                "kubectl rollout history deployment/api -n honeydue, kubectl -n kube-system get pods -l "
+                "app.kubernetes.io/name=traefik, kubectl get events -A.",
                 obs_side=True,
                 user_facing=True,
                 labels=(("workload", "api"),),

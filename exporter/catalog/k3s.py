@@ -124,8 +124,8 @@ ENTRIES = (
                 for_="3m",
                 summary="CoreDNS answers Service names but cannot resolve names outside the cluster.",
                 description="Names outside the cluster have not resolved through CoreDNS from {{ $labels.instance }} "
-                "for 3 minutes while Service names do and public resolvers answer the same names: pods cannot reach Neon, Fastmail or B2 by "
-                "name. CoreDNS cannot reach its upstream resolvers (forward in the Corefile, the node's "
+                "for 3 minutes while Service names do and public resolvers answer the same names: pods cannot reach "
+                "Neon, Fastmail or B2 by name. CoreDNS cannot reach its upstream resolvers (forward in the Corefile, the node's "
                 "resolv.conf, UFW on :53 outbound).",
                 user_facing=True,
             ),

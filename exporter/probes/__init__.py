@@ -1,7 +1,10 @@
 """One module per probe family, each behind the same shape (see exporter.engine.Probe).
 
-`build_probes` is the only place that knows which probes exist; a new probe family adds its
-module here and nothing else in the engine or the server changes.
+The families are the records of exporter.families; this package builds the probes of those the config
+enables. A new family touches two places besides its own module: its record in exporter/families.py
+(module, config section, the catalog's names for its probes, when it is enabled, why it is absent) and
+its config section in exporter/config.py (`Config`). Its probes set `family` and `kind`; the engine,
+the server, the catalog report and the status page then need nothing new.
 
 A family's module is imported only when the config enables the family: importing it imports its
 client library (the Kubernetes client ~11 MiB of RSS, psycopg ~10 MiB, redis ~6 MiB, ...), so the
@@ -11,110 +14,46 @@ netcheck DaemonSet, which runs TCP probes only, never pays for the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from importlib import import_module
 from types import ModuleType
-from typing import Any, get_args
 
-from exporter.config import Config, Family
+from exporter.config import Config
 from exporter.engine import Probe
+from exporter.families import FAMILIES, NETCHECK, NETCHECK_ABSENCE, Absence, family
 from exporter.probes.deps import Dependencies
-from exporter.status import Absence
-
-FAMILIES: tuple[str, ...] = get_args(Family)
-
-# family -> (module, whether the config gives the family anything to run). Each module's build()
-# still decides what it builds; tests/test_series_limit.py checks these agree with it.
-_MODULES: dict[str, tuple[str, Callable[[Config], bool]]] = {
-    "redis": ("redis", lambda c: c.redis.enabled),
-    "postgres": ("postgres", lambda c: c.postgres.pooler.enabled or c.postgres.direct.enabled),
-    "asynq": ("asynq", lambda c: c.redis.enabled if c.asynq.enabled is None else c.asynq.enabled),
-    "residence_cache": ("cache", lambda c: c.residence_cache.enabled),
-    "kubernetes": ("kubernetes", lambda c: True),  # off still publishes honeydue_kube_config_info{source="none"}
-    "http": ("http", lambda c: bool(c.http.targets)),
-    "dns": ("dns", lambda c: bool(c.dns.lookups)),
-    "smtp": ("smtp", lambda c: bool(c.smtp.targets)),
-    "tcp": ("tcp", lambda c: bool(c.tcp.targets or c.tcp.discover)),
-    "vmagent": ("vmagent", lambda c: c.vmagent.url is not None),
-    "nodata": ("nodata", lambda c: c.nodata.query_url is not None),
-}
-# `mode: netcheck` (the per-node DaemonSet) runs only these.
-NETCHECK_FAMILIES = ("tcp",)
 
 
-def module_name(family: str) -> str:
-    """The module of a family, without importing it (`residence_cache` -> cache)."""
-    return _MODULES[family][0]
-
-
-def module(family: str) -> ModuleType:
-    return import_module(f"exporter.probes.{module_name(family)}")
+def module(name: str) -> ModuleType:
+    """The module that builds the family `name`, imported."""
+    return import_module(f"exporter.probes.{family(name).module}")
 
 
 def all_modules() -> tuple[ModuleType, ...]:
     """Every probe module, imported (for metric declarations: render, lint tests)."""
-    return tuple(module(family) for family in _MODULES)
+    return tuple(module(f.name) for f in FAMILIES)
 
 
 def enabled_families(config: Config) -> list[str]:
-    families: Iterable[str] = NETCHECK_FAMILIES if config.mode == "netcheck" else _MODULES
-    return [family for family in families if _MODULES[family][1](config)]
-
-
-# Why a probe family builds no probe, for the status page (exporter.status): "off" when switched off,
-# "not configured" when it has nothing to probe. Keyed by the family names of catalog `probes=`; a key
-# covers the families that start with it (`kubernetes` covers `kubernetes_nodes`).
-_ABSENT: dict[str, Callable[[Config], Absence]] = {
-    "redis": lambda c: Absence("off", "redis.enabled is false"),
-    "postgres": lambda c: Absence("off", "postgres.pooler and postgres.direct are disabled"),
-    "asynq": lambda c: Absence("off", "asynq.enabled is false" if c.asynq.enabled is False
-                               else "asynq follows redis.enabled, which is false"),
-    "residence_cache": lambda c: Absence("off", "residence_cache.enabled is false (it needs honeyDue's schema)"),
-    "kubernetes": lambda c: Absence("off", import_module("exporter.probes.kube_client").off_reason(c.kubernetes)),
-    "http": lambda c: Absence("not configured", "no http.targets"),
-    "dns": lambda c: Absence("not configured", "no dns.lookups"),
-    "smtp": lambda c: Absence("not configured", "no smtp.targets"),
-    "tcp": lambda c: Absence("not configured", "no tcp.targets or tcp.discover"),
-    "vmagent": lambda c: Absence("not configured", "vmagent.url is not set"),
-    "nodata": lambda c: Absence("not configured", "nodata.query_url is not set"),
-}
+    names: Iterable[str] = NETCHECK if config.mode == "netcheck" else (f.name for f in FAMILIES)
+    return [name for name in names if family(name).enabled(config)]
 
 
 def absences(config: Config) -> dict[str, Absence]:
     """Why each family that may build no probe would be missing (asked only for families that are)."""
     if config.mode == "netcheck":
-        netcheck = Absence("off", "mode netcheck runs only the TCP probes (the per-node DaemonSet)")
-        return {family: netcheck if family != "tcp" else why(config) for family, why in _ABSENT.items()}
-    return {family: why(config) for family, why in _ABSENT.items()}
+        return {f.name: f.absent(config) if f.name in NETCHECK else NETCHECK_ABSENCE for f in FAMILIES}
+    return {f.name: f.absent(config) for f in FAMILIES}
 
 
 def build_probes(config: Config, deps: Dependencies | None = None) -> list[Probe]:
     deps = deps or Dependencies.from_config(config)
     probes: list[Probe] = []
-    for family in enabled_families(config):
-        probes.extend(module(family).build(config, deps))
+    for name in enabled_families(config):
+        probes.extend(module(name).build(config, deps))
     return probes
-
-
-def family_of(probe_name: str) -> str:
-    """The family a probe belongs to, from its name (`postgres_pooler` -> postgres, `http_www` -> http)."""
-    if probe_name.startswith("netcheck_"):  # netcheck's discovered paths (tcp.discover) are TCP probes
-        return "tcp"
-    for family in FAMILIES:
-        if probe_name == family or probe_name.startswith(f"{family}_"):
-            return family
-    raise ValueError(f"probe {probe_name!r} belongs to no family")
 
 
 def series_limits(config: Config, probes: Iterable[Probe]) -> dict[str, int]:
     """Each probe's series_limit (its family's, else the default)."""
-    return {p.name: config.series_limit.of(family_of(p.name)) for p in probes}
-
-
-def __getattr__(name: str) -> Any:
-    # Every module, for callers that inspect them all (tests); importing this package imports none.
-    if name == "MODULES":
-        return all_modules()
-    if name == "NETCHECK_MODULES":
-        return tuple(module(family) for family in NETCHECK_FAMILIES)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return {p.name: config.series_limit.of(p.family) for p in probes}

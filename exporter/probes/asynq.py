@@ -288,6 +288,8 @@ class QueueReading:
 class AsynqProbe(Probe):
     """Reads every queue, server and scheduler of Asynq in SMEMBERS + one pipeline."""
 
+    family = kind = "asynq"
+
     def __init__(self, cfg: AsynqConfig, config: Config, deps: Dependencies, name: str = "asynq") -> None:
         super().__init__(name, cfg.interval, cfg.timeout)
         self._cfg = cfg

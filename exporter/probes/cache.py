@@ -89,6 +89,8 @@ def decode(raw: Any, encoding: str) -> frozenset[int]:
 class ResidenceCacheProbe(Probe):
     """Samples the cache, loads the truth in one query, counts stale entries."""
 
+    family = kind = "residence_cache"
+
     def __init__(self, cfg: ResidenceCacheConfig, config: Config, deps: Dependencies,
                  name: str = "residence_cache") -> None:
         super().__init__(name, cfg.interval, cfg.timeout)

@@ -69,14 +69,17 @@ _RCODE_RESULT = {
 class DnsProbe(Probe):
     """One (name, resolver) pair."""
 
+    family = kind = "dns"
+
     def __init__(self, lookup: DnsLookup, resolver_name: str, resolver: DnsResolver, deps: Dependencies) -> None:
         super().__init__(f"dns_{resolver_name}_{lookup.name}_{lookup.record_type.lower()}", lookup.interval, lookup.timeout)
         self._lookup = lookup
         self._resolver = resolver
         self._deps = deps
         self._labels = {"domain": lookup.name, "resolver": resolver_name, "role": lookup.role}
-        self._networks = [ipaddress.ip_network(c, strict=False) for c in lookup.expected_cidrs]
-        self._origin = [ipaddress.ip_network(c, strict=False) for c in lookup.origin_cidrs]
+        self._address = str(resolver.address)  # dnspython takes the text form
+        self._networks = lookup.expected_cidrs
+        self._origin = lookup.origin_cidrs
 
     async def collect(self) -> Samples:
         lookup = self._lookup
@@ -118,15 +121,15 @@ class DnsProbe(Probe):
     async def _ask(self, query: dns.message.Message) -> dns.message.Message:
         resolver = self._resolver
         if resolver.protocol == "tcp":
-            return await dns.asyncquery.tcp(query, resolver.address, timeout=self.timeout, port=resolver.port)
+            return await dns.asyncquery.tcp(query, self._address, timeout=self.timeout, port=resolver.port)
         backend = dns.asyncbackend.get_backend("asyncio")
-        family = dns.inet.af_for_address(resolver.address)
+        family = dns.inet.af_for_address(self._address)
         udp = await backend.make_socket(  # type: ignore[no-untyped-call]
-            family, socket.SOCK_DGRAM, 0, None, (resolver.address, resolver.port)
+            family, socket.SOCK_DGRAM, 0, None, (self._address, resolver.port)
         )
         async with udp:
             answer, _ = await dns.asyncquery.udp_with_fallback(
-                query, resolver.address, timeout=self.timeout, port=resolver.port, udp_sock=udp
+                query, self._address, timeout=self.timeout, port=resolver.port, udp_sock=udp
             )
         return answer
 

@@ -144,6 +144,8 @@ class _Timings:
 class HttpProbe(Probe):
     """One HTTP(S) target."""
 
+    family = kind = "http"
+
     def __init__(self, cfg: HttpTarget, deps: Dependencies) -> None:
         super().__init__(f"http_{cfg.name}", cfg.interval, cfg.timeout)
         self._cfg = cfg

@@ -79,6 +79,8 @@ def parse_duration(value: object) -> float | None:
 class PodMetricsProbe(KubeProbe):
     """Per-container CPU (cores) and memory working set of one namespace's pods, from metrics.k8s.io."""
 
+    kind = "kubernetes_pod_metrics"
+
     def __init__(self, name: str, kube: KubeClient, namespace: str) -> None:
         super().__init__(name, kube)
         self.namespace = namespace

@@ -27,6 +27,8 @@ RESOURCE_ERROR = info(
 class KubeProbe(Probe):
     """Common shape: remember which request failed so `failed()` names the resource and reason."""
 
+    family = "kubernetes"
+
     resources: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, name: str, kube: KubeClient) -> None:

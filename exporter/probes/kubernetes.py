@@ -158,6 +158,8 @@ MAJOR_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "N
 class ApiProbe(KubeProbe):
     """Did the API server answer at all? Also says where the credentials came from."""
 
+    kind = "kubernetes_api"
+
     async def _collect(self) -> Samples:
         body = await self.kube.read_json("version", "", "/version/")
         s = Samples()
@@ -175,6 +177,8 @@ class ApiProbe(KubeProbe):
 
 class NodesProbe(KubeProbe):
     """Node conditions, cordons, versions, control-plane quorum, the Redis node, etcd per server."""
+
+    kind = "kubernetes_nodes"
 
     resources = (("nodes", ""),)
 
@@ -302,6 +306,8 @@ class NodesProbe(KubeProbe):
 class PodsProbe(KubeProbe):
     """Container restarts, waiting and last-terminated reasons, evictions, per-node workload readiness."""
 
+    kind = "kubernetes_pods"
+
     def __init__(self, name: str, kube: KubeClient, namespace: str) -> None:
         super().__init__(name, kube)
         self.namespace = namespace
@@ -361,6 +367,8 @@ class PodsProbe(KubeProbe):
 class DeploymentsProbe(KubeProbe):
     """Desired, available, updated and ready replicas and the last rollout time of each deployment."""
 
+    kind = "kubernetes_deployments"
+
     def __init__(self, name: str, kube: KubeClient, namespace: str, deployments: Iterable[str]) -> None:
         super().__init__(name, kube)
         self.namespace = namespace
@@ -396,6 +404,8 @@ class DeploymentsProbe(KubeProbe):
 class ApiServicesProbe(KubeProbe):
     """The Available condition of aggregated APIs (metrics-server's v1beta1.metrics.k8s.io)."""
 
+    kind = "kubernetes_apiservices"
+
     def __init__(self, name: str, kube: KubeClient) -> None:
         super().__init__(name, kube)
         self.resources = (("apiservices", ""),)
@@ -423,6 +433,9 @@ class DisabledProbe(Probe):
 
     `off` says why, so the status page shows the probe as off rather than ok (exporter.status.off_reason).
     """
+
+    family = "kubernetes"
+    kind = "kubernetes_api"
 
     def __init__(self, cfg: KubernetesConfig) -> None:
         super().__init__("kubernetes_api", cfg.interval, cfg.timeout)

@@ -60,6 +60,8 @@ def series_query(names: list[str]) -> str:
 class NoDataProbe(Probe):
     """One instant query per run; every checked metric is exported as missing (1) or present (0)."""
 
+    family = kind = "nodata"
+
     def __init__(self, cfg: NoDataConfig, names: list[str] | None = None) -> None:
         assert cfg.query_url is not None
         super().__init__("nodata", cfg.interval, cfg.timeout)

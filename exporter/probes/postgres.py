@@ -27,6 +27,8 @@ QUERY_SECONDS = gauge("honeydue_postgres_query_duration_seconds", "Seconds for t
 class PostgresProbe(Probe):
     """Connect + SELECT 1 against one endpoint."""
 
+    family = kind = "postgres"
+
     def __init__(self, endpoint: str, cfg: PostgresEndpoint, deps: Dependencies) -> None:
         super().__init__(f"postgres_{endpoint}", cfg.interval, cfg.timeout)
         self.endpoint = endpoint

@@ -37,6 +37,8 @@ ASYNQ_REGISTRY_KEY = "asynq:queues"
 class RedisProbe(Probe):
     """Reads INFO and Asynq's queue registry in one pipelined round trip."""
 
+    family = kind = "redis"
+
     def __init__(self, cfg: RedisConfig, deps: Dependencies, name: str = "redis") -> None:
         super().__init__(name, cfg.interval, cfg.timeout)
         self._cfg = cfg

@@ -69,6 +69,8 @@ async def _connect(host: str, port: int) -> socket.socket:
 class SmtpProbe(Probe):
     """One SMTP server."""
 
+    family = kind = "smtp"
+
     def __init__(self, cfg: SmtpTarget, deps: Dependencies) -> None:
         super().__init__(f"smtp_{cfg.name}", cfg.interval, cfg.timeout)
         self._cfg = cfg

@@ -51,6 +51,8 @@ def path_of(target: TcpTarget, node: str) -> str:
 class TcpProbe(Probe):
     """Connect to one host:port within the probe timeout; raise when it does not complete."""
 
+    family = kind = "tcp"
+
     def __init__(self, target: TcpTarget, cfg: TcpConfig, deps: Dependencies) -> None:
         super().__init__(f"tcp_{target.name}", cfg.interval, cfg.timeout)
         self._host, self._port = split_address(target.address)
@@ -85,6 +87,8 @@ class TcpProbe(Probe):
 
 class PodPathsProbe(Probe):
     """Connect to every ready pod of a Service, found in its EndpointSlices this run."""
+
+    family = kind = "tcp"
 
     def __init__(self, spec: TcpDiscovery, cfg: TcpConfig, kube: KubeClient | None,
                  deps: Dependencies) -> None:

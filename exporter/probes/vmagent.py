@@ -125,6 +125,8 @@ def _summarize(text: str) -> Samples:
 class VmagentProbe(Probe):
     """GET vmagent's /metrics (fresh connection, bounded body) and export its remote-write health."""
 
+    family = kind = "vmagent"
+
     def __init__(self, cfg: VmagentConfig) -> None:
         assert cfg.url is not None
         super().__init__("vmagent", cfg.interval, cfg.timeout)

@@ -12,18 +12,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from testbed.drill.dashboard_check import DashboardCheck
 from testbed.kube import workloads
 from testbed.receivers import Notification
 
 from exporter.catalog import alerts as catalog_alerts
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
-from exporter.drill.dashboard_check import DashboardCheck
-from exporter.drill.pipeline import Pipeline
 from exporter.render.panels import SEVERITY_STATE
 
+if TYPE_CHECKING:  # the pipeline needs the drill extra (cryptography); `drill --list` only these scenarios
+    from testbed.drill.pipeline import Pipeline
+
 WATCHDOG = "Watchdog"
-Step = Callable[[Pipeline], None]
+Step = Callable[["Pipeline"], None]
 
 
 @dataclass(frozen=True)

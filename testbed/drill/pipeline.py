@@ -16,7 +16,6 @@ import json
 import logging
 import shutil
 import tempfile
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import redis
 import yaml
 
 from testbed.alertmanager import Alertmanager, single_route
+from testbed.drill.asynqapp import AsynqApp
 from testbed.exporter import ExporterProcess
 from testbed.kube.cluster import KubeCluster
 from testbed.kube.control_plane import NODE_IPS
@@ -39,7 +39,6 @@ from testbed.standins import HTTP_TARGETS, HttpStandins
 from testbed.vm import VictoriaMetrics, Vmagent, Vmalert
 
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
-from exporter.drill.asynqapp import AsynqApp
 
 log = logging.getLogger("exporter.drill")
 
@@ -229,7 +228,3 @@ class Pipeline:
     def _write_exporter_config(self) -> None:
         assert self.exporter.config_path is not None
         self.exporter.config_path.write_text(yaml.safe_dump(self.exporter_config(), sort_keys=False))
-
-    def exporter_metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.exporter_port}/metrics", timeout=5) as response:
-            return bytes(response.read()).decode()

@@ -1,4 +1,7 @@
-"""The `drill` subcommand: start the pipeline, inject every scenario, print the table, exit 1 on a miss."""
+"""`honeydue-exporter drill`: start the pipeline, inject every scenario, print the table, exit 1 on a miss.
+
+Its options are parsed here: exporter/cli.py hands over whatever follows `drill` on its command line.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +10,49 @@ import sys
 import time
 from pathlib import Path
 
+from exporter.cli import EXIT_MISSING, NEEDS_DRILL_EXTRA
+
 EXIT_FAILED = 1
-EXIT_MISSING = 3
-NEEDS_EXTRA = ("install the drill extra: pip install 'honeydue-exporter[drill]' "
-               "(from a source checkout: pip install -e '.[drill]')")
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    drill = sub.add_parser("drill", help="run the whole alert pipeline locally and inject every failure mode")
+def parser() -> argparse.ArgumentParser:
+    drill = argparse.ArgumentParser(prog="honeydue-exporter drill",
+                                    description="run the whole alert pipeline locally and inject every failure mode")
     drill.add_argument("--only", action="append", metavar="ID", help="run only this scenario (repeatable)")
     drill.add_argument("--parallel", action="store_true",
                        help="run scenarios that share no resource together (faster; timings overlap)")
-    drill.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    drill.add_argument("--list", action="store_true",
+                       help="list the scenarios and exit (needs neither the drill extra nor any server)")
     drill.add_argument("--healthy-seconds", type=float, default=20.0,
                        help="healthy period before the first injection, in which only the Watchdog may fire")
     drill.add_argument("--workdir", type=Path, metavar="DIR",
                        help="keep every component's config and log in DIR (default: a temp dir, removed at the end)")
+    return drill
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        from testbed.procs import MissingBinary
-
-        from exporter.drill.pipeline import Pipeline
-        from exporter.drill.scenarios import SCENARIOS, Runner, table
-    except ModuleNotFoundError as exc:  # the test bed or one of the extra's packages is not installed
-        missing = (exc.name or "").split(".")[0]
-        if missing not in ("testbed", "aiosmtpd", "cryptography"):
-            raise
-        print(f"honeydue-exporter drill: {missing} is not installed; {NEEDS_EXTRA}", file=sys.stderr)
-        return EXIT_MISSING
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    from testbed.drill.scenarios import SCENARIOS  # imports no part of the pipeline: works without the extra
 
     if args.list:
         for s in SCENARIOS:
             print(f"{s.id:26} {s.failure}  ->  {', '.join(s.expected)}")
         return 0
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from testbed.drill.pipeline import Pipeline
+        from testbed.drill.scenarios import SCENARIOS, Runner, table
+        from testbed.procs import MissingBinary
+    except ModuleNotFoundError as exc:  # one of the drill extra's packages is not installed
+        missing = (exc.name or "").split(".")[0]
+        if missing not in ("aiosmtpd", "cryptography"):
+            raise
+        print(f"honeydue-exporter drill: {missing} is not installed; {NEEDS_DRILL_EXTRA}", file=sys.stderr)
+        return EXIT_MISSING
+
     chosen = [s for s in SCENARIOS if not args.only or s.id in args.only]
     if args.only and len(chosen) != len(set(args.only)):
         print(f"unknown scenario in {args.only}; see --list", file=sys.stderr)
