@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,7 @@ class Recorder:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Recorder:
-        self.scrapes.append(self.exporter.metrics())  # the healthy cluster, before anything happens
+        self.scrapes.append(_aged(self.exporter.metrics()))  # the healthy cluster, before anything happens
         self._thread = threading.Thread(target=self._run, name="kube-recorder", daemon=True)
         self._thread.start()
         return self
@@ -84,7 +85,7 @@ class Recorder:
             except OSError:
                 continue
             with self._lock:
-                self.scrapes.append(m)
+                self.scrapes.append(_aged(m))
 
     def inject(self) -> None:
         """Mark the moment the failure is injected (call just before injecting it). The baseline is a scrape
@@ -92,13 +93,13 @@ class Recorder:
         waited for)."""
         baseline = self.exporter.metrics()
         with self._lock:
-            self.scrapes.append(baseline)
+            self.scrapes.append(_aged(baseline))
             self.injected = len(self.scrapes)
 
     def mark_steady(self) -> None:
         """Mark the scenario's steady state: the scrape that showed it is the last one used."""
         with self._lock:
-            self.scrapes.append(self.exporter.metrics())
+            self.scrapes.append(_aged(self.exporter.metrics()))
             self.steady = len(self.scrapes) - 1
 
     def stop(self) -> None:
@@ -120,10 +121,20 @@ class Recorder:
             return self.scrapes[max(injected - 1, 0)], self.scrapes[start:end + 1]
 
 
-def kube_values(m: Metrics) -> dict[suite.SeriesKey, float]:
-    """The Kubernetes series of one scrape as vmagent stores them: its labels added, nodes renamed."""
+def _aged(m: Metrics) -> Metrics:
+    """A scrape with every `*_timestamp_seconds` value made relative to when it was taken (seconds before it,
+    negative): the recording's wall clock means nothing on the rules' clock, which starts at step 0."""
+    now = time.time()
+    return {key: value - now if key[0].endswith("_timestamp_seconds") else value for key, value in m.items()}
+
+
+def kube_values(m: Metrics, at: float = 0.0) -> dict[suite.SeriesKey, float]:
+    """The Kubernetes series of one scrape as vmagent stores them: its labels added, nodes renamed, timestamps
+    on the rules' clock at second `at` (the suite then adds each engine's own start)."""
     out: dict[suite.SeriesKey, float] = {}
     for (name, labels), value in m.items():
+        if name.endswith("_timestamp_seconds"):
+            value = at + value
         lab = dict(labels)
         if not _is_kube(name, lab) or (name.startswith("honeydue_kube_") and name not in KUBE_SERIES):
             continue
@@ -199,9 +210,11 @@ def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe
     total = max(k_at + 1, k0 + len(fault))
     per_step = []
     for k in range(total):
-        kube = healthy if k < k0 else fault[min(k - k0, len(fault) - 1)]
+        # the scrape this step shows, and the step it was taken at (a held steady state keeps its clock)
+        taken = min(k, k0 - 1) if k < k0 else k0 + min(k - k0, len(fault) - 1)
+        kube = healthy if k < k0 else fault[taken - k0]
         values, scraped = _model_values(model[min(k, k_at)], k)
-        per_step.append(values | kube_values(kube) if scraped else values)
+        per_step.append(values | kube_values(kube, taken * STEP) if scraped else values)
     synthetic = suite.Incident(
         id=f"real-{incident_id}", title=f"the real cluster's {incident_id}", failure_mode=source.failure_mode,
         step=STEP, duration=(total - 1) * STEP, initial={}, timeline=[],
