@@ -298,6 +298,33 @@ def test_netcheck_config_passes_check_config() -> None:
     assert not effective["redis"]["enabled"]
 
 
+def test_obs_probe_config_and_scrape_job() -> None:
+    """The obs box's own witness (deploy/obs): only HTTP targets, the public URL and one origin per node with its
+    node label, no secret; its scrape job is the one the obs-side rules select, and vmagent accepts it."""
+    obs = DEPLOY / "obs"
+    out = check_config(obs / "obs-probe.yml")
+    assert out.returncode == 0, out.stderr
+    effective = yaml.safe_load(out.stdout)
+    assert not _secret_files(yaml.safe_load((obs / "obs-probe.yml").read_text()))
+    targets = effective["http"]["targets"]
+    assert {t["role"] for t in targets} == {"public", "origin"}
+    origins = [t for t in targets if t["role"] == "origin"]
+    assert sorted(t["node"] for t in origins) == ["n1", "n2", "n3"]
+    assert not effective["redis"]["enabled"] and effective["kubernetes"]["source"] == "off"
+    # the exporter's own config probes the same origins, node by node
+    exporter = [t for t in yaml.safe_load((BASE / "config.yml").read_text())["http"]["targets"] if t["role"] == "origin"]
+    assert [(t["node"], t["url"]) for t in exporter] == [(t["node"], t["url"]) for t in origins]
+    scrape = obs / "scrape-obs-probe.yml"
+    [job] = yaml.safe_load(scrape.read_text())["scrape_configs"]
+    rules = "".join(p.read_text() for p in (REPO / "rules").glob("honeydue-*.rules.yml"))
+    assert f'job="{job["job_name"]}"' in rules
+    assert job["static_configs"][0]["targets"] == [f"127.0.0.1:{effective['server']['port']}"]
+    vmagent = require_binary("vmagent", "/usr/bin")
+    checked = subprocess.run([vmagent, f"-promscrape.config={scrape}", "-promscrape.config.dryRun", "-loggerLevel=ERROR"],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+
+
 # --- Dockerfile (parsed with BuildKit's parser; never built here) ----------------------------------
 def _stages(path: Path) -> list[list[Any]]:
     stages: list[list[Any]] = []
