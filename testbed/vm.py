@@ -98,6 +98,7 @@ class Vmagent(_Daemon):
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vmagent-")))
     proc: subprocess.Popen[bytes] | None = None
     extra_args: tuple[str, ...] = ()  # e.g. ("-httpAuth.username=u", "-httpAuth.password=p")
+    jobs: dict[str, list[str]] = field(default_factory=dict)  # more scrape jobs: job name -> targets
 
     @property
     def metrics_url(self) -> str:
@@ -106,12 +107,12 @@ class Vmagent(_Daemon):
     def start(self) -> None:
         binary = require_binary("vmagent", "/usr/bin")
         scrape = self.workdir / "scrape.yml"
-        scrape.write_text(
-            "scrape_configs:\n"
-            "  - job_name: honeydue-exporter\n"
+        scrape.write_text("scrape_configs:\n" + "".join(
+            f"  - job_name: {job}\n"
             f"    scrape_interval: {self.scrape_interval}\n"
-            f"    static_configs:\n      - targets: {json.dumps(self.targets)}\n"
-        )
+            f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
+            for job, targets in {"honeydue-exporter": self.targets, **self.jobs}.items()
+        ))
         self._start(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-remoteWrite.url={self.remote_write_url}",
              f"-promscrape.config={scrape}", f"-remoteWrite.tmpDataPath={self.workdir / 'queue'}",

@@ -87,8 +87,13 @@ class Pipeline:
             path.mkdir(exist_ok=True)
         self.vm = VictoriaMetrics(workdir=parts["vm"])
         self.exporter_port = free_port()
+        # The obs box's own witness (deploy/obs/obs-probe.yml): the same exporter with only the public URL and
+        # the origin, scraped as job honeydue-obs-probe (on the obs box its scraper is VictoriaMetrics').
+        self.obs_probe = ExporterProcess(config_path=self.workdir / "obs-probe.yml",
+                                         log_path=self.workdir / "obs-probe.log", args=("--log-format", "text"))
         self.vmagent = Vmagent(self.vm.write_url, [f"127.0.0.1:{self.exporter_port}"],
-                               scrape_interval=f"{self.timing.scrape_interval:g}s", workdir=parts["vmagent"])
+                               scrape_interval=f"{self.timing.scrape_interval:g}s", workdir=parts["vmagent"],
+                               jobs={"honeydue-obs-probe": [f"127.0.0.1:{self.obs_probe.port}"]})
         self.alertmanager = Alertmanager(single_route(self.webhook.url), workdir=parts["alertmanager"])
         self.rules_dir = self.workdir / "rules"
         self.vmalert = Vmalert(self.rules_dir, self.vm.url, self.alertmanager.url,
@@ -129,6 +134,10 @@ class Pipeline:
             self.exporter.env = service_env(NODE_IPS[0], self.kube.api_port)
             self.exporter.start(wait_ready=False)
             self._stops.append(self.exporter.stop)
+            assert self.obs_probe.config_path is not None
+            self.obs_probe.config_path.write_text(yaml.safe_dump(self.obs_probe_config(), sort_keys=False))
+            self.obs_probe.start(wait_ready=False)
+            self._stops.append(self.obs_probe.stop)
             progress("victoria-metrics, vmagent, Alertmanager, vmalert")
             self._render_rules()
             for obs in (self.vm, self.vmagent, self.alertmanager, self.vmalert):
@@ -223,6 +232,21 @@ class Pipeline:
             # short (the run's timeout), dropping the quorum evidence from the dashboard.
             "kubernetes": kubernetes_config(self.kube, interval=t.scrape_interval),
             "vmagent": {"url": self.vmagent.metrics_url, **fast},
+        }
+
+    def obs_probe_config(self) -> dict[str, Any]:
+        fast = {"interval": self.timing.probe_interval, "timeout": 0.8 * self.timing.probe_interval}
+        return {
+            "server": {"listen_address": "127.0.0.1", "port": self.obs_probe.port},
+            "log": {"format": "text", "level": "warning"},
+            "redis": {"enabled": False},
+            "postgres": {"pooler": {"enabled": False}, "direct": {"enabled": False}},
+            "kubernetes": {"source": "off"},
+            "http": {"targets": [
+                {"name": name, "role": role, "url": self.http.url(name), "expected_status": list(codes),
+                 **({"node": "n1"} if role == "origin" else {}), **fast}
+                for name, (_, role, codes) in HTTP_TARGETS.items() if role in ("public", "origin")
+            ]},
         }
 
     def _write_exporter_config(self) -> None:
