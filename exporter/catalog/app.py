@@ -4,6 +4,7 @@ from exporter.catalog.gates import (
     BY,
     QUORUM_LOST,
     REDIS_NODE_IN_MAINTENANCE,
+    blocked_somewhere,
     grew,
     unless_network_fault,
     unless_not_theirs,
@@ -58,16 +59,17 @@ ENTRIES = (
         layer="app",
         signals=("honeydue_kube_pod_container_status_last_terminated_reason",
                  "honeydue_kube_pod_container_status_last_terminated_timestamp_seconds",
-                 "honeydue_kube_pod_container_status_restarts_total"),
+                 "honeydue_kube_pod_container_status_restarts_total", "honeydue_kube_pod_info"),
         probes=("kubernetes_pods",),
         alerts=(
             Alert(
                 name="ContainerOOMKilled",
                 severity="warning",
                 expr='(honeydue_kube_pod_container_status_last_terminated_reason{namespace="honeydue",'
-                f'reason="OOMKilled"}} == 1) and on ({BY}, namespace, pod, container) {TERMINATED_RECENTLY}',
+                f'reason="OOMKilled"}} == 1) and on ({BY}, namespace, pod, container) {TERMINATED_RECENTLY} '
+                f'and on ({BY}, namespace, pod) honeydue_kube_pod_info{{workload="api"}}',
                 for_="1m",
-                summary="A honeyDue container was OOM-killed and restarted.",
+                summary="An api container was OOM-killed and restarted.",
                 description="{{ $labels.container }} in {{ $labels.pod }} was killed for exceeding its memory "
                 "limit and restarted in the last 15 minutes. If it keeps happening raise "
                 "resources.limits.memory or debug the leak (kubectl logs --previous).",
@@ -418,13 +420,15 @@ ENTRIES = (
                 name="RedisDown",
                 severity="critical",
                 expr=unless_network_fault(unless_not_theirs("honeydue_redis_up == 0", "redis"))
-                + f" unless on ({BY}) {REDIS_NODE_IN_MAINTENANCE} unless on ({BY}) ({QUORUM_LOST})",
+                + f" unless on ({BY}) {REDIS_NODE_IN_MAINTENANCE} unless on ({BY}) ({QUORUM_LOST})"
+                + f" unless on () {blocked_somewhere('redis')}",
                 for_="2m",
                 summary="Redis does not answer: Asynq jobs and the auth caches are unavailable.",
                 description="The exporter {{ $labels.instance }} could not reach Redis for 2 minutes: Asynq jobs stop "
                 "and the auth caches fall back to the database. Quiet while the name does not resolve, while the "
-                "overlay or kube-proxy is broken, in the first 30 minutes of a cordon of the Redis node and while "
-                "etcd has lost quorum. Check the redis pod and the node labelled honeydue/redis=true: move the "
+                "overlay or kube-proxy is broken, while a node other than the exporter's reaches Redis (a blocked "
+                "path pages instead), in the first 30 minutes of a cordon of the Redis node and while etcd has "
+                "lost quorum. Check the redis pod and the node labelled honeydue/redis=true: move the "
                 "label only if that node is gone (Redis then starts empty).",
                 user_facing=True,
             ),

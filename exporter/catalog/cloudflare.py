@@ -9,7 +9,10 @@ from exporter.catalog.model import Alert, FailureMode, Panel, Query
 ORIGIN_UP = f'on ({BY}) (min by ({BY}) (honeydue_http_up{{role="origin"}}) == 1)'
 # The public URL fails from the obs box too: a second vantage point, outside the cluster and usually routed
 # to another Cloudflare POP. Both failing while the origin answers is Cloudflare everywhere, not one POP.
-OBS_PUBLIC_DOWN = 'on () (max(honeydue_http_up{job="honeydue-obs-probe",role="public"}) == 0)'
+OBS_PUBLIC_DOWN = (
+    'on () ((max(honeydue_http_up{job="honeydue-obs-probe",role="public"}) == 0) '
+    'or absent(up{job="honeydue-obs-probe"} == 1))'
+)
 
 ENTRIES = (
     FailureMode(
@@ -64,9 +67,9 @@ ENTRIES = (
                 summary="The public URL fails through Cloudflare from inside and outside the cluster while the origin "
                 "answers directly.",
                 description="For 2 minutes the public URL has failed through Cloudflare from {{ $labels.instance }} and "
-                "from the obs box (two vantage points, usually two POPs) while every node's origin answers when "
-                "probed directly. If cloudflarestatus.com confirms a global outage, turn the proxy off (grey cloud) on each "
-                "A record so users reach the nodes directly.",
+                "from the obs box (two vantage points, usually two POPs; the exporter's alone while the obs-probe "
+                "is down) while every node's origin answers when probed directly. If cloudflarestatus.com confirms "
+                "a global outage, turn the proxy off (grey cloud) on each A record so users reach the nodes directly.",
                 user_facing=True,
             ),
             Alert(

@@ -6,7 +6,10 @@ from exporter.catalog.gates import (
     CLUSTER_SILENT,
     FLANNEL_BROKEN,
     KUBEPROXY_BROKEN,
+    NODES_LOST,
+    OBS_PROBE_ABSENT,
     REDIS_NODE_IN_MAINTENANCE,
+    fresh,
 )
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
@@ -15,13 +18,19 @@ from exporter.catalog.model import Alert, FailureMode, Panel, Query
 USER_FACING = 'role=~"public|api_shallow|api_deep"'
 OBS = 'job="honeydue-obs-probe"'
 # As users see it, from the obs box: the public URL through Cloudflare fails and no node's origin answers
-# (Traefik answering 404 or 502, or nothing at all), whatever the api's own health check inside says.
-# Quiet while every api replica crash-loops (ApiAllReplicasCrashLooping names that cause and its fix) and
-# while nothing from the cluster arrives (the cluster-silent alerts tell a dead cluster from a cut pipeline).
+# (Traefik answering 404 or 502, or nothing at all), whatever the api's own health check inside says; the
+# exporter's own public and origin probes stand in while the obs-probe is not running (ObsProbeDown). Quiet
+# while every api replica crash-loops (ApiAllReplicasCrashLooping names that cause and its fix), while two
+# nodes are gone (two-nodes-fail pages) and while nothing from the cluster arrives (the cluster-silent alerts
+# tell a dead cluster from a cut pipeline).
 SITE_DOWN = (
-    f'(max by (job) (honeydue_http_up{{{OBS},role="public"}}) == 0) '
+    f'((max by (job) (honeydue_http_up{{{OBS},role="public"}}) == 0) '
     f'and on (job) (max by (job) (honeydue_http_up{{{OBS},role="origin"}}) == 0) '
-    f"unless on () ({API_ALL_CRASHLOOPING}) unless on () ({CLUSTER_SILENT})"
+    f'or ((max by (job) (honeydue_http_up{{job="honeydue-exporter",role="public"}}) == 0) '
+    f'and on (job) (max by (job) (honeydue_http_up{{job="honeydue-exporter",role="origin"}}) == 0) '
+    f'unless on (job) max by (job) (honeydue_probe_error_info{{probe="http_www",reason="dns"}}) '
+    f"and on () {OBS_PROBE_ABSENT})) "
+    f"unless on () ({API_ALL_CRASHLOOPING}) unless on () ({CLUSTER_SILENT}) unless on () {NODES_LOST}"
 )
 # One node's origin fails from outside while another's answers: the users Cloudflare sends there get errors.
 # Only while vmagent reaches that node's netcheck pod: a node off the network is not this (Cloudflare retries
@@ -29,7 +38,8 @@ SITE_DOWN = (
 # while Flannel or kube-proxy is broken on it (its Traefik cannot reach the api: their page names the node).
 ORIGIN_FAILING_ON_NODE = (
     f'(honeydue_http_up{{{OBS},role="origin"}} == 0) and on () (max(honeydue_http_up{{{OBS},role="origin"}}) == 1) '
-    'and on (node) label_replace(up{job="honeydue-netcheck"} == 1, "node", "$1", "instance", "netcheck-(.+)") '
+    'and on (node) label_replace(' + fresh('up{job="honeydue-netcheck"} == 1', 'up{job="honeydue-netcheck"}')
+    + ', "node", "$1", "instance", "netcheck-(.+)") '
     f"unless on (node) ({FLANNEL_BROKEN} or {KUBEPROXY_BROKEN})"
 )
 # A rollout in progress: its new pods are not Ready yet and not in the Service either (no 502 from them).
@@ -206,8 +216,9 @@ ENTRIES = (
                 expr=SITE_DOWN,
                 for_="2m",
                 summary="The site answers nowhere from outside: not through Cloudflare, not at any node's origin.",
-                description="For 2 minutes the public URL and every node's origin probed directly from the obs "
-                "box ({{ $labels.job }}) have failed (Traefik answering 404/502, or nothing): the outage is ours, "
+                description="For 2 minutes the public URL and every node's origin probed directly ({{ $labels.job }}, "
+                "the obs box's view, or the exporter's while the obs-probe is down) have failed (Traefik answering "
+                "404/502, or nothing): the outage is ours, "
                 "not Cloudflare's, and the api's own health check inside the cluster may still pass. What changed? "
                 "kubectl rollout history deployment/api -n honeydue, kubectl -n kube-system get pods -l "
                 "app.kubernetes.io/name=traefik, kubectl get events -A.",

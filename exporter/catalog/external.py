@@ -1,6 +1,6 @@
 """External service failures: Neon Postgres, Backblaze B2, Fastmail SMTP, Gitea, Cloudflare DNS."""
 
-from exporter.catalog.gates import BY, grew, unless_not_theirs
+from exporter.catalog.gates import BY, blocked_somewhere, grew, unless_not_theirs
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 RETRY = 'asynq_tasks{state="retry"}'
@@ -16,11 +16,13 @@ ENTRIES = (
             Alert(
                 name="NeonPostgresDown",
                 severity="critical",
-                expr=unless_not_theirs("max without (endpoint) (honeydue_postgres_up) == 0", "postgres_.+"),
+                expr=unless_not_theirs("max without (endpoint) (honeydue_postgres_up) == 0", "postgres_.+")
+                + f" unless on () {blocked_somewhere('postgres-pooler|postgres-direct')}",
                 for_="2m",
                 summary="Neither the Neon pooler nor the direct endpoint accepts connections.",
                 description="Every Postgres endpoint probed by {{ $labels.instance }} failed connect + "
-                "SELECT 1 for 2 minutes. Mutating API calls fail; check the Neon status page.",
+                "SELECT 1 for 2 minutes, and no node's path to them is blocked while another's works. Mutating API "
+                "calls fail; check the Neon status page.",
                 user_facing=True,
             ),
         ),
@@ -52,7 +54,7 @@ ENTRIES = (
                 severity="critical",
                 expr=unless_not_theirs('honeydue_postgres_up{endpoint="pooler"} == 0 '
                                        'and ignoring (endpoint) honeydue_postgres_up{endpoint="direct"} == 1',
-                                       "postgres_.+"),
+                                       "postgres_.+") + f" unless on () {blocked_somewhere('postgres-pooler')}",
                 for_="3m",
                 summary="The Neon pooler endpoint is unreachable while the direct endpoint works.",
                 description="The -pooler endpoint failed connect + SELECT 1 from {{ $labels.instance }} for 3 "
@@ -65,7 +67,7 @@ ENTRIES = (
                 severity="warning",
                 expr=unless_not_theirs('honeydue_postgres_up{endpoint="direct"} == 0 '
                                        'and ignoring (endpoint) honeydue_postgres_up{endpoint="pooler"} == 1',
-                                       "postgres_.+"),
+                                       "postgres_.+") + f" unless on () {blocked_somewhere('postgres-direct')}",
                 for_="15m",
                 summary="The Neon direct endpoint is unreachable, so the emergency fallback is gone.",
                 description="The direct compute endpoint failed connect + SELECT 1 from {{ $labels.instance }} "

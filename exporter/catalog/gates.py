@@ -51,8 +51,18 @@ KUBEPROXY_BROKEN = (
 )
 # A node's netcheck pod does not answer vmagent (its node is off the network, or the pod is gone).
 NETCHECK_UNREACHABLE = 'up{job="honeydue-netcheck"} == 0'
-# Two or more nodes unreachable: etcd has no quorum, nothing is rescheduled; two-nodes-fail pages.
-NODES_LOST = f"(count({NETCHECK_UNREACHABLE}) >= 2)"
+# ...and answered within the last 5 minutes: a node (or pod) that just went away, not one left dead for hours.
+NETCHECK_JUST_LOST = f'({NETCHECK_UNREACHABLE} and max_over_time(up{{job="honeydue-netcheck"}}[5m]) == 1)'
+# Two or more nodes gone: two netcheck pods unreachable, and the nodes themselves confirm it (two server nodes'
+# :6443 unanswered or two nodes not Ready, as the exporter sees them, or two origins that answer nothing at
+# all from the obs box): crash-looping netcheck pods on healthy nodes are not this. etcd has no quorum and
+# nothing is rescheduled; two-nodes-fail pages.
+NODES_LOST = (
+    f"((count({NETCHECK_UNREACHABLE}) >= 2) and on () ("
+    "(count(honeydue_kube_apiserver_readyz_up == 0) >= 2) "
+    'or (count(honeydue_kube_node_status_condition{condition="Ready",status="true"} == 0) >= 2) '
+    'or (count(honeydue_http_status_code{job="honeydue-obs-probe",role="origin"} == 0) >= 2)))'
+)
 # A cluster-wide reason why paths fail that is not the dependency's: the overlay or kube-proxy broken on a
 # node (its page names the node), or two nodes lost.
 NETWORK_FAULT = f"(count({FLANNEL_BROKEN} or {KUBEPROXY_BROKEN}) > 0 or {NODES_LOST})"
@@ -61,6 +71,33 @@ NETWORK_FAULT = f"(count({FLANNEL_BROKEN} or {KUBEPROXY_BROKEN}) > 0 or {NODES_L
 def unless_network_fault(expr: str) -> str:
     """`expr`, quiet while a network fault that explains it has its own page."""
     return f"({expr}) unless on () {NETWORK_FAULT}"
+
+
+# A path that fails from one node while another node's netcheck pod reaches the same target: that node's path
+# is blocked (a UFW rule), the target is up. An alert about the target (Neon, Redis) stays quiet while this
+# holds anywhere for it: the exporter's own node may be the one blocked, and EssentialTcpPathUnreachable pages.
+ESSENTIAL = 'honeydue_tcp_up{role="essential"}'
+
+
+def blocked_somewhere(targets: str) -> str:
+    """Some node cannot connect to one of `targets` (a regex of netcheck target names) while another can."""
+    selector = f'honeydue_tcp_up{{role="essential",target=~"{targets}"}}'
+    return f"(count(({selector} == 0) and on (target) (max by (target) ({selector}) == 1)) > 0)"
+
+
+# The exporter's view of a dependency disagrees with every node's: the nodes reach it, only the exporter does
+# not. The netcheck pods list EndpointSlices from their own nodes' API servers: while they can, the API and
+# etcd work, whatever the exporter's own requests say.
+NETCHECK_LISTS = 'honeydue_probe_success{probe="netcheck_pods_api"}'
+API_LISTS_FROM_NODES = f"(count({NETCHECK_LISTS} == 1) >= 2)"
+# Some node's names fail to resolve (reason dns): the cluster DNS failure is not the exporter's alone.
+DNS_FAILS_ON_A_NODE = '(count(honeydue_tcp_failure_info{role="essential",reason="dns"}) > 0)'
+
+
+def fresh(selector: str, metric: str) -> str:
+    """`selector` where `metric` (its plain selector) had a sample in the last minute: when vmagent stops writing
+    (its node died), the last values stay queryable for the engine's lookback and must not count as now."""
+    return f"(({selector}) and on (job, instance) (count_over_time({metric}[1m]) > 0))"
 
 
 # --- Kubernetes ------------------------------------------------------------------------------------------
@@ -90,7 +127,7 @@ QUORUM_EVIDENCE = (
     f"(count by ({BY}) (honeydue_kube_apiserver_readyz_up == 1 "
     f"and on ({BY}, node) honeydue_kube_apiserver_etcd_ready == 0) > 0)"
     f" or (max by ({BY}) (honeydue_kube_control_plane_nodes_ready) < on ({BY}) {QUORUM})"
-    f" or {NODE_LIST_FAILING}"
+    f" or ({NODE_LIST_FAILING} unless on () {API_LISTS_FROM_NODES})"
 )
 QUORUM_LOST = (
     f"(sum by ({BY}) (honeydue_kube_apiserver_etcd_ready) < on ({BY}) {QUORUM}) "
@@ -103,7 +140,11 @@ QUORUM_LOST = (
 CLUSTER_SILENT = (
     'absent_over_time(up{job="honeydue-exporter"}[2m]) and on () absent_over_time(up{job="honeydue-netcheck"}[2m])'
 )
-OBS_ORIGINS_UP = 'count(honeydue_http_up{job="honeydue-obs-probe",role="origin"} == 1)'
+# Nodes whose origin answers the obs box at all (any HTTP status: Traefik there may answer 404 or 502, the node
+# is alive), and whether the public URL answers through Cloudflare (users reach the cluster).
+OBS_NODES_ANSWER = 'count(honeydue_http_status_code{job="honeydue-obs-probe",role="origin"} > 0)'
+OBS_PUBLIC_UP = '(max(honeydue_http_up{job="honeydue-obs-probe",role="public"}) == 1)'
+OBS_PROBE_ABSENT = 'absent(up{job="honeydue-obs-probe"} == 1)'
 
 
 def grew(counter: str, window: str) -> str:

@@ -5,10 +5,9 @@ node answers (while other nodes reach theirs); kube-proxy broken on X = from X a
 does not answer while the remote pod IPs of the same backend do.
 """
 
-from exporter.catalog.gates import BY, FLANNEL_BROKEN, KUBEPROXY_BROKEN, unless_network_fault
+from exporter.catalog.gates import BY, ESSENTIAL, FLANNEL_BROKEN, KUBEPROXY_BROKEN, unless_network_fault
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
-ESSENTIAL = 'honeydue_tcp_up{role="essential"}'
 # A UFW rule blocks a path on a node: the connect fails from that node while another node's netcheck pod
 # reaches the same target. A dependency that is down for everyone (SMTP, Neon) is its own alert's, at its
 # own severity and runbook; a name that does not resolve from that node (reason dns) is the DNS path's, not

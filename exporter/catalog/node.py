@@ -5,12 +5,15 @@ deploy/alertmanager/ can silence it while that node is cordoned for maintenance.
 """
 
 from exporter.catalog.gates import (
+    API_LISTS_FROM_NODES,
     BY,
     CLUSTER_SILENT,
-    NETCHECK_UNREACHABLE,
     NETWORK_FAULT,
     NODE_LIST_FAILING,
-    OBS_ORIGINS_UP,
+    NODES_LOST,
+    OBS_NODES_ANSWER,
+    OBS_PROBE_ABSENT,
+    OBS_PUBLIC_UP,
     QUORUM_LOST,
     grew,
 )
@@ -22,11 +25,11 @@ KUBE_CREDENTIALS = (
     f'(max by ({BY}) (honeydue_probe_error_info{{probe="kubernetes_api",reason="auth"}}) or max by ({BY}) '
     '(honeydue_kube_resource_error_info{resource="nodes",reason=~"forbidden|unauthorized"}))'
 )
-# From vmagent's side: two of the three netcheck pods unreachable while one answers. Not while the exporter
-# still sees two Ready nodes or the obs box reaches two origins (then the netcheck pods, not the nodes, died).
+# From vmagent's side: two of the three netcheck pods unreachable while one answers, and the nodes confirm it
+# (gates.NODES_LOST); not while the exporter still sees two Ready nodes or two nodes answer the obs box.
 NODES_UNREACHABLE = (
-    f"(count({NETCHECK_UNREACHABLE}) >= 2) and on () (count(up{{job=\"honeydue-netcheck\"}} == 1) >= 1) "
-    f"unless on () (sum({NODE_READY}) >= 2) unless on () ({OBS_ORIGINS_UP} >= 2)"
+    f"{NODES_LOST} and on () (count(up{{job=\"honeydue-netcheck\"}} == 1) >= 1) "
+    f"unless on () (sum({NODE_READY}) >= 2) unless on () ({OBS_NODES_ANSWER} >= 2)"
 )
 
 
@@ -80,12 +83,14 @@ ENTRIES = (
                 name="KubeAPIUnreachable",
                 severity="critical",
                 expr=f"(max by ({BY}) (honeydue_kube_api_up == 0) or {NODE_LIST_FAILING}) "
-                f"unless on ({BY}) {KUBE_CREDENTIALS} unless on () {NETWORK_FAULT}",
+                f"unless on ({BY}) {KUBE_CREDENTIALS} unless on () {NETWORK_FAULT} "
+                f"unless on () {API_LISTS_FROM_NODES}",
                 for_="2m",
                 summary="The Kubernetes API server does not answer the exporter or cannot list nodes.",
                 description="{{ $labels.instance }} has for 2 minutes got no answer to GET /version or no list of "
-                "nodes (an API server without etcd quorum still answers /version): control-plane outage or lost "
-                "quorum. Node, pod and deployment signals are stale.",
+                "nodes (an API server without etcd quorum still answers /version), and the netcheck pods cannot "
+                "list from their own nodes' API servers either: control-plane outage or lost quorum. Node, pod "
+                "and deployment signals are stale.",
                 user_facing=False,
             ),
             Alert(
@@ -104,11 +109,11 @@ ENTRIES = (
             Alert(
                 name="ClusterSilentOneNodeAnswers",
                 severity="critical",
-                expr=f"{CLUSTER_SILENT} and on () ({OBS_ORIGINS_UP} == 1)",
+                expr=f"{CLUSTER_SILENT} and on () ({OBS_NODES_ANSWER} == 1)",
                 for_="30s",
                 summary="Nothing from the cluster reaches the obs box and only one node's origin answers from outside.",
                 description="For 2 minutes neither the exporter nor any netcheck pod has reached the obs TSDB (vmagent "
-                "ran on a node that is gone) and the obs box's own probe reaches exactly {{ $value }} node's origin: two "
+                "ran on a node that is gone) and exactly {{ $value }} node's origin answers the obs box's own probe: two "
                 "nodes are down and etcd has no quorum, so vmagent cannot be rescheduled. Check the nodes in the "
                 "Hetzner console; if they are truly gone, rebuild from the survivor.",
                 obs_side=True,
@@ -143,12 +148,14 @@ ENTRIES = (
             Alert(
                 name="ClusterSilentNoNodeAnswers",
                 severity="critical",
-                expr=f"{CLUSTER_SILENT} unless on () ({OBS_ORIGINS_UP} >= 1)",
+                expr=f"({CLUSTER_SILENT} unless on () ({OBS_NODES_ANSWER} >= 1) unless on () {OBS_PUBLIC_UP}) "
+                f"or ({CLUSTER_SILENT} and on () {OBS_PROBE_ABSENT})",
                 for_="30s",
                 summary="Nothing from the cluster reaches the obs box and no node's origin answers from outside.",
                 description="For 2 minutes neither the exporter nor any netcheck pod ({{ $labels.job }}) has reached the "
-                "obs TSDB, and the obs box's own probe reaches no node's origin directly (or it is not running): the "
-                "whole cluster is down (chapter 16 \"All three nodes fail\"). Check the Hetzner console.",
+                "obs TSDB, no node answers the obs box's own probe and neither does the public URL (or the obs-probe "
+                "is not running, so it cannot be told): the whole cluster is down (chapter 16 \"All three nodes "
+                "fail\"). Check the Hetzner console.",
                 obs_side=True,
                 user_facing=True,
                 detect="2m",

@@ -34,7 +34,8 @@ from exporter.errors import MalformedReply
 from exporter.probes.deps import Dependencies
 from exporter.samples import Samples, gauge
 
-LABELS = ("domain", "resolver", "role")
+# record_type tells the A and AAAA lookups of one name apart (the same name and resolver otherwise).
+LABELS = ("domain", "resolver", "role", "record_type")
 # noerror = NOERROR with at least one address; nodata = NOERROR without one.
 RESULTS = ("noerror", "nodata", "nxdomain", "servfail", "refused", "other_rcode", "timeout", "error")
 
@@ -76,7 +77,8 @@ class DnsProbe(Probe):
         self._lookup = lookup
         self._resolver = resolver
         self._deps = deps
-        self._labels = {"domain": lookup.name, "resolver": resolver_name, "role": lookup.role}
+        self._labels = {"domain": lookup.name, "resolver": resolver_name, "role": lookup.role,
+                        "record_type": lookup.record_type}
         self._address = str(resolver.address)  # dnspython takes the text form
         self._networks = lookup.expected_cidrs
         self._origin = lookup.origin_cidrs

@@ -126,11 +126,46 @@ _FAMILIES = (
 _METRIC = re.compile(r"\b((?:honeydue|asynq)_[a-z_]+|up)\b")
 
 
+def _skip_group(expr: str, i: int) -> int:
+    """Index just past the parenthesised group or selector (name, {labels}, (args), [range]) at `i`."""
+    while i < len(expr) and expr[i].isspace():
+        i += 1
+    while i < len(expr) and (expr[i].isalnum() or expr[i] in "_:"):
+        i += 1
+    while i < len(expr) and expr[i] in "({[":
+        close = {"(": ")", "{": "}", "[": "]"}[expr[i]]
+        depth, opening = 0, expr[i]
+        while i < len(expr):
+            depth += (expr[i] == opening) - (expr[i] == close)
+            i += 1
+            if depth == 0:
+                break
+    return i
+
+
+def positive_part(expr: str) -> str:
+    """The expression without the right operands of `unless`: a gate only keeps an alert quiet, so the sources
+    it reads delay the quieting, never the page."""
+    out, i = [], 0
+    for match in re.finditer(r"\bunless\b", expr):
+        if match.start() < i:
+            continue
+        out.append(expr[i:match.start()])
+        j = match.end()
+        modifier = re.match(r"\s*(?:on|ignoring)\s*", expr[j:])
+        if modifier:
+            j = _skip_group(expr, j + modifier.end())
+        i = _skip_group(expr, j)
+    out.append(expr[i:])
+    return "".join(out)
+
+
 def probe_delay(alert: Alert, s: Settings) -> tuple[float, float]:
-    """(probe interval + timeout, scrape interval) of the slowest source the expression reads."""
+    """(probe interval + timeout, scrape interval) of the slowest source the alert's firing part reads."""
     probe, scrape = 0.0, 0.0
-    obs = 'job="honeydue-obs-probe"' in alert.expr
-    for metric in set(_METRIC.findall(alert.expr)):
+    expr = positive_part(alert.expr)
+    obs = 'job="honeydue-obs-probe"' in expr
+    for metric in set(_METRIC.findall(expr)):
         if metric == "up":
             scrape = max(scrape, s.scrape)
             continue
@@ -212,6 +247,12 @@ def render_time_to_page(root: Path = REPO) -> str:
         "Budgets: a user-facing outage is paged within 5 minutes, any other page within 10, a ticket within 30; "
         "info has none. An alert over its budget says why. The incident suite checks every first page "
         "against this figure.",
+        "",
+        "Where a fault also takes the monitoring's own path, add the time that path needs to come back "
+        "(docs/witnesses.md): when vmagent ran on a node that dies, nothing arrives until it is rescheduled, "
+        "340 s with Kubernetes' default 300 s not-ready toleration, 70 s with the 30 s the exporter uses "
+        "(docs/deploy.md recommends it for vmagent); the obs side's ClusterSilent* alerts speak meanwhile. A "
+        "dependency reached by name is not seen while the exporter's DNS fails (the DNS page speaks for it).",
         "",
         "| alert | severity | user-facing | failure mode | probe | scrape | detect | for | eval + offset + group_wait "
         "| worst case | budget |",

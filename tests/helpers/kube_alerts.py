@@ -222,7 +222,8 @@ def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe
         probe_every=suite.seconds(probe_every) if probe_every else 0,
     )
     states = [model[min(k, k_at)] for k in range(total)]
-    case = suite.Variant(synthetic, source.placement, suite.rows_of(per_step), faults.pages_due(states, STEP))
+    silent = [not cluster.vmagent_writes(s) for s in states]
+    case = suite.Variant(synthetic, source.placement, suite.rows_of(per_step, silent), faults.pages_due(states, STEP))
     workdir.mkdir(parents=True, exist_ok=True)
     promtool = require_binary("promtool")
     vmalert_tool = require_binary("vmalert-tool", str(VMALERT_TOOL))

@@ -435,12 +435,15 @@ def _static(out: Series, s: State, step: int, empty: bool) -> tuple[dict[str, st
 
 # --- the obs side --------------------------------------------------------------------------------------------
 def _obs_probe(out: Series, s: State) -> None:
-    """The exporter's HTTP probe on the obs box: the public URL and each node's origin, from outside."""
+    """The exporter's HTTP probe on the obs box: the public URL and each node's origin, from outside (a node
+    that is up answers, if only with Traefik's 502)."""
     out.add("up", 1, OBS_PROBE)
     out.add("honeydue_http_up", 1 if public(s, pop=False) else 0, OBS_PROBE, target="www", role="public", node="")
     for node in NODES:
-        out.add("honeydue_http_up", 1 if origin(s, node) else 0, OBS_PROBE, target=f"origin_{node}", role="origin",
-                node=node)
+        labels = {"target": f"origin_{node}", "role": "origin", "node": node}
+        out.add("honeydue_http_up", 1 if origin(s, node) else 0, OBS_PROBE, **labels)
+        out.add("honeydue_http_status_code", (200 if origin(s, node) else 502) if up(s, node) else 0, OBS_PROBE,
+                **labels)
 
 
 # --- the main exporter ----------------------------------------------------------------------------------------
@@ -617,12 +620,11 @@ def _dns(out: Series, s: State, sc: dict[str, str]) -> None:
     lookups += [(name, "coredns", "cluster_upstream", upstream(s, here)) for name in UPSTREAM_NAMES]
     lookups += [("myhoneydue.com", r, "public", True) for r in ("cloudflare", "quad9")]  # straight to the resolver
     for domain, resolver, role, ok in lookups:
-        out.add("honeydue_dns_up", 1 if ok else 0, sc, domain=domain, resolver=resolver, role=role)
+        labels = {"domain": domain, "resolver": resolver, "role": role, "record_type": "A"}
+        out.add("honeydue_dns_up", 1 if ok else 0, sc, **labels)
         public_answer = role == "public" and ok
-        out.add("honeydue_dns_unexpected_answers", s.dns_outside if public_answer else 0, sc, domain=domain,
-                resolver=resolver, role=role)
-        out.add("honeydue_dns_origin_answers", len(NODES) if public_answer and s.grey_clouded else 0, sc,
-                domain=domain, resolver=resolver, role=role)
+        out.add("honeydue_dns_unexpected_answers", s.dns_outside if public_answer else 0, sc, **labels)
+        out.add("honeydue_dns_origin_answers", len(NODES) if public_answer and s.grey_clouded else 0, sc, **labels)
         _probe(out, sc, f"dns_{resolver}_{domain}_a", True)
 
 

@@ -64,7 +64,6 @@ def _conditions() -> list[tuple[str, Callable[[State], bool]]]:
         ("api-deadlocks", lambda s: s.api == "deadlock"),
         ("worked-5-minutes-ago", lambda s: s.api == "down" or set(NODES) <= set(s.traefik_broken)),
         ("some-users-see-502", lambda s: bool(s.traefik_broken) and not set(NODES) <= set(s.traefik_broken)),
-        ("grafana-no-data", lambda s: s.exporter_crashloop),
         ("dns-hijacking", lambda s: s.dns_outside > 0),
     ]
 

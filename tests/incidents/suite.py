@@ -171,22 +171,25 @@ Rows = dict[SeriesKey, list[float | str | None]]
 
 def timeline_series(incident: Incident, placement: cluster.Placement | None = None) -> Rows:
     """Every series' value per step; None = no sample; "stale" = vmagent's staleness marker."""
-    return rows_of([cluster.series(s, k, incident.step).values
-                    for k, s in enumerate(states(incident, placement))])
+    timeline = states(incident, placement)
+    return rows_of([cluster.series(s, k, incident.step).values for k, s in enumerate(timeline)],
+                   [not cluster.vmagent_writes(s) for s in timeline])
 
 
-def rows_of(per_step: list[dict[SeriesKey, float]]) -> Rows:
-    """Each step's samples as one row per series; a series that vanished from a step gets a staleness marker."""
+def rows_of(per_step: list[dict[SeriesKey, float]], silent: list[bool] | None = None) -> Rows:
+    """Each step's samples as one row per series. A series that vanished from a scrape (or a failed scrape) gets
+    vmagent's staleness marker, once; at a `silent` step (vmagent writes nothing) it just has no sample: its last
+    value stays queryable for the engine's lookback, as on the obs box."""
     keys = set().union(*per_step)
     out: dict[SeriesKey, list[float | str | None]] = {}
     for key in keys:
         row: list[float | str | None] = []
         last: float | str | None = None
-        for values in per_step:
+        for k, values in enumerate(per_step):
             value = values.get(key)
             if value is None:
-                # a series that vanished from a scrape (or a failed scrape) is marked stale, once
-                value = "stale" if last is not None and last != "stale" and last is not _GAP else _GAP
+                marked = last is not None and last != "stale" and last is not _GAP
+                value = "stale" if marked and not (silent and silent[k]) else _GAP
             row.append(value)
             last = value
         out[key] = [None if v is _GAP else v for v in row]
@@ -266,7 +269,7 @@ def variants(incident: Incident) -> list[Variant]:
             found[key].equivalent.extend(sorted(orbit, key=str))
             continue
         rows = rows_of([{k: v for k, v in {**static.values, **dynamic}.items() if keep is None or k[0] in keep}
-                        for static, dynamic in parts])
+                        for static, dynamic in parts], [not cluster.vmagent_writes(s) for s in timeline])
         found[key] = Variant(grid, placement, rows, faults.pages_due(timeline, grid.step),
                              sorted(orbit - {placement}, key=str), pages_only=not own)
     return list(found.values())
