@@ -25,6 +25,18 @@ rule {
   }
 }
 
+// Alerts about the cluster as a whole, not one exporter's view: NodesUnreachable counts netcheck pods across
+// the nodes (one answer per cluster), SiteDownEverywhere joins the obs box's view with the exporter's, and
+// HoneydueExporterDown reads the exporter Deployment's scrapes by job
+// (a restarted pod comes back under a new instance, and a crash loop must not split into one alert per pod).
+// tests/test_pint.py checks these names are alerts the catalog ships.
+rule {
+  match {
+    name = "(NodesUnreachable|HoneydueExporterDown|SiteDownEverywhere)"
+  }
+  disable = ["promql/aggregate"]
+}
+
 // Watchdog is the dead man's switch: `vector(1)` is meant to fire all the time, and the receiver pages
 // when it stops arriving. alerts/comparison ("always firing alert") is exactly its purpose.
 rule {

@@ -88,3 +88,11 @@ def test_pint_reports_broken_copies_of_shipped_rules(pint: str, tmp_path: Path) 
         reported[Path(problem["path"]).name.removesuffix(".rules.yml")].add(problem["reporter"])
     assert reported == {name: expected for name, (_, expected) in cases.items()}, out.stderr[-6000:]
     assert out.returncode != 0
+
+
+def test_names_pint_exempts_are_shipped_alerts() -> None:
+    """A rename must not leave an exemption behind (or silently lift it from the alert it was written for)."""
+    names = {alert.name for _, alert in alerts()}
+    for pattern in re.findall(r'name = "\(?([^")]+)\)?"', CONFIG.read_text()):
+        for name in pattern.split("|"):
+            assert name in names, f".pint.hcl exempts {name}, which the catalog does not ship"

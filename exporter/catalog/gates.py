@@ -22,9 +22,15 @@ BY = "job, instance"
 CLUSTER_DNS_FAILING = f'(max by ({BY}) (honeydue_dns_up{{role="cluster"}}) == 0)'
 
 
+def match(label: str, pattern: str) -> str:
+    """`label="x"` for a plain name, `label=~"a|b"` for a regex (pint: no regexp match on a static string)."""
+    plain = all(c.isalnum() or c in "_-" for c in pattern)
+    return f'{label}="{pattern}"' if plain else f'{label}=~"{pattern}"'
+
+
 def failed_because(probes: str, reasons: str = "dns|auth") -> str:
     """The exporter's probes matching the regex `probes` fail for one of `reasons` (a regex)."""
-    return f'(max by ({BY}) (honeydue_probe_error_info{{probe=~"{probes}",reason=~"{reasons}"}}))'
+    return f"(max by ({BY}) (honeydue_probe_error_info{{{match('probe', probes)},{match('reason', reasons)}}}))"
 
 
 def unless_not_theirs(expr: str, probes: str, reasons: str = "dns|auth") -> str:
@@ -81,7 +87,7 @@ ESSENTIAL = 'honeydue_tcp_up{role="essential"}'
 
 def blocked_somewhere(targets: str) -> str:
     """Some node cannot connect to one of `targets` (a regex of netcheck target names) while another can."""
-    selector = f'honeydue_tcp_up{{role="essential",target=~"{targets}"}}'
+    selector = f'honeydue_tcp_up{{role="essential",{match("target", targets)}}}'
     return f"(count(({selector} == 0) and on (target) (max by (target) ({selector}) == 1)) > 0)"
 
 

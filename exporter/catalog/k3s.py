@@ -59,7 +59,7 @@ NETCHECK_DOWN = (
 # The exporter's own credentials refused: Postgres or Redis passwords, the api or obs token (401/403 from a
 # target it authenticates to), the Kubernetes service-account token. One ticket about the exporter.
 CREDENTIALS = (
-    f'max by ({BY}, probe) (honeydue_probe_error_info{{reason="auth"}}) '
+    f'max by ({BY}, probe) (honeydue_probe_error_info{{reason="auth"}} == 1) '
     f'or label_replace(max by ({BY}, target) (honeydue_http_status_code{{role=~"api_deep|obs_ingest"}} == 401 '
     f'or honeydue_http_status_code{{role=~"api_deep|obs_ingest"}} == 403), "probe", "http_$1", "target", "(.+)")'
 )
@@ -249,12 +249,14 @@ ENTRIES = (
             Alert(
                 name="ClusterSilentNodesAnswer",
                 severity="warning",
-                expr=f"{CLUSTER_SILENT} and on () (({OBS_NODES_ANSWER} >= 2) or ({OBS_PUBLIC_UP} "
-                f"unless on () ({OBS_NODES_ANSWER} >= 1)))",
+                # The value is the number of origins answering (0 when only the public URL does).
+                expr=f"(({OBS_NODES_ANSWER} >= 2) or (vector(0) and on () {OBS_PUBLIC_UP} "
+                f"unless on () ({OBS_NODES_ANSWER} >= 1))) and on () {CLUSTER_SILENT}",
                 for_="30s",
                 summary="Nothing from the cluster reaches the obs box while the nodes answer from outside.",
                 description="For 2 minutes neither the exporter nor any netcheck pod has reached the obs TSDB, yet "
-                "the nodes' origins or the public URL answer the obs box ({{ $value }}): the cluster runs and vmagent "
+                "{{ $value }} of the three nodes' origins answer the obs box's own probe (with none, the public URL "
+                "does): the cluster runs and vmagent "
                 "cannot deliver (a rejected token, TLS, the network to the obs box, or vmagent's own node gone: it "
                 "is rescheduled within about 6 minutes). vmagent buffers 512 MB and replays. Dashboards are stale "
                 "and in-cluster alerts cannot fire meanwhile.",

@@ -113,7 +113,8 @@ ENTRIES = (
                 for_="30s",
                 summary="Nothing from the cluster reaches the obs box and only one node's origin answers from outside.",
                 description="For 2 minutes neither the exporter nor any netcheck pod has reached the obs TSDB (vmagent "
-                "ran on a node that is gone) and exactly {{ $value }} node's origin answers the obs box's own probe: two "
+                "ran on a node that is gone) and exactly one node's origin answers the obs box's own probe ({{ $labels.job }} "
+                "is silent): two "
                 "nodes are down and etcd has no quorum, so vmagent cannot be rescheduled. Check the nodes in the "
                 "Hetzner console; if they are truly gone, rebuild from the survivor.",
                 obs_side=True,
