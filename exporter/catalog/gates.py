@@ -57,8 +57,13 @@ KUBEPROXY_BROKEN = (
 )
 # A node's netcheck pod does not answer vmagent (its node is off the network, or the pod is gone).
 NETCHECK_UNREACHABLE = 'up{job="honeydue-netcheck"} == 0'
-# ...and answered within the last 5 minutes: a node (or pod) that just went away, not one left dead for hours.
-NETCHECK_JUST_LOST = f'({NETCHECK_UNREACHABLE} and max_over_time(up{{job="honeydue-netcheck"}}[5m]) == 1)'
+# ...and answered within the last 5 minutes, after answering steadily for the 10 minutes before: a node (or pod)
+# that just went away, not one left dead for hours, nor a pod crash-looping (a bad release of the shared image
+# crash-loops the exporter too, and its ticket must not be muted by each brief scrape of the netcheck pod).
+NETCHECK_JUST_LOST = (
+    f'({NETCHECK_UNREACHABLE} and max_over_time(up{{job="honeydue-netcheck"}}[5m]) == 1 '
+    'and min_over_time(up{job="honeydue-netcheck"}[10m] offset 5m) == 1)'
+)
 # Two or more nodes gone: two netcheck pods unreachable, and the nodes themselves confirm it (two server nodes'
 # :6443 unanswered or two nodes not Ready, as the exporter sees them, or two origins that answer nothing at
 # all from the obs box): crash-looping netcheck pods on healthy nodes are not this. etcd has no quorum and

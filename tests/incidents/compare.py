@@ -15,10 +15,13 @@ docs/incidents.md holds its last output.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+
+import yaml
 
 from tests.helpers.servers import require_binary
 from tests.incidents import suite
@@ -42,6 +45,17 @@ def run(cases: dict[str, list[suite.Variant]], rules: list[Path], example: Path,
     points = {c.id: suite.checkpoints(c, firing, "metricsql") for c in everything}
     suite.deliver(workdir, [p for ps in points.values() for p in ps], rules, example)
     return {incident: {c.id: points[c.id] for c in variants} for incident, variants in cases.items()}
+
+
+def paging_metrics(rule_files: list[Path]) -> frozenset[str]:
+    """The metrics the critical alerts (and the Watchdog) of these rule files read."""
+    names = set()
+    for path in rule_files:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            for rule in group["rules"]:
+                if rule.get("labels", {}).get("severity") == "critical" or rule.get("alert") == "Watchdog":
+                    names |= set(re.findall(r"\b((?:honeydue|asynq)_[a-z_]+)\b", rule["expr"]))
+    return frozenset(names)
 
 
 def pages(points: list[suite.Checkpoint]) -> dict[tuple[str, str], set[str]]:
@@ -90,12 +104,14 @@ def main() -> None:
     parser.add_argument("--rev", default="b1f3cb2")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "incidents.md")
     args = parser.parse_args()
-    cases = {incident.id: suite.variants(incident) for incident in suite.load_all()}
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "old"
         old.mkdir()
         checkout(args.rev, ["rules", "deploy/alertmanager"], old)
         old_rules = sorted((old / "rules").glob("honeydue-*.rules.yml"))
+        # The other placements carry what either side's paging rules read (the older rules read other series).
+        metrics = suite.page_metrics() | paging_metrics(old_rules)
+        cases = {incident.id: suite.variants(incident, metrics) for incident in suite.load_all()}
         (Path(tmp) / "before").mkdir()
         (Path(tmp) / "after").mkdir()
         before = run(cases, old_rules, old / "deploy" / "alertmanager" / "alertmanager.yml", Path(tmp) / "before")

@@ -240,10 +240,11 @@ class Variant:
         return f"{self.incident.id}#{self.placement}"
 
 
-def variants(incident: Incident) -> list[Variant]:
+def variants(incident: Incident, metrics: frozenset[str] | None = None) -> list[Variant]:
     """The incident under every placement of exporter, vmagent, CoreDNS and Redis that changes what is seen
     (the incident's own placement first). Placements that are renamings of each other (among the nodes the
-    timeline does not name) are one; so are placements whose series come out the same, up to such a renaming."""
+    timeline does not name) are one; so are placements whose series come out the same, up to such a renaming.
+    The other placements carry only `metrics` (by default what the shipped paging rules read)."""
     perms = _symmetries(incident)
     seen: set[cluster.Placement] = set()
     found: dict[int, Variant] = {}
@@ -261,7 +262,7 @@ def variants(incident: Incident) -> list[Variant]:
         grid = incident if own else coarse
         timeline = states(grid, placement)
         parts = [cluster.series_parts(s, k, grid.step) for k, s in enumerate(timeline)]
-        keep = None if own else page_metrics()
+        keep = None if own else (metrics or page_metrics())
         clock = tuple(tuple(sorted(kv for kv in dynamic.items() if keep is None or kv[0][0] in keep))
                       for _, dynamic in parts)
         key = min(hash((own, tuple(static.renamed_hash(i, keep) for static, _ in parts), clock)) for i in perms)
