@@ -1,4 +1,4 @@
-"""Generate the committed rules/, dashboards/, README tables, docs/configuration.md and docs/time-to-page.md."""
+"""Generate the committed rules/, dashboards/ and the reference pages under docs/ from the code."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from exporter.config import DEFAULT_GRAFANA_BASE_URL
 from exporter.render.configdoc import render_configuration
 from exporter.render.dashboards import render_dashboards
-from exporter.render.readme import render_readme
+from exporter.render.reference import render_alerts_doc, render_metrics_doc
 from exporter.render.rules import SHIPPED, RenderOptions, render_rules
 from exporter.render.timing import render_time_to_page
 
@@ -28,9 +28,8 @@ def render_all(
         files[root / "dashboards" / name] = text
     files[root / "docs" / "configuration.md"] = render_configuration()
     files[root / "docs" / "time-to-page.md"] = render_time_to_page()  # from this repository's deploy/
-    readme = root / "README.md"
-    if readme.exists():
-        files[readme] = render_readme(readme.read_text(encoding="utf-8"), base_url)
+    files[root / "docs" / "metrics.md"] = render_metrics_doc()
+    files[root / "docs" / "alerts.md"] = render_alerts_doc(base_url)
     return files
 
 
