@@ -16,7 +16,8 @@ from testbed.kube import workloads
 from testbed.kube.cluster import KubeCluster
 from testbed.kube.rest import ApiError
 
-from exporter.probes.kube_metrics import RESOURCE, parse_duration, parse_quantity
+from exporter.probes.kube_metrics import RESOURCE
+from exporter.probes.kube_transforms import parse_duration, parse_quantity
 from tests.helpers.kube import Expect, Kube, Metrics, select, wait_metrics
 
 NS = "honeydue"
