@@ -52,7 +52,7 @@ import yaml
 from aiohttp import web
 
 from testbed.edge import Dnsmasq, smtp_server
-from testbed.exporter import parse_metrics, value
+from testbed.exporter import Metrics, parse_metrics, value
 from testbed.faults import FaultProxy, UdpFault, eventually
 from testbed.kubeapi import Fault, KubeAPI
 from testbed.vm import Vmagent
@@ -71,8 +71,6 @@ from exporter.probes.deps import Dependencies
 from exporter.server import make_app
 from tests.conftest import PG_DSN
 from tests.helpers.servers import PgBouncer, RedisServer, SilentPort, free_port, require_binary
-
-Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 DEPENDENCIES = ("redis", "postgres_pooler", "postgres_direct", "kubernetes", "http", "dns", "smtp", "vmagent")
 FAULTS = ("refused", "silent", "slow", "garbage", "auth")

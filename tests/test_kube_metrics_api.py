@@ -12,13 +12,14 @@ import math
 
 import pytest
 
+from testbed.exporter import Metrics
 from testbed.kube import workloads
 from testbed.kube.cluster import KubeCluster
 from testbed.kube.rest import ApiError
 
 from exporter.probes.kube_metrics import RESOURCE
 from exporter.probes.kube_transforms import parse_duration, parse_quantity
-from tests.helpers.kube import Expect, Kube, Metrics, select, wait_metrics
+from tests.helpers.kube import Expect, Kube, select, wait_metrics
 
 NS = "honeydue"
 PODS_PATH = f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods"

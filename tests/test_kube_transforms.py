@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.exporter import parse_metrics
+from testbed.exporter import Metrics, parse_metrics
 
 from exporter.config import KubernetesConfig
 from exporter.probes import kube_transforms as t
-from exporter.samples import Metrics, Samples
+from exporter.samples import Samples
 
 TABLES = Path(__file__).resolve().parent / "kube_tables"
 DEFAULTS = KubernetesConfig()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from testbed.exporter import Metrics
 from testbed.kube import workloads
 from testbed.kube.cluster import KubeCluster
 from testbed.kube.control_plane import K3S_VERSION, NODE_IPS, NODE_NAMES, wait_until
@@ -26,7 +27,7 @@ from exporter.config import Config
 from exporter.probes import kubernetes as kube_probe
 from exporter.probes.deps import Dependencies
 from tests.helpers import kube_alerts
-from tests.helpers.kube import Expect, Kube, Metrics, select, wait_metrics
+from tests.helpers.kube import Expect, Kube, select, wait_metrics
 from tests.helpers.kube_alerts import Recorder
 
 N1, N2, N3 = NODE_NAMES

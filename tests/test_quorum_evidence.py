@@ -17,10 +17,12 @@ import pytest
 import yaml
 from aiohttp import web
 
+from testbed.exporter import Metrics, parse_metrics, value
 from testbed.loop import bind_on_one_port
 
 from exporter.config import Config
 from exporter.engine import Engine
+from exporter.exposition import Exposition
 from exporter.probes import kubernetes
 from exporter.probes.deps import Dependencies
 from tests.helpers.servers import free_port
@@ -89,12 +91,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Cluster, Config, list[w
     await runner.cleanup()
 
 
-def value(engine: Engine, name: str, **labels: str) -> float | None:
-    for samples in engine.samples():
-        found = samples.value(name, **labels)
-        if found is not None:
-            return found
-    return None
+def scrape(engine: Engine) -> Metrics:
+    return parse_metrics(Exposition(engine).render().decode())
 
 
 async def test_readyz_evidence_outlives_a_failing_node_list(cluster: tuple[Cluster, Config, list[web.TCPSite]]) -> None:
@@ -104,21 +102,22 @@ async def test_readyz_evidence_outlives_a_failing_node_list(cluster: tuple[Clust
     engine = Engine([nodes])
     try:
         await engine.run_once(nodes)
-        assert value(engine, "honeydue_kube_apiserver_etcd_ready", node="n1") == 1
+        assert value(scrape(engine), "honeydue_kube_apiserver_etcd_ready", node="n1") == 1
         # n2 and n3 go away, n1's etcd has no quorum, the lists fail.
         state.etcd |= {"127.0.0.2": "fail", "127.0.0.3": "dead", "127.0.0.4": "dead"}
         state.lists_fail = True
         await engine.run_once(nodes)
         assert engine.states["kubernetes_nodes"].status == "failing"
-        assert value(engine, "honeydue_kube_resource_up", resource="nodes", namespace="") == 0
-        assert value(engine, "honeydue_kube_resource_error_info", resource="nodes", namespace="",
+        m = scrape(engine)
+        assert value(m, "honeydue_kube_resource_up", resource="nodes", namespace="") == 0
+        assert value(m, "honeydue_kube_resource_error_info", resource="nodes", namespace="",
                      reason="server_error") == 1
         # The evidence KubeEtcdQuorumLost needs: n1 answers that etcd fails, n2 and n3 do not answer.
-        assert value(engine, "honeydue_kube_apiserver_readyz_up", node="n1") == 1
-        assert value(engine, "honeydue_kube_apiserver_etcd_ready", node="n1") == 0
-        assert value(engine, "honeydue_kube_apiserver_readyz_up", node="n2") == 0
-        assert value(engine, "honeydue_kube_etcd_quorum") == 2
+        assert value(m, "honeydue_kube_apiserver_readyz_up", node="n1") == 1
+        assert value(m, "honeydue_kube_apiserver_etcd_ready", node="n1") == 0
+        assert value(m, "honeydue_kube_apiserver_readyz_up", node="n2") == 0
+        assert value(m, "honeydue_kube_etcd_quorum") == 2
         # The node conditions are gone (not stale values): the list failed.
-        assert value(engine, "honeydue_kube_node_status_condition", node="n1", condition="Ready", status="true") is None
+        assert value(m, "honeydue_kube_node_status_condition", node="n1", condition="Ready", status="true") is None
     finally:
         await engine.stop()

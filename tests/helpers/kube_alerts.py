@@ -24,10 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from testbed.exporter import ExporterProcess
+from testbed.exporter import ExporterProcess, Metrics
 from testbed.kube.control_plane import NODE_NAMES
 
-from tests.helpers.kube import Metrics
 from tests.helpers.servers import require_binary
 from tests.incidents import cluster, suite
 
