@@ -455,14 +455,6 @@ def test_vmagent_jobs_never_rename_exporter_labels() -> None:
         assert not job.get("honor_labels", False)
 
 
-@pytest.fixture
-def victoria() -> Iterator[VictoriaMetrics]:
-    vm = VictoriaMetrics()
-    vm.start()
-    yield vm
-    vm.cleanup()
-
-
 def _as_static(job: dict[str, Any], targets: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
     """The shipped job with kubernetes_sd_configs replaced by static targets carrying the same __meta labels."""
     job = copy.deepcopy(job)

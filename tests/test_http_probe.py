@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from testbed.edge import SelfSigned, http_target, self_signed
+from testbed.edge import SelfSigned, http_target
 
 from exporter.config import Config, ConfigError, HttpTarget, load_config
 from exporter.engine import Engine, ProbeState
@@ -29,11 +29,6 @@ async def run(cfg: HttpTarget) -> ProbeState:
     state = await engine.run_once(probe)
     await engine.stop()
     return state
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
-    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 async def test_ok_through_tls_reports_every_phase_and_colo(cert: SelfSigned) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,6 @@ from exporter.probes.nodata import NoDataProbe, catalog_metrics
 from exporter.probes.vmagent import VmagentProbe, summarize
 from exporter.promql import metric_names
 from tests.helpers.servers import free_port
-
-
-@pytest.fixture
-def victoria() -> Iterator[VictoriaMetrics]:
-    vm = VictoriaMetrics()
-    vm.start()
-    yield vm
-    vm.cleanup()
 
 
 def poll(exporter: ExporterProcess, check: object, timeout: float, what: str) -> Metrics:

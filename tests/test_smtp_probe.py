@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
-from testbed.edge import SelfSigned, raw_tcp_server, self_signed, smtp_server
+from testbed.edge import SelfSigned, raw_tcp_server, smtp_server
 
 from exporter.config import SmtpTarget
 from exporter.engine import Engine, ProbeState
@@ -24,11 +22,6 @@ async def run(port: int, **kw: Any) -> ProbeState:
     state = await engine.run_once(probe)
     await engine.stop()
     return state
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
-    return self_signed(tmp_path_factory.mktemp("smtp-tls"))
 
 
 async def test_starttls_offered_and_handshake_completes(cert: SelfSigned) -> None:
