@@ -54,7 +54,9 @@ from aiohttp import web
 from testbed.edge import Dnsmasq, smtp_server
 from testbed.exporter import Metrics, parse_metrics, value
 from testbed.faults import FaultProxy, UdpFault, eventually
+from testbed.kubeapi import TOKEN as KUBE_TOKEN
 from testbed.kubeapi import Fault, KubeAPI
+from testbed.kubeconfig import write_kubeconfig
 from testbed.vm import Vmagent
 
 from exporter.config import Config
@@ -646,8 +648,7 @@ def test_real_exporter_with_every_dependency_broken(
         dns_relay = UdpFault(("127.0.0.1", free_port()))
         stack.callback(dns_relay.close)
         dns_relay.set_mode("silent")
-        kubeconfig = api.kubeconfig(tmp_path / "kubeconfig")
-        kubeconfig.write_text(kubeconfig.read_text().replace(api.url, f"http://{kube.address}"))
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://{kube.address}", token=KUBE_TOKEN)
         closed = free_port()  # nothing listens: refused
         config = {
             "log": {"format": "json", "level": "info"},

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
 
 from testbed.exporter import Metrics, parse_metrics, value
+from testbed.kubeconfig import write_kubeconfig
 from testbed.loop import bind_on_one_port
 
 from exporter.config import Config
@@ -78,13 +78,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Cluster, Config, list[w
 
     server_port, server_sites = await bind_on_one_port(list(SERVERS.values()), server_site, stop)
     sites = [api_site, *server_sites]
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "t",
-        "clusters": [{"name": "t", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
-        "users": [{"name": "t", "user": {"token": "t"}}],
-        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-    }))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{api_port}", token="t")
     config = Config(kubernetes={"source": "kubeconfig", "kubeconfig": kubeconfig, "apiserver_port": server_port,
                                 "readyz_timeout": 0.5, "deployments": {}, "apiservices": []})
     yield state, config, sites

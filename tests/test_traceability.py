@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.kubeconfig import write_kubeconfig
+
 from exporter import catalog_report, probes
 from exporter.catalog import CATALOG, alerts, in_family
 from exporter.config import load_config
@@ -25,13 +27,7 @@ def _shipped_probe_names(tmp_path: Path) -> set[str]:
     """Names of every probe the shipped configs build (Kubernetes through a kubeconfig; nothing is contacted)."""
     for name in ("redis-password", "postgres-password", "obs-ingest-token", "obs-query-token", "api-readonly-token"):
         (tmp_path / name).write_text("x" * 16)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-    }))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1", token="t")
     names: set[str] = set()
     for shipped in ("config.yml", "netcheck.yml"):
         text = (REPO / "deploy" / "base" / shipped).read_text().replace("/etc/honeydue-exporter/secrets", str(tmp_path))

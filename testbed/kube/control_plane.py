@@ -25,6 +25,7 @@ from pathlib import Path
 
 from testbed.kube.pki import CertFiles, CertificateAuthority
 from testbed.kube.rest import ApiError, Rest
+from testbed.kubeconfig import write_kubeconfig
 from testbed.paths import PEERS_BIN as REPO_BIN
 from testbed.procs import free_port, require_binary, stop_process
 
@@ -168,14 +169,9 @@ class ControlPlane:
         return self.ca.issue(name, user, groups, client=True)
 
     def kubeconfig(self, path: Path, cert: CertFiles, index: int = 0) -> Path:
-        path.write_text(
-            "apiVersion: v1\nkind: Config\n"
-            f"clusters: [{{name: drill, cluster: {{server: '{self.api_url(index)}', "
-            f"certificate-authority: '{self.ca.cert_path}'}}}}]\n"
-            f"users: [{{name: u, user: {{client-certificate: '{cert.cert}', client-key: '{cert.key}'}}}}]\n"
-            "contexts: [{name: drill, context: {cluster: drill, user: u}}]\ncurrent-context: drill\n"
-        )
-        return path
+        """A kubeconfig of node `index`'s API server for the client certificate `cert`."""
+        return write_kubeconfig(path, self.api_url(index), ca=self.ca.cert_path, client_cert=cert.cert,
+                                client_key=cert.key)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self, progress: Callable[[str], None] = lambda _: None) -> None:
