@@ -225,8 +225,10 @@ def kube_routes(nodes: Handler) -> dict[str, Handler]:
 @pytest.mark.parametrize(
     "reply",
     [b"<html>502 Bad Gateway</html>", b'{"kind": "NodeList", "items": 7}', b'{"kind": "NodeList", "items": ["x"]}',
-     b'{"kind": "NodeList", "items": [{"metadata": "oops", "status": {"conditions": 3}}]}', b"[]", b"\xff\xfe"],
-    ids=["html", "items-int", "items-strings", "node-wrong-shapes", "list", "not-utf8"],
+     b'{"kind": "NodeList", "items": [{"metadata": "oops", "status": {"conditions": 3}}]}', b"[]", b"\xff\xfe",
+     # a server that hands out the same continue token for every page would be listed forever
+     b'{"kind": "NodeList", "metadata": {"continue": "c2FtZQ=="}, "items": []}'],
+    ids=["html", "items-int", "items-strings", "node-wrong-shapes", "list", "not-utf8", "continue-repeats"],
 )
 async def test_kubernetes_malformed_list_is_protocol(reply: bytes, tmp_path: Path) -> None:
     async def nodes(request: web.Request) -> web.Response:

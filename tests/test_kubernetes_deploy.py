@@ -201,6 +201,12 @@ def test_the_exporter_asks_exactly_what_rbac_yaml_grants(kube: Kube) -> None:
     # cache ignore `limit` and send the whole collection).
     lists = [urllib.parse.parse_qs(urllib.parse.urlsplit(e["requestURI"]).query) for e in events if e["verb"] == "list"]
     assert lists and all(q.get("limit") == [str(PAGE)] and "resourceVersion" not in q for q in lists), lists
+    # Deployments are listed by name, only the watched ones (kube-system's local-path-provisioner is never read).
+    by_name = {(e["objectRef"]["namespace"], q) for e in events if e["verb"] == "list"
+               and e["objectRef"]["resource"] == "deployments"
+               for q in urllib.parse.parse_qs(urllib.parse.urlsplit(e["requestURI"]).query).get("fieldSelector", ["-"])}
+    watched = KubernetesConfig().deployments
+    assert by_name == {(ns, f"metadata.name={name}") for ns, names in watched.items() for name in names}, by_name
     # /readyz/etcd is asked of each server node's own API server.
     hosts = {e["requestURI"] for e in events if e["requestURI"].startswith("/readyz")}
     assert hosts == {"/readyz/etcd"}
