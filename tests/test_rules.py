@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ RULE_FILES = sorted((REPO / "rules").glob("*.rules.yml"))
 TEST_FILES = sorted((REPO / "rules" / "tests").glob("*.test.yml"))
 OUR_METRIC = re.compile(r"\b((?:honeydue|asynq)_[a-zA-Z0-9_]+)\b")
 DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+SHARD_GROUPS = 14  # test groups per vmalert-tool run
 
 
 def test_rule_files_exist() -> None:
@@ -45,18 +48,26 @@ def test_vmalert_tool_unit_tests_pass(tmp_path: Path) -> None:
     """The same unit tests evaluated by vmalert with MetricsQL (production), not only by promtool's PromQL."""
     binary = require_binary("vmalert-tool", str(REPO / "tests" / "peers" / "bin"))
     tests = rule_test_tree(tmp_path / "tree")  # the rules without dashboard_url, as for promtool
-    files = []
+    shards = []
     for path in TEST_FILES:
         converted = suite.for_vmalert_tool(yaml.safe_load(path.read_text()), tests)
-        target = tmp_path / path.name
-        target.write_text(yaml.safe_dump(converted, sort_keys=False, width=100_000))
-        files.append(target)
-    failures = {}
-    for target in files:  # vmalert-tool stops at the first failing file: one run per file shows them all
+        groups = converted["tests"]
+        # vmalert-tool runs one group after another on one core: a file's groups are cut into shards of at
+        # most SHARD_GROUPS, run side by side (the groups are independent: each has its own series).
+        for i in range(0, len(groups), SHARD_GROUPS):
+            target = tmp_path / f"{path.stem}.{i // SHARD_GROUPS}.yml"
+            target.write_text(yaml.safe_dump(converted | {"tests": groups[i:i + SHARD_GROUPS]}, sort_keys=False,
+                                             width=100_000))
+            shards.append(target)
+
+    def run(target: Path) -> tuple[str, str | None]:
+        # vmalert-tool stops at the first failing file: one run per shard shows them all
         out = subprocess.run([binary, "unittest", "--disableAlertgroupLabel", f"--files={target}"],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
-        if out.returncode != 0:
-            failures[target.name] = (out.stdout + out.stderr)[-3000:]
+        return target.name, None if out.returncode == 0 else (out.stdout + out.stderr)[-3000:]
+
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        failures = {name: output for name, output in pool.map(run, shards) if output is not None}
     assert not failures, failures
 
 
