@@ -9,6 +9,7 @@ quorum, eviction) is tested on one in tests/test_kubernetes*.py.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,25 @@ def test_version() -> None:
     assert exposed(t.version_samples("kubeconfig", {})) == parse_metrics(
         'honeydue_kube_config_info{source="kubeconfig"} 1\nhoneydue_kube_api_up 1\n'
         'honeydue_kube_apiserver_version_info{version="unknown"} 1\n')
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("123456789n", 0.123456789), ("250m", 0.25), ("1", 1.0), ("1.5", 1.5), ("64Mi", 64 * 2**20),
+    ("50331648", 50331648.0), ("7934180Ki", 7934180 * 1024), ("2k", 2000.0), ("1e3", 1000.0), ("0", 0.0),
+])
+def test_parse_quantity(text: str, value: float) -> None:
+    assert math.isclose(t.parse_quantity(text), value, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("text", ["", "m", "12x", "-1", "1.2.3", "NaN", "inf", "12 m", None, {"cpu": 1}])
+def test_parse_quantity_rejects(text: object) -> None:
+    with pytest.raises(ValueError):
+        t.parse_quantity(text)
+
+
+def test_parse_duration() -> None:
+    assert t.parse_duration("10.5s") == 10.5
+    assert t.parse_duration("1m0s") == 60
+    assert t.parse_duration("1h2m3s") == 3723
+    assert t.parse_duration("250ms") == 0.25
+    assert t.parse_duration("soon") is None and t.parse_duration(None) is None
