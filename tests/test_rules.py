@@ -23,7 +23,7 @@ RULE_FILES = sorted((REPO / "rules").glob("*.rules.yml"))
 TEST_FILES = sorted((REPO / "rules" / "tests").glob("*.test.yml"))
 OUR_METRIC = re.compile(r"\b((?:honeydue|asynq)_[a-zA-Z0-9_]+)\b")
 DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-SHARD_GROUPS = 14  # test groups per vmalert-tool run
+SHARD_GROUPS = 14  # test groups per promtool or vmalert-tool run
 
 
 def test_rule_files_exist() -> None:
@@ -37,38 +37,38 @@ def test_promtool_check_rules(promtool: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_promtool_unit_tests_pass(promtool: str, tmp_path: Path) -> None:
-    tests = rule_test_tree(tmp_path)
-    out = subprocess.run([promtool, "test", "rules", *(p.name for p in TEST_FILES)], capture_output=True, text=True,
-                         timeout=120, cwd=tests)
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+def test_unit_tests_pass_on_promql_and_metricsql(promtool: str, tmp_path: Path) -> None:
+    """rules/tests/ with promtool (PromQL) and the same files with vmalert-tool (MetricsQL, what production runs).
 
-
-def test_vmalert_tool_unit_tests_pass(tmp_path: Path) -> None:
-    """The same unit tests evaluated by vmalert with MetricsQL (production), not only by promtool's PromQL."""
-    binary = require_binary("vmalert-tool", str(REPO / "tests" / "peers" / "bin"))
-    tests = rule_test_tree(tmp_path / "tree")  # the rules without dashboard_url, as for promtool
-    shards = []
+    Both tools evaluate one test group after another on one core, so every file's groups are cut into shards of
+    at most SHARD_GROUPS (the groups are independent: each has its own input series) and the shards of both tools
+    run side by side on as many workers as the machine has cores. Every shard is its own run, so every failing
+    group is shown (vmalert-tool stops at the first failing file)."""
+    vmalert_tool = require_binary("vmalert-tool", str(REPO / "tests" / "peers" / "bin"))
+    tests = rule_test_tree(tmp_path)  # the rules without dashboard_url, tests/ beside them
+    runs: list[tuple[str, list[str]]] = []
     for path in TEST_FILES:
-        converted = suite.for_vmalert_tool(yaml.safe_load(path.read_text()), tests)
-        groups = converted["tests"]
-        # vmalert-tool runs one group after another on one core: a file's groups are cut into shards of at
-        # most SHARD_GROUPS, run side by side (the groups are independent: each has its own series).
-        for i in range(0, len(groups), SHARD_GROUPS):
-            target = tmp_path / f"{path.stem}.{i // SHARD_GROUPS}.yml"
-            target.write_text(yaml.safe_dump(converted | {"tests": groups[i:i + SHARD_GROUPS]}, sort_keys=False,
-                                             width=100_000))
-            shards.append(target)
+        doc = yaml.safe_load(path.read_text())
+        converted = suite.for_vmalert_tool(doc, tests)
+        for i in range(0, len(doc["tests"]), SHARD_GROUPS):
+            part = {"tests": doc["tests"][i:i + SHARD_GROUPS]}
+            promql = tests / f"{path.stem}.{i // SHARD_GROUPS}.promtool.yml"
+            promql.write_text(yaml.safe_dump(doc | part, sort_keys=False, width=100_000))
+            runs.append((promql.name, [promtool, "test", "rules", promql.name]))
+            metricsql = tests / f"{path.stem}.{i // SHARD_GROUPS}.vmalert-tool.yml"
+            metricsql.write_text(yaml.safe_dump(converted | {"tests": converted["tests"][i:i + SHARD_GROUPS]},
+                                                sort_keys=False, width=100_000))
+            runs.append((metricsql.name, [vmalert_tool, "unittest", "--disableAlertgroupLabel",
+                                          f"--files={metricsql}"]))
 
-    def run(target: Path) -> tuple[str, str | None]:
-        # vmalert-tool stops at the first failing file: one run per shard shows them all
-        out = subprocess.run([binary, "unittest", "--disableAlertgroupLabel", f"--files={target}"],
-                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
-        return target.name, None if out.returncode == 0 else (out.stdout + out.stderr)[-3000:]
+    def run(item: tuple[str, list[str]]) -> tuple[str, str | None]:
+        name, args = item
+        out = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tests)
+        return name, None if out.returncode == 0 else (out.stdout + out.stderr)[-3000:]
 
     with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-        failures = {name: output for name, output in pool.map(run, shards) if output is not None}
-    assert not failures, failures
+        failures = {name: output for name, output in pool.map(run, runs) if output is not None}
+    assert len(runs) >= 2 * len(TEST_FILES) and not failures, failures
 
 
 def test_vmalert_tool_clock_shift_moves_only_start_values() -> None:
