@@ -297,10 +297,7 @@ class KubernetesScenario(Scenario):
         self.api = KubeAPI()
         self.api.start()
         self.proxy = FaultProxy(("127.0.0.1", self.api.port), delay=DELAY)
-        self.kubeconfig = self.tmp / "kubeconfig"
-        self.api.kubeconfig(self.kubeconfig)
-        text = self.kubeconfig.read_text().replace(self.api.url, f"http://{self.proxy.address}")
-        self.kubeconfig.write_text(text)
+        self.kubeconfig = write_kubeconfig(self.tmp / "kubeconfig", f"http://{self.proxy.address}", token=KUBE_TOKEN)
 
     async def stop(self) -> None:
         await super().stop()
