@@ -32,8 +32,8 @@ from testbed.exporter import ExporterProcess
 from testbed.receivers import SmtpSink, WebhookReceiver
 from testbed.vm import VictoriaMetrics
 
-from exporter.probes import MODULES, nodata
-from exporter.samples import MetricSpec
+from exporter.probes import nodata
+from exporter.samples import declared_metrics
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -428,15 +428,8 @@ SCRAPE = DEPLOY / "vmagent" / "scrape-honeydue-exporter.yml"
 
 
 def exported_labels() -> set[str]:
-    """Every label name the exporter itself puts on a metric (all probe modules and the engine)."""
-    from exporter import engine
-
-    found: set[str] = set()
-    for module in (*MODULES, engine):
-        for value in vars(module).values():
-            if isinstance(value, MetricSpec):
-                found |= set(value.labels)
-    return found
+    """Every label name the exporter itself puts on a metric (every metric it declares)."""
+    return {label for spec in declared_metrics().values() for label in spec.labels}
 
 
 def test_vmagent_jobs_never_rename_exporter_labels() -> None:
