@@ -15,6 +15,8 @@ test:
 
 check:
 	scripts/uv.sh lock --check
+	@# our own modules' bytecode (skipped when up to date), read by every exporter and CLI the checks start
+	$(VENV)/bin/python -m compileall -q exporter testbed tests
 	$(VENV)/bin/ruff check exporter testbed tests $(wildcard bench)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/honeydue-exporter render --check

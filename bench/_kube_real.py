@@ -51,6 +51,7 @@ from testbed.kube.cluster import ClusterTiming, KubeCluster
 from testbed.kube.control_plane import K3S_VERSION, NODE_IPS, NODE_NAMES, ControlPlaneTiming, wait_until
 from testbed.kube.kubelet import micro_time, rfc3339
 from testbed.kube.rest import JSON, MERGE, ApiError, Rest
+from testbed.kubeconfig import write_kubeconfig
 
 from bench._kube import NAMESPACE, OTHER_NAMESPACE, ClusterSize, KubeTarget
 
@@ -136,15 +137,9 @@ class RealCluster:
 
     def _write_kubeconfig(self, cluster: KubeCluster) -> Path:
         """The exporter's identity: its ServiceAccount's token (rbac.yaml's grants), the run's CA, node 1's API."""
-        path = self._dir / "kubeconfig"
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "bench",
-            "clusters": [{"name": "bench", "cluster": {"server": cluster.control_plane.api_url(0),
-                                                       "certificate-authority": str(cluster.control_plane.ca.cert_path)}}],
-            "users": [{"name": "exporter", "user": {"token": cluster.exporter_token(expiration=6 * 3600)}}],
-            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "exporter", "namespace": NAMESPACE}}],
-        }))
-        return path
+        return write_kubeconfig(self._dir / "kubeconfig", cluster.control_plane.api_url(0),
+                                ca=cluster.control_plane.ca.cert_path,
+                                token=cluster.exporter_token(expiration=6 * 3600), namespace=NAMESPACE)
 
     # --- one admin connection per worker thread ----------------------------------------------------
     def _rest(self) -> Rest:

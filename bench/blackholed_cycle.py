@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 import sys
@@ -24,6 +23,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from testbed.kubeconfig import write_kubeconfig
 
 from bench._peers import table
 from exporter.config import Config
@@ -119,12 +120,7 @@ def blackholed_config(tcp_port: int, udp_port: int, targets: int, timeout: float
 
 async def run(targets: int = 8, timeout: float = 2.0, every_family: bool = False) -> Result:
     with _blackholes() as (tcp_port, udp_port, filtered_port), tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = Path(tmp) / "kubeconfig"
-        kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{tcp_port}"}}],
-            "users": [{"name": "u", "user": {"token": "bench"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+        kubeconfig = write_kubeconfig(Path(tmp) / "kubeconfig", f"http://127.0.0.1:{tcp_port}", token="bench")
         config = blackholed_config(tcp_port, udp_port, targets, timeout, filtered_port if every_family else 0,
                                    str(kubeconfig))
         probes = build_probes(config)

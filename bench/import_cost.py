@@ -27,7 +27,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
+from testbed.kubeconfig import write_kubeconfig
 
 from bench._peers import REPO, table
 from bench._runtime import blocked_modules, image_environment, production_config_text
@@ -131,13 +131,7 @@ print(rss() - before)
 def _config(workdir: Path) -> tuple[Path, Path]:
     text = production_config_text(workdir)
     (workdir / "config.yml").write_text(text)
-    kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "bench"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
-    return workdir / "config.yml", kubeconfig
+    return workdir / "config.yml", write_kubeconfig(workdir / "kubeconfig", "https://127.0.0.1:1", token="bench")
 
 
 def _run(blocked: str, code: str, *args: str, importtime: bool = False) -> subprocess.CompletedProcess[str]:

@@ -31,8 +31,7 @@ series_limit raised out of the way, so the curves show the full cost; one more K
 
 Kubernetes runs against `--kube-backend` (default `real`: the control plane of testbed/kube, etcd x3,
 kube-apiserver per node with TLS, kube-controller-manager, one cluster for the whole run grown to each size,
-see bench/_kube_real.py; `standin` is testbed/kube_lists.py, an API server written here that answers
-in real JSON shape with limit/continue and selectors, NOT kube-apiserver). Redis is a private
+see bench/_kube_real.py). Redis is a private
 redis-server on a free port (never the machine's 6379), seeded with Asynq's real key layout;
 Postgres is a database created for the run on the machine's server and dropped after.
 
@@ -749,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=5, help="measured cycles per point (the median is shown)")
     parser.add_argument("--only", default="", help=f"comma-separated families of {', '.join(FAMILIES)}")
     parser.add_argument("--kube-backend", default=os.environ.get("BENCH_KUBE_BACKEND", "real"),
-                        help="real (default: the control plane of testbed/kube), standin or module:function, "
+                        help="real (default: the control plane of testbed/kube) or module:function, "
                              "see bench/_kube.py")
     parser.add_argument("--quick", action="store_true", help="the first three sizes of every sweep only")
     parser.add_argument("--rss-seconds", type=float, default=60.0,
@@ -822,7 +821,7 @@ def report(results: dict[str, list[Sweep]], limited: Point | None, kube_note: st
     pods = next((p for p in kube["pods"].points if p.size == 10_000), None) if "pods" in kube else None
     if pods is not None:
         over = pods.rss_peak - pods.rss_idle
-        backend = {"standin": "stand-in API", "real": "real control plane"}.get(args.kube_backend, args.kube_backend)
+        backend = {"real": "real control plane"}.get(args.kube_backend, args.kube_backend)
         _bounds.record("Kubernetes 10,000 pods: peak RSS over idle", f"{over / MiB:.1f} MiB "
                        f"(idle {pods.rss_idle / MiB:.1f}, steady {pods.rss_steady / MiB:.1f}, peak {pods.rss_peak / MiB:.1f})",
                        "<= 64 MiB", over <= K8S_PEAK_OVER_IDLE, f"on the {backend}; series_limit off")
@@ -852,8 +851,7 @@ def report(results: dict[str, list[Sweep]], limited: Point | None, kube_note: st
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         written = [plot(family, sweeps, out, f"{args.cycles} cycles per point, median; {note}"
-                        + ({"standin": "; Kubernetes on the stand-in API",
-                            "real": "; Kubernetes on the real control plane (kube-apiserver v1.35.4)"}.get(
+                        + ({"real": "; Kubernetes on the real control plane (kube-apiserver v1.35.4)"}.get(
                                 args.kube_backend, "") if family == "kubernetes" else "")) for family, sweeps in results.items()]
         print("\nplots: " + ", ".join(str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
                                        for p in written if p is not None))

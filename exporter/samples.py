@@ -14,6 +14,8 @@ from typing import Literal
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 Kind = Literal["gauge", "counter", "info"]
+# Samples flattened, as a scraper sees them: {(sample name, labels): value} (Samples.flat, a parsed scrape).
+Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 _REGISTERED: dict[str, MetricSpec] = {}
 
@@ -133,13 +135,24 @@ class Samples:
                 del self._families[name]
         return total - self.series()
 
+    def flat(self) -> Metrics:
+        """Every sample by (exposed sample name, labels), as a scrape of it reads."""
+        return {(sample.name, frozenset(sample.labels.items())): float(sample.value)
+                for family in self._families.values() for sample in family.samples}
+
     def value(self, name: str, **labels: str) -> float | None:
-        """The value of one sample (by exposed sample name), for tests and the landing page."""
-        for family in self._families.values():
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    return float(sample.value)
-        return None
+        """The value of one sample (by exposed sample name) whose labels include `labels` (see `value`)."""
+        return value(self.flat(), name, **labels)
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    """The value of the sample named `name` whose labels include `labels` (None: no such sample). The one
+    lookup of a sample, in Samples and in a scrape (testbed.exporter.ExporterProcess.metrics)."""
+    want = labels.items()
+    for (sample_name, sample_labels), sample_value in metrics.items():
+        if sample_name == name and want <= sample_labels:
+            return sample_value
+    return None
 
 
 def merge(parts: Iterable[Samples]) -> list[Metric]:

@@ -10,6 +10,6 @@ trap 'rm -rf "$dir"' EXIT
 echo "test-latest: pins that would move (uv lock --upgrade --dry-run):"
 scripts/uv.sh lock --upgrade --dry-run 2>&1 | sed 's/^/  /'
 scripts/uv.sh venv --quiet "$dir/venv"
-VIRTUAL_ENV="$dir/venv" scripts/uv.sh pip install --quiet --upgrade --resolution highest -e ".[test]"
+VIRTUAL_ENV="$dir/venv" scripts/uv.sh pip install --quiet --compile-bytecode --upgrade --resolution highest -e ".[test]"
 echo "test-latest: running the checks in $dir/venv"
 make --no-print-directory check VENV="$dir/venv"

@@ -15,22 +15,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.procs import Daemon, free_port
 
+from exporter.samples import Metrics, value
 
-def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+__all__ = ["ExporterProcess", "Metrics", "parse_metrics", "value"]  # a scrape, parsed and looked up
+
+
+def parse_metrics(text: str) -> Metrics:
     """Exposition text -> {(sample name, labels): value}."""
-    samples = {}
+    samples: Metrics = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
-
-
-def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float | None:
-    """The value of the sample with this name whose labels include `labels`."""
-    for (sample_name, sample_labels), sample_value in samples.items():
-        if sample_name == name and set(labels.items()) <= set(sample_labels):
-            return sample_value
-    return None
 
 
 @dataclass
@@ -79,7 +75,7 @@ class ExporterProcess(Daemon):
             time.sleep(0.1)
         raise TimeoutError("exporter never became ready")
 
-    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    def metrics(self) -> Metrics:
         status, body = self.get("/metrics")
         assert status == 200
         return parse_metrics(body.decode())

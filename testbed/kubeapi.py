@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from testbed.kubeconfig import write_kubeconfig
 from testbed.loop import LoopThread, bind_on_one_port, serve
 from testbed.procs import free_port
 
@@ -390,19 +390,7 @@ class KubeAPI:
             self._thread = None
 
     def kubeconfig(self, path: Path, token: str = TOKEN) -> Path:
-        path.write_text(
-            json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": "honeydue",
-                    "clusters": [{"name": "honeydue", "cluster": {"server": self.url}}],
-                    "users": [{"name": "exporter", "user": {"token": token}}],
-                    "contexts": [{"name": "honeydue", "context": {"cluster": "honeydue", "user": "exporter"}}],
-                }
-            )
-        )
-        return path
+        return write_kubeconfig(path, self.url, token=token)
 
     # --- handlers -------------------------------------------------------------------------------
     def _authorized(self, request: web.Request) -> bool:

@@ -171,7 +171,9 @@ class RedisServer(Daemon):
 class PgBouncer(Daemon):
     """pgbouncer in front of the machine's PostgreSQL: the stand-in for Neon's -pooler endpoint.
 
-    pgbouncer refuses to run as root, so it runs as the postgres user from a directory that user owns.
+    pgbouncer refuses to run as root, so it runs as the postgres user from a directory that user owns:
+    `setpriv` switches the user and execs pgbouncer, so the process signalled on stop is pgbouncer itself
+    (`runuser` stays the parent, forwards SIGTERM and waits 2 s before it kills: every stop took 2.0 s).
     """
 
     backend_port: int = 5432
@@ -202,7 +204,8 @@ class PgBouncer(Daemon):
                     shutil.chown(child, "postgres")
         command = [binary, "-v", str(self.workdir / "pgbouncer.ini")]
         if os.geteuid() == 0:
-            command = [require_binary("runuser", "/usr/sbin", "/sbin"), "-u", "postgres", "--", *command]
+            command = [require_binary("setpriv", "/usr/bin", "/bin"), "--reuid=postgres", "--regid=postgres",
+                       "--init-groups", "--", *command]
         self._spawn(command, cwd=self.workdir, ready_timeout=10)
 
     def cleanup(self) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from testbed.edge import SelfSigned, self_signed
 from testbed.exporter import ExporterProcess
 from testbed.residence import admin_dsn
+from testbed.vm import VictoriaMetrics
 
 from tests.helpers.kube import kube, kube_cluster, kube_exporter, kube_netcheck  # noqa: F401 - the Kubernetes fixtures
 from tests.helpers.servers import IN_CI, PgBouncer, RedisServer, require_binary, skip_or_fail
@@ -67,6 +69,21 @@ def exporter_factory(tmp_path: Path) -> Iterator[type[ExporterProcess]]:
     yield Factory
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def victoria() -> Iterator[VictoriaMetrics]:
+    """A private victoria-metrics (tests stop it, fill it, query it)."""
+    vm = VictoriaMetrics()
+    vm.start()
+    yield vm
+    vm.cleanup()
+
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
+    """A self-signed server certificate for localhost (TLS targets: HTTP, SMTP STARTTLS)."""
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="session")

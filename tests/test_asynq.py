@@ -85,10 +85,6 @@ def state(truth: Truth, name: str, st: str) -> int:
     return int(q(truth, name)["states"].get(st, 0))
 
 
-def v(s: Samples, name: str, **labels: str) -> float | None:
-    return s.value(name, **labels)
-
-
 async def compare(scenario: str, peer: AsynqPeer, probe: AsynqProbe, frozen: bool = False) -> tuple[Samples, Truth]:
     """Snapshot (every peer process SIGSTOPped while `frozen`) and check every metric against the Inspector."""
     if frozen:
@@ -112,9 +108,9 @@ async def test_idle(peer: AsynqPeer, probe: AsynqProbe) -> None:
                   and len(t["servers"]) == 1 and len(t["scheduler_entries"]) == 1, "tasks processed, worker and cron up")
     assert truth["scheduler_entries"][0]["prev"] == 0  # never ran
     s, truth = await compare("idle", peer, probe)
-    assert v(s, "honeydue_asynq_servers_live", status="active") == 1
-    assert v(s, "honeydue_asynq_cron_interval_seconds", task_type="digest:nightly", schedule="0 3 * * *") == 0
-    assert v(s, "honeydue_asynq_cron_last_enqueue_timestamp_seconds", task_type="digest:nightly") is None
+    assert s.value("honeydue_asynq_servers_live", status="active") == 1
+    assert s.value("honeydue_asynq_cron_interval_seconds", task_type="digest:nightly", schedule="0 3 * * *") == 0
+    assert s.value("honeydue_asynq_cron_last_enqueue_timestamp_seconds", task_type="digest:nightly") is None
 
 
 async def test_steady_load(peer: AsynqPeer, probe: AsynqProbe) -> None:
@@ -174,14 +170,14 @@ async def test_worker_sigkilled_mid_task(envs: list[Env]) -> None:
         until(e.peer, lambda t: not t["servers"], "the killed worker's heartbeat expired", timeout=30)
         s, truth = await compare("sigkill: heartbeat expired", e.peer, e.probe)
         if q(truth, "email")["orphaned"] == 0:  # leases still valid: the worker is gone, its tasks not yet stuck
-            assert v(s, "honeydue_asynq_stuck_active_tasks", queue="email", reason="lease_expired") == 0
-        assert v(s, "honeydue_asynq_servers_live", status="active") == 0
-        assert v(s, "asynq_tasks", queue="email", state="active") == 3
+            assert s.value("honeydue_asynq_stuck_active_tasks", queue="email", reason="lease_expired") == 0
+        assert s.value("honeydue_asynq_servers_live", status="active") == 0
+        assert s.value("asynq_tasks", queue="email", state="active") == 3
     expired_at: dict[str, float] = {}
     for e in envs:  # lease expiry: 30 s after the last extension
         until(e.peer, lambda t: q(t, "email")["orphaned"] == 3, "the leases expired", timeout=60)
         s, _ = await compare("sigkill: lease expired", e.peer, e.probe)
-        assert v(s, "honeydue_asynq_stuck_active_tasks", queue="email", reason="lease_expired") == 3
+        assert s.value("honeydue_asynq_stuck_active_tasks", queue="email", reason="lease_expired") == 3
         with redis.Redis(port=e.redis.port) as r:
             expired_at[e.peer.version] = max(score for _, score in r.zrange(queue_key("email", "lease"), 0, -1,
                                                                             withscores=True))
@@ -195,8 +191,8 @@ async def test_worker_sigkilled_mid_task(envs: list[Env]) -> None:
     for e in envs:
         until(e.peer, lambda t: state(t, "email", "retry") == 3 and len(t["servers"]) == 1, "recovered into retry")
         s, truth = await compare("sigkill: recovered by a new worker", e.peer, e.probe)
-        assert v(s, "honeydue_asynq_stuck_active_tasks", queue="email", reason="lease_expired") == 0
-        assert v(s, "asynq_tasks", queue="email", state="active") == 0
+        assert s.value("honeydue_asynq_stuck_active_tasks", queue="email", reason="lease_expired") == 0
+        assert s.value("asynq_tasks", queue="email", state="active") == 0
         assert q(truth, "email")["failed_total"] == 3  # Asynq counts a lease expiry as a failure
 
 
@@ -210,13 +206,13 @@ async def test_graceful_stop(peer: AsynqPeer, probe: AsynqProbe) -> None:
     peer.signal(worker, signal.SIGTSTP)
     until(peer, lambda t: t["servers"] and t["servers"][0]["status"] == "stopped", "status stopped (next heartbeat)")
     s, _ = await compare("graceful stop: stopped", peer, probe)
-    assert v(s, "honeydue_asynq_servers_live", status="stopped") == 1
-    assert v(s, "asynq_tasks", queue="email", state="pending") == 3
+    assert s.value("honeydue_asynq_servers_live", status="stopped") == 1
+    assert s.value("asynq_tasks", queue="email", state="pending") == 3
     peer.stop(worker)
     s, truth = await compare("graceful stop: shut down", peer, probe)
     assert truth["servers"] == [] and state(truth, "email", "pending") == 5
     assert q(truth, "email")["latency_seconds"] == 0  # the requeued tasks, oldest by position, carry none
-    assert v(s, "honeydue_asynq_servers_registered") == 0  # Shutdown removed it, nothing to expire
+    assert s.value("honeydue_asynq_servers_registered") == 0  # Shutdown removed it, nothing to expire
 
 
 async def test_scheduler_killed(peer: AsynqPeer, probe: AsynqProbe) -> None:
@@ -227,13 +223,13 @@ async def test_scheduler_killed(peer: AsynqPeer, probe: AsynqProbe) -> None:
     until(peer, lambda t: len(t["scheduler_entries"]) == 1 and len(t["scheduler_entries"][0]["events"]) >= 2
           and q(t, "default")["processed_total"] >= 2, "cron enqueuing, worker processing")
     s, _ = await compare("scheduler running", peer, probe, frozen=True)
-    assert v(s, "honeydue_asynq_schedulers_live") == 1
-    assert v(s, "honeydue_asynq_cron_interval_seconds", task_type="cron:tick", schedule="@every 1s") == 1
+    assert s.value("honeydue_asynq_schedulers_live") == 1
+    assert s.value("honeydue_asynq_cron_interval_seconds", task_type="cron:tick", schedule="@every 1s") == 1
     peer.kill(sched)
     until(peer, lambda t: not t["scheduler_entries"], "the killed scheduler's entries expired", timeout=15)
     s, _ = await compare("scheduler killed", peer, probe)
-    assert v(s, "honeydue_asynq_schedulers_live") == 0
-    assert v(s, "honeydue_asynq_cron_last_enqueue_timestamp_seconds", task_type="cron:tick") is None
+    assert s.value("honeydue_asynq_schedulers_live") == 0
+    assert s.value("honeydue_asynq_cron_last_enqueue_timestamp_seconds", task_type="cron:tick") is None
 
 
 async def test_cron_entry_whose_handler_keeps_failing(peer: AsynqPeer, probe: AsynqProbe) -> None:
@@ -255,7 +251,7 @@ async def test_cron_entry_whose_handler_keeps_failing(peer: AsynqPeer, probe: As
     until(peer, settled, "one entry failing on, one stopped by its unique lock")
     s, truth = await compare("cron handler keeps failing", peer, probe, frozen=True)
     locked = next(e for e in truth["scheduler_entries"] if e["type"] == "cron:locked")
-    last = v(s, "honeydue_asynq_cron_last_enqueue_timestamp_seconds", task_type="cron:locked", schedule="@every 1s")
+    last = s.value("honeydue_asynq_cron_last_enqueue_timestamp_seconds", task_type="cron:locked", schedule="@every 1s")
     assert last is not None and locked["prev"] - last >= 2  # ran, but enqueued nothing since
     assert q(truth, "default")["failed_total"] >= 3
 
@@ -267,12 +263,12 @@ async def test_paused_queue(peer: AsynqPeer, probe: AsynqProbe) -> None:
     peer.enqueue("default", 2)
     until(peer, lambda t: q(t, "default")["processed_total"] == 2 and len(t["servers"]) == 1, "default drained")
     s, _ = await compare("paused queue", peer, probe)
-    assert v(s, "asynq_queue_paused", queue="email") == 1 and v(s, "asynq_queue_paused", queue="default") == 0
-    assert v(s, "asynq_tasks", queue="email", state="pending") == 3
+    assert s.value("asynq_queue_paused", queue="email") == 1 and s.value("asynq_queue_paused", queue="default") == 0
+    assert s.value("asynq_tasks", queue="email", state="pending") == 3
     peer.unpause("email")
     until(peer, lambda t: q(t, "email")["processed_total"] == 3, "email drained once unpaused")
     s, _ = await compare("paused queue: unpaused", peer, probe)
-    assert v(s, "asynq_queue_paused", queue="email") == 0
+    assert s.value("asynq_queue_paused", queue="email") == 0
 
 
 async def test_retries_exhausted_into_archived(peer: AsynqPeer, probe: AsynqProbe) -> None:
@@ -281,7 +277,7 @@ async def test_retries_exhausted_into_archived(peer: AsynqPeer, probe: AsynqProb
     until(peer, lambda t: state(t, "email", "archived") == 3, "three tasks archived after their retries")
     s, truth = await compare("retries exhausted", peer, probe)
     assert q(truth, "email")["failed_total"] == 9  # 1 try + 2 retries each
-    assert v(s, "asynq_tasks_failed_total", queue="email") == 9
+    assert s.value("asynq_tasks_failed_total", queue="email") == 9
 
 
 async def test_hundred_thousand_pending(peer: AsynqPeer, probe: AsynqProbe, redis_server: RedisServer) -> None:
@@ -298,7 +294,7 @@ async def test_hundred_thousand_pending(peer: AsynqPeer, probe: AsynqProbe, redi
         s, _ = await compare("100,000 pending", peer, probe)
     finally:
         r.close()
-    assert v(s, "asynq_tasks", queue="bulk", state="pending") == 100_000
+    assert s.value("asynq_tasks", queue="bulk", state="pending") == 100_000
     assert (small.round_trips, small.calls) == (large.round_trips, large.calls)
     assert small.round_trips == 2  # SMEMBERS, then one pipeline
     assert "keys" not in small.calls and "scan" not in small.calls
@@ -311,17 +307,17 @@ async def test_task_groups(peer: AsynqPeer, probe: AsynqProbe, redis_server: Red
     truth = until(peer, lambda t: state(t, "batch", "aggregating") == 6, "six tasks aggregating")
     assert q(truth, "batch")["groups"] == 2
     s, _ = await compare("task groups: aggregating", peer, probe)
-    assert v(s, "asynq_tasks", queue="batch", state="aggregating") == 6
+    assert s.value("asynq_tasks", queue="batch", state="aggregating") == 6
     # Past the bound the groups are not walked: aggregating (and the size that includes it) is not published.
     bounded = make_probe(redis_server, max_groups_checked=1)
     try:
         b = await bounded.collect()
     finally:
         await bounded.close()
-    assert v(b, "honeydue_asynq_queue_groups", queue="batch") == 2
-    assert v(b, "asynq_tasks", queue="batch", state="aggregating") is None
-    assert v(b, "asynq_queue_size", queue="batch") is None
-    assert v(b, "asynq_tasks", queue="batch", state="pending") == 0
+    assert b.value("honeydue_asynq_queue_groups", queue="batch") == 2
+    assert b.value("asynq_tasks", queue="batch", state="aggregating") is None
+    assert b.value("asynq_queue_size", queue="batch") is None
+    assert b.value("asynq_tasks", queue="batch", state="pending") == 0
     peer.start("worker", "-queues", "batch=1", "-group-grace", "1s")
     until(peer, lambda t: state(t, "batch", "aggregating") == 0 and q(t, "batch")["processed_total"] == 2,
           "both groups aggregated into one task each and processed")
@@ -351,17 +347,17 @@ async def test_redis_restarted_empty_under_a_live_worker(peer: AsynqPeer, probe:
         except RedisConnectionError:
             continue
     s, _ = await compare("redis restart: after", peer, probe, frozen=True)
-    assert v(s, "honeydue_asynq_queues") == 0
-    assert v(s, "honeydue_asynq_servers_live", status="active") == 1
+    assert s.value("honeydue_asynq_queues") == 0
+    assert s.value("honeydue_asynq_servers_live", status="active") == 1
     # The worker goes on processing the unlisted queues: only a probe told the queues (asynq.queues) sees them.
     configured = make_probe(redis_server, queues=["default", "email"])
     try:
         with redis.Redis(port=redis_server.port) as r:
             until(peer, lambda t: int(r.get(queue_key("email", "processed")) or 0) >= 3, "unlisted email processed")
         c = await configured.collect()
-        assert v(c, "honeydue_asynq_queues") == 0
-        assert v(c, "honeydue_asynq_queue_listed", queue="email") == 0
-        assert (v(c, "asynq_tasks_processed_total", queue="email") or 0) >= 3
+        assert c.value("honeydue_asynq_queues") == 0
+        assert c.value("honeydue_asynq_queue_listed", queue="email") == 0
+        assert (c.value("asynq_tasks_processed_total", queue="email") or 0) >= 3
         peer.enqueue("email", 1)  # a new process registers the queue again
         until(peer, lambda t: [x["queue"] for x in t["queues"]] == ["email"], "email listed again")
         with peer.frozen():
@@ -370,8 +366,8 @@ async def test_redis_restarted_empty_under_a_live_worker(peer: AsynqPeer, probe:
         check("redis restart: a new client", peer, s, truth)
     finally:
         await configured.close()
-    assert v(c, "honeydue_asynq_queue_listed", queue="email") == 1
-    assert v(c, "honeydue_asynq_queue_listed", queue="default") == 0  # the scheduler's client never re-registers
+    assert c.value("honeydue_asynq_queue_listed", queue="email") == 1
+    assert c.value("honeydue_asynq_queue_listed", queue="default") == 0  # the scheduler's client never re-registers
     mine = {(x.name, tuple(sorted(x.labels.items()))): x.value for f in c.families() for x in f.samples
             if x.labels.get("queue") == "email"}
     truth_rows = {(x.name, tuple(sorted(x.labels.items()))): x.value for f in s.families() for x in f.samples
@@ -416,25 +412,25 @@ async def _malformed(r: redis.Redis, probe: AsynqProbe) -> Samples:
 
 
 def _checks_of_malformed(s: Samples) -> None:
-    assert v(s, "honeydue_asynq_up") == 1
-    assert v(s, "honeydue_asynq_queue_read_ok", queue="good") == 1
-    assert v(s, "asynq_tasks", queue="good", state="active") == 1
-    assert v(s, "honeydue_asynq_stuck_active_tasks", queue="good", reason="no_lease") == 1
-    assert v(s, "honeydue_asynq_stuck_active_tasks", queue="good", reason="lease_expired") == 0
-    assert v(s, "honeydue_asynq_queue_read_ok", queue="broken") == 0
-    assert v(s, "honeydue_asynq_queue_error_info", queue="broken", key="pending", reason="wrong_type") == 1
-    assert v(s, "honeydue_asynq_queue_error_info", queue="broken", key="archived", reason="wrong_type") == 1
-    assert v(s, "asynq_tasks", queue="broken", state="pending") is None
-    assert v(s, "asynq_tasks", queue="broken", state="scheduled") == 1  # the readable keys still report
-    assert v(s, "asynq_queue_size", queue="broken") is None
-    assert v(s, "honeydue_asynq_queue_read_ok", queue="badcount") == 0
-    assert v(s, "honeydue_asynq_queue_error_info", queue="badcount", key="processed", reason="bad_value") == 1
-    assert v(s, "asynq_tasks_processed_total", queue="badcount") is None
-    assert v(s, "honeydue_asynq_queue_error_info", queue="badtask", key="task", reason="wrong_type") == 1
-    assert v(s, "asynq_tasks", queue="badtask", state="pending") == 1
-    assert v(s, "honeydue_asynq_servers_undecodable") == 1
-    assert v(s, "honeydue_asynq_servers_live", status="active") == 1
-    assert v(s, "honeydue_asynq_scheduler_entries_undecodable") == 1
+    assert s.value("honeydue_asynq_up") == 1
+    assert s.value("honeydue_asynq_queue_read_ok", queue="good") == 1
+    assert s.value("asynq_tasks", queue="good", state="active") == 1
+    assert s.value("honeydue_asynq_stuck_active_tasks", queue="good", reason="no_lease") == 1
+    assert s.value("honeydue_asynq_stuck_active_tasks", queue="good", reason="lease_expired") == 0
+    assert s.value("honeydue_asynq_queue_read_ok", queue="broken") == 0
+    assert s.value("honeydue_asynq_queue_error_info", queue="broken", key="pending", reason="wrong_type") == 1
+    assert s.value("honeydue_asynq_queue_error_info", queue="broken", key="archived", reason="wrong_type") == 1
+    assert s.value("asynq_tasks", queue="broken", state="pending") is None
+    assert s.value("asynq_tasks", queue="broken", state="scheduled") == 1  # the readable keys still report
+    assert s.value("asynq_queue_size", queue="broken") is None
+    assert s.value("honeydue_asynq_queue_read_ok", queue="badcount") == 0
+    assert s.value("honeydue_asynq_queue_error_info", queue="badcount", key="processed", reason="bad_value") == 1
+    assert s.value("asynq_tasks_processed_total", queue="badcount") is None
+    assert s.value("honeydue_asynq_queue_error_info", queue="badtask", key="task", reason="wrong_type") == 1
+    assert s.value("asynq_tasks", queue="badtask", state="pending") == 1
+    assert s.value("honeydue_asynq_servers_undecodable") == 1
+    assert s.value("honeydue_asynq_servers_live", status="active") == 1
+    assert s.value("honeydue_asynq_scheduler_entries_undecodable") == 1
 
 
 # --- cost, failure as a value, configuration -----------------------------------------------------------------

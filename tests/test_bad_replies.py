@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from redis._parsers import _AsyncRESP2Parser, _AsyncRESP3Parser
 from testbed.edge import raw_tcp_server
 from testbed.faults import UdpFault
 from testbed.kubeapi import K3S_VERSION, TOKEN
+from testbed.kubeconfig import write_kubeconfig
 
 from exporter.config import Config, RedisConfig
 from exporter.engine import Engine, ProbeState
@@ -225,8 +225,10 @@ def kube_routes(nodes: Handler) -> dict[str, Handler]:
 @pytest.mark.parametrize(
     "reply",
     [b"<html>502 Bad Gateway</html>", b'{"kind": "NodeList", "items": 7}', b'{"kind": "NodeList", "items": ["x"]}',
-     b'{"kind": "NodeList", "items": [{"metadata": "oops", "status": {"conditions": 3}}]}', b"[]", b"\xff\xfe"],
-    ids=["html", "items-int", "items-strings", "node-wrong-shapes", "list", "not-utf8"],
+     b'{"kind": "NodeList", "items": [{"metadata": "oops", "status": {"conditions": 3}}]}', b"[]", b"\xff\xfe",
+     # a server that hands out the same continue token for every page would be listed forever
+     b'{"kind": "NodeList", "metadata": {"continue": "c2FtZQ=="}, "items": []}'],
+    ids=["html", "items-int", "items-strings", "node-wrong-shapes", "list", "not-utf8", "continue-repeats"],
 )
 async def test_kubernetes_malformed_list_is_protocol(reply: bytes, tmp_path: Path) -> None:
     async def nodes(request: web.Request) -> web.Response:
@@ -241,13 +243,7 @@ async def test_kubernetes_endless_list_is_cut_at_max_bytes(tmp_path: Path) -> No
 
 async def _kube_case(tmp_path: Path, nodes: Handler, max_bytes: int | None = None, expect_ok: bool = False) -> None:
     async with http_server(kube_routes(nodes)) as port:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-            "users": [{"name": "u", "user": {"token": TOKEN}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        }))
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{port}", token=TOKEN)
         cfg: dict[str, Any] = {"source": "kubeconfig", "kubeconfig": str(kubeconfig), "deployments": {},
                                "apiservices": [], "timeout": 4, "interval": 10, "read_timeout": 2,
                                "connect_timeout": 1}

@@ -17,7 +17,6 @@ from exporter.engine import Engine
 from exporter.probes import cache
 from exporter.probes.cache import ResidenceCacheProbe
 from exporter.probes.deps import Dependencies
-from exporter.samples import Samples
 from tests.conftest import PG_DSN
 from tests.helpers.servers import RedisServer
 
@@ -64,21 +63,17 @@ def write_json(r: redis.Redis, user: int, ids: list[int], ttl: int = 300) -> Non
     r.set(f"residence_ids:{user}", json.dumps(ids), ex=ttl)
 
 
-def v(s: Samples, name: str) -> float | None:
-    return s.value(name)
-
-
 async def test_fresh_cache_has_no_stale_entries(db: Any, r: redis.Redis, probe: ResidenceCacheProbe) -> None:
     for user, ids in TRUTH.items():
         write_json(r, user, ids)
     r.set("token:abc", "unrelated")
     s = await probe.collect()
-    assert v(s, "honeydue_residence_ids_cache_up") == 1
-    assert v(s, "honeydue_residence_ids_cache_entries_checked") == 4
-    assert v(s, "honeydue_residence_ids_cache_entries_stale") == 0
-    assert v(s, "honeydue_residence_ids_cache_entries_undecodable") == 0
-    assert v(s, "honeydue_residence_ids_cache_entries_without_ttl") == 0
-    assert v(s, "honeydue_residence_ids_cache_oldest_stale_age_seconds") == 0
+    assert s.value("honeydue_residence_ids_cache_up") == 1
+    assert s.value("honeydue_residence_ids_cache_entries_checked") == 4
+    assert s.value("honeydue_residence_ids_cache_entries_stale") == 0
+    assert s.value("honeydue_residence_ids_cache_entries_undecodable") == 0
+    assert s.value("honeydue_residence_ids_cache_entries_without_ttl") == 0
+    assert s.value("honeydue_residence_ids_cache_oldest_stale_age_seconds") == 0
 
 
 async def test_membership_change_without_invalidation_is_stale_until_invalidated(
@@ -91,21 +86,21 @@ async def test_membership_change_without_invalidation_is_stale_until_invalidated
     db.execute("INSERT INTO residence_residence_users (residence_id, user_id) VALUES (11, 4)")
     db.execute("DELETE FROM residence_residence_users WHERE residence_id = 12 AND user_id = 1")
     s = await probe.collect()
-    assert v(s, "honeydue_residence_ids_cache_entries_checked") == 4
-    assert v(s, "honeydue_residence_ids_cache_entries_stale") == 2
-    assert v(s, "honeydue_residence_ids_cache_oldest_stale_age_seconds") == pytest.approx(100, abs=2)
-    assert v(s, "honeydue_residence_ids_cache_oldest_stale_ttl_seconds") == pytest.approx(200, abs=2)
+    assert s.value("honeydue_residence_ids_cache_entries_checked") == 4
+    assert s.value("honeydue_residence_ids_cache_entries_stale") == 2
+    assert s.value("honeydue_residence_ids_cache_oldest_stale_age_seconds") == pytest.approx(100, abs=2)
+    assert s.value("honeydue_residence_ids_cache_oldest_stale_ttl_seconds") == pytest.approx(200, abs=2)
     # cache.InvalidateResidenceIDsForUsers: the keys are deleted, the next request re-fills them.
     r.delete("residence_ids:4", "residence_ids:1")
     s = await probe.collect()
-    assert v(s, "honeydue_residence_ids_cache_entries_checked") == 2
-    assert v(s, "honeydue_residence_ids_cache_entries_stale") == 0
+    assert s.value("honeydue_residence_ids_cache_entries_checked") == 2
+    assert s.value("honeydue_residence_ids_cache_entries_stale") == 0
     write_json(r, 4, [11, 12])
     write_json(r, 1, [10])
     s = await probe.collect()
-    assert v(s, "honeydue_residence_ids_cache_entries_checked") == 4
-    assert v(s, "honeydue_residence_ids_cache_entries_stale") == 0
-    assert v(s, "honeydue_residence_ids_cache_oldest_stale_ttl_seconds") == 0
+    assert s.value("honeydue_residence_ids_cache_entries_checked") == 4
+    assert s.value("honeydue_residence_ids_cache_entries_stale") == 0
+    assert s.value("honeydue_residence_ids_cache_oldest_stale_ttl_seconds") == 0
 
 
 async def test_deleted_residence_leaves_members_stale(db: Any, r: redis.Redis, probe: ResidenceCacheProbe) -> None:
@@ -113,7 +108,7 @@ async def test_deleted_residence_leaves_members_stale(db: Any, r: redis.Redis, p
         write_json(r, user, ids)
     db.execute("DELETE FROM residence_residence WHERE id = 12")  # members 1, 3 (owner) and 4 lose it
     s = await probe.collect()
-    assert v(s, "honeydue_residence_ids_cache_entries_stale") == 3
+    assert s.value("honeydue_residence_ids_cache_entries_stale") == 3
 
 
 @pytest.mark.parametrize("encoding", ["set", "csv"])
@@ -131,9 +126,9 @@ async def test_other_encodings(db: Any, r: redis.Redis, redis_server: RedisServe
     probe = make_probe(redis_server, pg_database, key_pattern="rids:{user_id}:v2", encoding=encoding)
     s = await probe.collect()
     await probe.close()
-    assert v(s, "honeydue_residence_ids_cache_entries_checked") == 4
-    assert v(s, "honeydue_residence_ids_cache_entries_stale") == 1
-    assert v(s, "honeydue_residence_ids_cache_entries_undecodable") == 1
+    assert s.value("honeydue_residence_ids_cache_entries_checked") == 4
+    assert s.value("honeydue_residence_ids_cache_entries_stale") == 1
+    assert s.value("honeydue_residence_ids_cache_entries_undecodable") == 1
 
 
 async def test_pattern_matching_nothing_is_zero_not_an_error(
@@ -158,8 +153,8 @@ async def test_sample_is_bounded_and_walks_the_keyspace(
     seen_stale, checked = 0, []
     for _ in range(12):
         s = await probe.collect()
-        checked.append(v(s, "honeydue_residence_ids_cache_entries_checked"))
-        seen_stale += int(v(s, "honeydue_residence_ids_cache_entries_stale") or 0)
+        checked.append(s.value("honeydue_residence_ids_cache_entries_checked"))
+        seen_stale += int(s.value("honeydue_residence_ids_cache_entries_stale") or 0)
     await probe.close()
     assert max(c or 0 for c in checked) <= 40
     assert seen_stale >= 1  # the cursor resumes across runs, so the one stale key among 301 is reached
@@ -168,9 +163,9 @@ async def test_sample_is_bounded_and_walks_the_keyspace(
 async def test_no_ttl_entry_and_no_user_id_in_labels(db: Any, r: redis.Redis, probe: ResidenceCacheProbe) -> None:
     r.set("residence_ids:3", json.dumps([10]))  # stale and without expiry: never heals
     s = await probe.collect()
-    assert v(s, "honeydue_residence_ids_cache_entries_without_ttl") == 1
-    assert v(s, "honeydue_residence_ids_cache_entries_stale") == 1
-    assert v(s, "honeydue_residence_ids_cache_oldest_stale_ttl_seconds") == 0
+    assert s.value("honeydue_residence_ids_cache_entries_without_ttl") == 1
+    assert s.value("honeydue_residence_ids_cache_entries_stale") == 1
+    assert s.value("honeydue_residence_ids_cache_oldest_stale_ttl_seconds") == 0
     for family in s.families():
         for sample in family.samples:
             assert sample.labels == {}, sample

@@ -32,8 +32,8 @@ from testbed.exporter import ExporterProcess
 from testbed.receivers import SmtpSink, WebhookReceiver
 from testbed.vm import VictoriaMetrics
 
-from exporter.probes import all_modules, nodata
-from exporter.samples import MetricSpec
+from exporter.probes import nodata
+from exporter.samples import declared_metrics
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -461,15 +461,8 @@ SCRAPE = DEPLOY / "vmagent" / "scrape-honeydue-exporter.yml"
 
 
 def exported_labels() -> set[str]:
-    """Every label name the exporter itself puts on a metric (all probe modules and the engine)."""
-    from exporter import engine
-
-    found: set[str] = set()
-    for module in (*all_modules(), engine):
-        for value in vars(module).values():
-            if isinstance(value, MetricSpec):
-                found |= set(value.labels)
-    return found
+    """Every label name the exporter itself puts on a metric (every metric it declares)."""
+    return {label for spec in declared_metrics().values() for label in spec.labels}
 
 
 def test_vmagent_jobs_never_rename_exporter_labels() -> None:
@@ -486,14 +479,6 @@ def test_vmagent_jobs_never_rename_exporter_labels() -> None:
         targets = {r["target_label"] for r in job["relabel_configs"] if "target_label" in r}
         assert not targets & ours, targets & ours
         assert not job.get("honor_labels", False)
-
-
-@pytest.fixture
-def victoria() -> Iterator[VictoriaMetrics]:
-    vm = VictoriaMetrics()
-    vm.start()
-    yield vm
-    vm.cleanup()
 
 
 def _as_static(job: dict[str, Any], targets: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:

@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from testbed.edge import SelfSigned, http_target, self_signed
+from testbed.edge import SelfSigned, http_target
 
 from exporter.config import Config, ConfigError, HttpTarget, load_config
 from exporter.engine import Engine, ProbeState
 from exporter.probes.deps import Dependencies
 from exporter.probes.http import PHASES, HttpProbe, cf_colo
-from exporter.samples import Samples
 from tests.helpers.servers import silent_port
 
 
@@ -32,25 +31,16 @@ async def run(cfg: HttpTarget) -> ProbeState:
     return state
 
 
-def val(s: Samples, name: str, **labels: str) -> float | None:
-    return s.value(name, target="t", **labels)
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
-    return self_signed(tmp_path_factory.mktemp("tls"))
-
-
 async def test_ok_through_tls_reports_every_phase_and_colo(cert: SelfSigned) -> None:
     async with http_target(cert) as server:
         state = await run(target(server.url("/ok", host="localhost"), tls_verify=False, body_contains="ok"))
     s = state.snapshot
     assert state.status == "ok"
-    assert val(s, "honeydue_http_up", role="public") == 1
-    assert val(s, "honeydue_http_status_code") == 200
-    assert val(s, "honeydue_http_status_expected") == 1
-    assert val(s, "honeydue_http_body_matched") == 1
-    phases = {p: val(s, "honeydue_http_phase_duration_seconds", phase=p) for p in PHASES}
+    assert s.value("honeydue_http_up", target="t", role="public") == 1
+    assert s.value("honeydue_http_status_code", target="t") == 200
+    assert s.value("honeydue_http_status_expected", target="t") == 1
+    assert s.value("honeydue_http_body_matched", target="t") == 1
+    phases = {p: s.value("honeydue_http_phase_duration_seconds", target="t", phase=p) for p in PHASES}
     assert all(v is not None and v >= 0 for v in phases.values()), phases
     # A name was resolved, a TCP connection and a TLS handshake happened: none of them is hidden.
     assert phases["dns"] > 0 and phases["connect"] > 0 and phases["tls"] > 0  # type: ignore[operator]
@@ -68,28 +58,28 @@ async def test_each_run_opens_a_new_connection() -> None:
         second = await engine.run_once(probe)
     # connect is measured on both runs: the second one did not ride on a kept-alive connection
     for state in (first, second):
-        assert (val(state.snapshot, "honeydue_http_phase_duration_seconds", phase="connect") or 0) > 0
-        assert val(state.snapshot, "honeydue_http_phase_duration_seconds", phase="tls") == 0
-        assert val(state.snapshot, "honeydue_http_phase_duration_seconds", phase="dns") == 0  # IP literal
+        assert (state.snapshot.value("honeydue_http_phase_duration_seconds", target="t", phase="connect") or 0) > 0
+        assert state.snapshot.value("honeydue_http_phase_duration_seconds", target="t", phase="tls") == 0
+        assert state.snapshot.value("honeydue_http_phase_duration_seconds", target="t", phase="dns") == 0  # IP literal
 
 
 async def test_self_signed_certificate_fails_with_tls_reason(cert: SelfSigned) -> None:
     async with http_target(cert) as server:
         state = await run(target(server.url("/ok")))
     assert state.status == "failing" and state.reason == "tls"
-    assert val(state.snapshot, "honeydue_http_up") == 0
-    assert val(state.snapshot, "honeydue_http_status_code") == 0
-    assert val(state.snapshot, "honeydue_http_phase_duration_seconds", phase="total") is None
+    assert state.snapshot.value("honeydue_http_up", target="t") == 0
+    assert state.snapshot.value("honeydue_http_status_code", target="t") == 0
+    assert state.snapshot.value("honeydue_http_phase_duration_seconds", target="t", phase="total") is None
 
 
 async def test_5xx_is_a_value_not_a_failed_run() -> None:
     async with http_target() as server:
         state = await run(target(server.url("/error")))
     assert state.status == "ok"
-    assert val(state.snapshot, "honeydue_http_up") == 0
-    assert val(state.snapshot, "honeydue_http_status_code") == 503
-    assert val(state.snapshot, "honeydue_http_status_expected") == 0
-    assert val(state.snapshot, "honeydue_http_body_matched") == 1
+    assert state.snapshot.value("honeydue_http_up", target="t") == 0
+    assert state.snapshot.value("honeydue_http_status_code", target="t") == 503
+    assert state.snapshot.value("honeydue_http_status_expected", target="t") == 0
+    assert state.snapshot.value("honeydue_http_body_matched", target="t") == 1
 
 
 async def test_an_origin_probed_per_node_carries_its_node() -> None:
@@ -104,17 +94,17 @@ async def test_an_origin_probed_per_node_carries_its_node() -> None:
 async def test_wrong_body() -> None:
     async with http_target() as server:
         state = await run(target(server.url("/wrong-body"), body_contains="ok"))
-    assert val(state.snapshot, "honeydue_http_status_code") == 200
-    assert val(state.snapshot, "honeydue_http_status_expected") == 1
-    assert val(state.snapshot, "honeydue_http_body_matched") == 0
-    assert val(state.snapshot, "honeydue_http_up") == 0
+    assert state.snapshot.value("honeydue_http_status_code", target="t") == 200
+    assert state.snapshot.value("honeydue_http_status_expected", target="t") == 1
+    assert state.snapshot.value("honeydue_http_body_matched", target="t") == 0
+    assert state.snapshot.value("honeydue_http_up", target="t") == 0
 
 
 async def test_slow_target_within_timeout_shows_in_first_byte() -> None:
     async with http_target() as server:
         state = await run(target(server.url("/slow?delay=0.4")))
-    assert val(state.snapshot, "honeydue_http_up") == 1
-    first_byte = val(state.snapshot, "honeydue_http_phase_duration_seconds", phase="first_byte") or 0
+    assert state.snapshot.value("honeydue_http_up", target="t") == 1
+    first_byte = state.snapshot.value("honeydue_http_phase_duration_seconds", target="t", phase="first_byte") or 0
     assert 0.4 <= first_byte < 1.0
 
 
@@ -124,9 +114,9 @@ async def test_hung_deep_request_ends_at_timeout_while_shallow_passes() -> None:
         started = time.monotonic()
         deep = await run(target(server.url("/hang"), name="t", role="api_deep", timeout=0.8))
         elapsed = time.monotonic() - started
-    assert val(shallow.snapshot, "honeydue_http_up", role="api_shallow") == 1
+    assert shallow.snapshot.value("honeydue_http_up", target="t", role="api_shallow") == 1
     assert deep.status == "failing" and deep.reason == "timeout"
-    assert val(deep.snapshot, "honeydue_http_up", role="api_deep") == 0
+    assert deep.snapshot.value("honeydue_http_up", target="t", role="api_deep") == 0
     assert 0.8 <= elapsed < 0.8 + 0.5
 
 
@@ -144,14 +134,14 @@ async def test_refused_port() -> None:
         port = closed.port
     state = await run(target(f"http://127.0.0.1:{port}/"))
     assert state.status == "failing" and state.reason == "refused"
-    assert val(state.snapshot, "honeydue_http_up") == 0
+    assert state.snapshot.value("honeydue_http_up", target="t") == 0
 
 
 async def test_registry_401_counts_as_reachable() -> None:
     async with http_target() as server:
         state = await run(target(server.url("/v2/"), role="registry", expected_status=[200, 401]))
-    assert val(state.snapshot, "honeydue_http_up", role="registry") == 1
-    assert val(state.snapshot, "honeydue_http_status_code") == 401
+    assert state.snapshot.value("honeydue_http_up", target="t", role="registry") == 1
+    assert state.snapshot.value("honeydue_http_status_code", target="t") == 401
 
 
 async def test_obs_ingest_bearer_token_from_file_never_appears(
@@ -163,10 +153,10 @@ async def test_obs_ingest_bearer_token_from_file_never_appears(
     async with http_target(token=token) as server:
         cfg = target(server.url("/health"), role="obs_ingest", bearer_token_file=str(token_file), body_contains="ok")
         state = await run(cfg)
-        assert val(state.snapshot, "honeydue_http_up", role="obs_ingest") == 1
+        assert state.snapshot.value("honeydue_http_up", target="t", role="obs_ingest") == 1
         # without the token the same endpoint answers 401: the token really was sent
         unauthorized = await run(target(server.url("/health"), role="obs_ingest"))
-        assert val(unauthorized.snapshot, "honeydue_http_status_code") == 401
+        assert unauthorized.snapshot.value("honeydue_http_status_code", target="t") == 401
     config = Config(http={"targets": [cfg.model_dump()]})  # type: ignore[arg-type]
     assert config.secrets() == [token]
     for text in (repr(cfg), str(cfg.model_dump()), state.detail, caplog.text):

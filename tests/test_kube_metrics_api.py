@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 
-import pytest
-
+from testbed.exporter import Metrics
 from testbed.kube import workloads
 from testbed.kube.cluster import KubeCluster
 from testbed.kube.rest import ApiError
 
-from exporter.probes.kube_metrics import RESOURCE, parse_duration, parse_quantity
-from tests.helpers.kube import Expect, Kube, Metrics, select, wait_metrics
+from exporter.probes.kube_metrics import RESOURCE
+from exporter.probes.kube_transforms import parse_quantity
+from tests.helpers.kube import Expect, Kube, select, wait_metrics
 
 NS = "honeydue"
 PODS_PATH = f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods"
@@ -100,43 +100,3 @@ def test_cpu_bound_api_pods_near_their_limit(kube: Kube) -> None:
     cluster.use_cpu(workloads.API_IMAGE, None)
     wait_metrics(kube.exporter, Expect().holds("api pods idle again", lambda m: bool(ratios(m)) and all(
         r < 0.5 for r in ratios(m).values())), 90)
-
-
-def test_metrics_api_unavailable_is_a_value_with_a_reason(kube: Kube) -> None:
-    """metrics-server's container crashes: the aggregator answers 503 for metrics.k8s.io, and the exporter
-    says so (resource up 0, reason server_error) instead of losing the series silently."""
-    cluster = kube.cluster
-    wait_metrics(kube.exporter, Expect().value("honeydue_kube_resource_up", 1, resource=RESOURCE, namespace=NS), 90)
-    cluster.runtime.crash(workloads.METRICS_SERVER_IMAGE)
-    expect = (Expect().value("honeydue_kube_resource_up", 0, resource=RESOURCE, namespace=NS)
-              .value("honeydue_kube_resource_error_info", 1, resource=RESOURCE, namespace=NS, reason="server_error")
-              .value("honeydue_probe_success", 0, probe="kubernetes_pod_metrics_honeydue")
-              .holds("no CPU series", lambda m: not select(m, "honeydue_kube_pod_container_cpu_usage_cores"))
-              .value("honeydue_kube_apiservice_available", 0, apiservice=workloads.METRICS_API))
-    _, took = wait_metrics(kube.exporter, expect, 90)
-    print(f"\nmetrics API: unavailable seen after {took:.1f}s")
-    with pytest.raises(ApiError) as raised:
-        cluster.admin.items(PODS_PATH)
-    assert raised.value.status == 503
-
-
-@pytest.mark.parametrize(("text", "value"), [
-    ("123456789n", 0.123456789), ("250m", 0.25), ("1", 1.0), ("1.5", 1.5), ("64Mi", 64 * 2**20),
-    ("50331648", 50331648.0), ("7934180Ki", 7934180 * 1024), ("2k", 2000.0), ("1e3", 1000.0), ("0", 0.0),
-])
-def test_parse_quantity(text: str, value: float) -> None:
-    assert math.isclose(parse_quantity(text), value, rel_tol=1e-12)
-
-
-@pytest.mark.parametrize("text", ["", "m", "12x", "-1", "1.2.3", "NaN", "inf", "12 m", None, {"cpu": 1}])
-def test_parse_quantity_rejects(text: object) -> None:
-    with pytest.raises(ValueError):
-        parse_quantity(text)
-
-
-def test_parse_duration() -> None:
-    assert parse_duration("10.5s") == 10.5
-    assert parse_duration("1m0s") == 60
-    assert parse_duration("1h2m3s") == 3723
-    assert parse_duration("250ms") == 0.25
-    assert parse_duration("soon") is None and parse_duration(None) is None

@@ -4,6 +4,11 @@ kube-controller-manager; testbed/kube), with the exporter running in-cluster as 
 Each scenario breaks the cluster the way chapter 16 describes and lets the real controllers do the
 rest; the test waits (with a deadline) until the exporter shows exact values, and asserts what the API
 itself shows as the cause. Placement is the binder's, so where a pod runs is read from the API.
+
+Only what a real control plane shows is tested here: how states follow from a failure (node loss, quorum,
+rollouts, crash loops, evictions, the aggregator). What an object of a given shape turns into (an
+OOMKilled container, a kubelet version, the Redis label on two nodes or none, a NotReady node) is
+tests/test_kube_transforms.py's tables, and what the rules make of it the incident suite's.
 """
 
 from __future__ import annotations
@@ -12,27 +17,27 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from testbed.exporter import Metrics
 from testbed.kube import workloads
 from testbed.kube.cluster import KubeCluster
 from testbed.kube.control_plane import K3S_VERSION, NODE_IPS, NODE_NAMES, wait_until
-from testbed.kube.rest import JSON
+from testbed.kube.rest import JSON, ApiError
 
 from exporter.config import Config
 from exporter.probes import kubernetes as kube_probe
 from exporter.probes.deps import Dependencies
+from exporter.probes.kube_metrics import RESOURCE as METRICS_RESOURCE
 from tests.helpers import kube_alerts
-from tests.helpers.kube import Expect, Kube, Metrics, select, wait_metrics
+from tests.helpers.kube import Expect, Kube, select, wait_metrics
 from tests.helpers.kube_alerts import Recorder
 
 N1, N2, N3 = NODE_NAMES
 CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 REDIS_NODE = N2
-OLDER_KUBELET = "v1.35.3+k3s1"
 NEW_API_IMAGE = f"{workloads.REGISTRY}/api:1.4.3"
 PROBE_INTERVAL = 2.0  # the session exporter's (tests/helpers/kube.py)
 
@@ -99,11 +104,14 @@ def recording(kube: Kube) -> Iterator[Recorder]:
         recorder.stop()
 
 
-alerts_as_expected = kube_alerts.alerts_as_expected
+@pytest.fixture(scope="module")
+def replays(tmp_path_factory: pytest.TempPathFactory) -> kube_alerts.Replays:
+    """Each scenario's recording, evaluated with the others at the end of the module (test_the_rules_...)."""
+    return kube_alerts.Replays(tmp_path_factory.mktemp("kube-alerts"))
 
 
 # --- healthy ------------------------------------------------------------------------------------
-def test_healthy_cluster(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+def test_healthy_cluster(kube: Kube, recording: Recorder, replays: kube_alerts.Replays) -> None:
     cluster = kube.cluster
     e = Expect().value("honeydue_kube_api_up", 1).value("honeydue_kube_config_info", 1, source="in-cluster")
     e.value("honeydue_kube_apiserver_version_info", 1, version=K3S_VERSION)
@@ -164,11 +172,11 @@ def test_healthy_cluster(kube: Kube, recording: Recorder, tmp_path: Path) -> Non
              workload="traefik")
     wait_metrics(kube.exporter, e, 30)
     recording.mark_steady()
-    alerts_as_expected(recording, "healthy-day", "5m", tmp_path)  # only the Watchdog
+    replays.add(recording, "healthy-day", "5m")  # only the Watchdog
 
 
 # --- node loss ----------------------------------------------------------------------------------
-def test_node_nic_fails(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+def test_node_nic_fails(kube: Kube, recording: Recorder, replays: kube_alerts.Replays) -> None:
     """N3's kubelet goes silent and its etcd member and API server stop answering."""
     cluster = kube.cluster
     api_n3 = next(name_of(p) for p in pods(cluster, "honeydue", "api") if node_of(p) == N3)
@@ -215,7 +223,7 @@ def test_node_nic_fails(kube: Kube, recording: Recorder, tmp_path: Path) -> None
     e.value("honeydue_kube_pod_info", None, namespace="honeydue", pod=api_n3, node=N3, workload_kind="Deployment",
             workload="api")
     wait_metrics(kube.exporter, e, 40)
-    alerts_as_expected(recording, "one-node-nic", "15m", tmp_path)
+    replays.add(recording, "one-node-nic", "15m")
 
 
 def quorum_evidence(e: Expect) -> Expect:
@@ -231,7 +239,7 @@ def quorum_evidence(e: Expect) -> Expect:
     return e
 
 
-def test_two_etcd_members_lost(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+def test_two_etcd_members_lost(kube: Kube, recording: Recorder, replays: kube_alerts.Replays) -> None:
     """Quorum lost: /version answers, the lists cannot, the servers' etcd checks say why."""
     cluster = kube.cluster
     started = time.monotonic()
@@ -270,26 +278,13 @@ def test_two_etcd_members_lost(kube: Kube, recording: Recorder, tmp_path: Path) 
         e.value("honeydue_kube_apiserver_etcd_ready", 1, node=node)
     wait_metrics(kube.exporter, e, 60)
     print(f"quorum back: etcd checks and lists ok after {time.monotonic() - restored:.1f}s")
-    # The rules over every recorded probe run (one per 30 s step), `for` as shipped: the quorum page fires
-    # 3 minutes into phase 1 and stays through phase 2 (a single run without its evidence would reset it).
-    # Phase 1 is 15-18 probe runs (7.5-9 minutes on the rules' clock), so the page comes in phase 1; phase 2
-    # is then evaluated on its own, as if the lists had answered 429 from the start (in production phase 1 is
-    # the same ~30 s: about one probe run): the page must come from it alone too.
-    whole = alerts_as_expected(recording, "two-nodes-down", "15m", tmp_path)
-    only_phase2 = alerts_as_expected(recording, "two-nodes-down", "15m", tmp_path, since=phase2_from)
-    for verdict in (whole, only_phase2):
-        for engine in ("promql", "metricsql"):
-            for alert, hold in (("KubeEtcdQuorumLost", 3), ("KubeAPIUnreachable", 2)):
-                steps = range(verdict.fault_step, verdict.last_step + 1)
-                on = [k for k in steps if alert in verdict.firing(engine, k)]
-                assert on, f"{engine}: {alert} never fired"
-                # fires within its `for` + 2 steps of the injection (the failing state shows within a probe run)
-                assert on[0] - verdict.fault_step <= hold * 60 // kube_alerts.STEP + 2, (engine, alert, on[0])
-                assert on == list(range(on[0], verdict.last_step + 1)), f"{engine}: {alert} reset: {on}"
+    replays.add(recording, "two-nodes-down", "15m")
+    replays.add(recording, "two-nodes-down", "15m", since=phase2_from, name="two-nodes-down-phase2")
 
 
 # --- application pods ---------------------------------------------------------------------------
-def test_all_api_pods_crash_looping(kube: Kube, recording: Recorder, promtool: str, tmp_path: Path) -> None:
+def test_all_api_pods_crash_looping(kube: Kube, recording: Recorder, promtool: str,
+                                    replays: kube_alerts.Replays) -> None:
     """The api process panics at start-up on every replica (a bad config value, say)."""
     cluster = kube.cluster
     recording.inject()
@@ -319,26 +314,10 @@ def test_all_api_pods_crash_looping(kube: Kube, recording: Recorder, promtool: s
     out = subprocess.run([promtool, "check", "metrics"], input=body.decode(), capture_output=True, text=True,
                          timeout=30)
     assert status == 200 and out.returncode == 0 and out.stdout == "" and out.stderr == "", out.stdout + out.stderr
-    alerts_as_expected(recording, "api-all-crashloop", "10m", tmp_path)
+    replays.add(recording, "api-all-crashloop", "10m")
 
 
-def test_api_container_oom_killed(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
-    cluster = kube.cluster
-    victim = next(p for p in pods(cluster, "honeydue", "api") if node_of(p) == N1)
-    recording.inject()
-    cluster.kubelets[0].oom_kill("honeydue", name_of(victim), "api")
-    e = Expect().value("honeydue_kube_pod_container_status_restarts_total", 1, namespace="honeydue",
-                       pod=name_of(victim), container="api")
-    e.series("honeydue_kube_pod_container_status_last_terminated_reason", ("pod", "container", "reason"),
-             {(name_of(victim), "api", "OOMKilled"): 1})
-    e.series("honeydue_kube_pod_container_status_waiting_reason", ("pod",), {})  # restarted at once
-    e.value("honeydue_kube_workload_pods", 1, namespace="honeydue", workload="api", node=N1, ready="true")
-    wait_metrics(kube.exporter, e, 30)
-    recording.mark_steady()
-    alerts_as_expected(recording, "api-oom-killed", "8m", tmp_path)
-
-
-def test_bad_image_rollout(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+def test_bad_image_rollout(kube: Kube, recording: Recorder, replays: kube_alerts.Replays) -> None:
     """A new api image the registry cannot serve: a new ReplicaSet's pod waits, the old pods keep serving."""
     cluster = kube.cluster
     old = {name_of(p) for p in pods(cluster, "honeydue", "api")}
@@ -383,12 +362,16 @@ def test_bad_image_rollout(kube: Kube, recording: Recorder, tmp_path: Path) -> N
     e = Expect().value("honeydue_kube_deployment_status_replicas_updated", 3, namespace="honeydue", deployment="api")
     e.series("honeydue_kube_pod_container_status_waiting_reason", ("pod",), {}, namespace="honeydue")
     wait_metrics(kube.exporter, e, 40)
-    alerts_as_expected(recording, "bad-image-rollout", "25m", tmp_path)
+    replays.add(recording, "bad-image-rollout", "25m")
 
 
-def test_metrics_server_apiservice_unavailable(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
-    """metrics-server crash-loops: its Service has no ready backend and the aggregator marks the APIService."""
+def test_metrics_server_crash_looping(kube: Kube, recording: Recorder, replays: kube_alerts.Replays) -> None:
+    """metrics-server crash-loops: its Service has no ready backend, the aggregator marks the APIService and
+    answers 503 for metrics.k8s.io; the exporter says so (resource up 0, reason server_error) instead of
+    losing the CPU series silently."""
     cluster = kube.cluster
+    wait_metrics(kube.exporter, Expect().value("honeydue_kube_resource_up", 1, resource=METRICS_RESOURCE,
+                                               namespace="honeydue"), 90)
     recording.inject()
     cluster.runtime.crash(workloads.METRICS_SERVER_IMAGE)
     pod = name_of(pods(cluster, "kube-system", "metrics-server")[0])
@@ -403,46 +386,21 @@ def test_metrics_server_apiservice_unavailable(kube: Kube, recording: Recorder, 
     body = cluster.admin.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{workloads.METRICS_API}")
     available = next(c for c in body["status"]["conditions"] if c["type"] == "Available")
     assert (available["status"], available["reason"]) == ("False", "MissingEndpoints"), available
-    alerts_as_expected(recording, "metrics-server-down", "25m", tmp_path)
+    e = (Expect().value("honeydue_kube_resource_up", 0, resource=METRICS_RESOURCE, namespace="honeydue")
+         .value("honeydue_kube_resource_error_info", 1, resource=METRICS_RESOURCE, namespace="honeydue",
+                reason="server_error")
+         .value("honeydue_probe_success", 0, probe="kubernetes_pod_metrics_honeydue")
+         .holds("no CPU series", lambda m: not select(m, "honeydue_kube_pod_container_cpu_usage_cores")))
+    _, took = wait_metrics(kube.exporter, e, 90)
+    print(f"\nmetrics API: unavailable seen after {took:.1f}s")
+    with pytest.raises(ApiError) as raised:
+        cluster.admin.items("/apis/metrics.k8s.io/v1beta1/namespaces/honeydue/pods")
+    assert raised.value.status == 503
+    replays.add(recording, "metrics-server-down", "25m")
 
 
-# --- nodes: labels, cordon, versions, disk -------------------------------------------------------
-def test_redis_label_on_a_not_ready_node(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
-    cluster = kube.cluster
-    # The incident's cluster has CoreDNS elsewhere than the Redis node (else CoreDNS down is a page of its
-    # own); reset() keeps every single replica on N1.
-    assert all(node_of(p) == N1 for p in pods(cluster, "kube-system", "coredns"))
-    recording.inject()
-    cluster.nic_down(1)
-    e = Expect().value("honeydue_kube_redis_nodes", 1).series("honeydue_kube_redis_node_ready", ("node",),
-                                                               {(REDIS_NODE,): 0})
-    condition(e, REDIS_NODE, "Ready", "unknown")
-    wait_metrics(kube.exporter, e, 40)
-    recording.mark_steady()
-    alerts_as_expected(recording, "redis-node-nic", "10m", tmp_path)
-
-
-def test_redis_label_on_two_nodes(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
-    """Someone labels a second node without removing the first: not unique."""
-    recording.inject()
-    kube.cluster.label_node(2, *workloads.REDIS_LABEL)
-    e = Expect().value("honeydue_kube_redis_nodes", 2).series("honeydue_kube_redis_node_ready", ("node",),
-                                                               {(REDIS_NODE,): 1, (N3,): 1})
-    wait_metrics(kube.exporter, e, 20)
-    recording.mark_steady()
-    alerts_as_expected(recording, "redis-label-two-nodes", "20m", tmp_path)
-
-
-def test_redis_label_on_no_node(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
-    recording.inject()
-    kube.cluster.label_node(1, workloads.REDIS_LABEL[0], None)
-    e = Expect().value("honeydue_kube_redis_nodes", 0).series("honeydue_kube_redis_node_ready", ("node",), {})
-    wait_metrics(kube.exporter, e, 20)
-    recording.mark_steady()
-    alerts_as_expected(recording, "redis-label-none", "20m", tmp_path)
-
-
-def test_cordon_and_drain(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+# --- nodes: cordon, disk -------------------------------------------------------
+def test_cordon_and_drain(kube: Kube, recording: Recorder, replays: kube_alerts.Replays) -> None:
     """`kubectl drain` N3: cordoned, its pods evicted through the eviction API (PDBs respected)."""
     cluster = kube.cluster
     recording.inject()
@@ -460,20 +418,10 @@ def test_cordon_and_drain(kube: Kube, recording: Recorder, tmp_path: Path) -> No
     recording.mark_steady()
     taints = {(t["key"], t["effect"]) for t in cluster.node(2)["spec"].get("taints") or []}
     assert taints == {("node.kubernetes.io/unschedulable", "NoSchedule")}
-    alerts_as_expected(recording, "node-drain", "7m30s", tmp_path)  # cordoned and drained, not yet rebooted
+    replays.add(recording, "node-drain", "7m30s")  # cordoned and drained, not yet rebooted
 
 
-def test_kubelet_version_skew(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
-    recording.inject()
-    kube.cluster.kubelets[0].set_version(OLDER_KUBELET)
-    e = Expect().series("honeydue_kube_node_info", ("node", "kubelet_version"),
-                        {(N1, OLDER_KUBELET): 1, (N2, K3S_VERSION): 1, (N3, K3S_VERSION): 1})
-    wait_metrics(kube.exporter, e, 30)
-    recording.mark_steady()
-    alerts_as_expected(recording, "kubelet-version-skew", "4h30m", tmp_path, probe_every="30m")
-
-
-def test_disk_pressure_with_evicted_pods(kube: Kube, recording: Recorder, tmp_path: Path) -> None:
+def test_disk_pressure_with_evicted_pods(kube: Kube, recording: Recorder, replays: kube_alerts.Replays) -> None:
     """N2's disk fills: DiskPressure, the disk-pressure taint, and the kubelet evicts two pods."""
     cluster = kube.cluster
     recording.inject()
@@ -502,7 +450,7 @@ def test_disk_pressure_with_evicted_pods(kube: Kube, recording: Recorder, tmp_pa
     taints = {(t["key"], t["effect"]) for t in cluster.node(1)["spec"].get("taints") or []}
     assert ("node.kubernetes.io/disk-pressure", "NoSchedule") in taints
     print(f"\ndisk pressure: evicted {sorted(name_of(p) for p in evicted())}")
-    alerts_as_expected(recording, "node-disk-pressure", "15m", tmp_path)
+    replays.add(recording, "node-disk-pressure", "15m")
 
 
 # --- the API server ------------------------------------------------------------------------------
@@ -520,3 +468,36 @@ def test_no_credentials_disables_with_info_metric(tmp_path: Any, monkeypatch: py
         'honeydue_kube_config_info{source="none"} says so'
     ]
 
+
+# --- what the rules make of the recordings ------------------------------------------------------------
+def quorum_page_holds(verdict: kube_alerts.Verdict) -> None:
+    """The rules over every recorded probe run (one per 30 s step), `for` as shipped: the quorum page fires
+    3 minutes into phase 1 and stays through phase 2 (a single run without its evidence would reset it).
+    Phase 1 is 15-18 probe runs (7.5-9 minutes on the rules' clock), so the page comes in phase 1; phase 2
+    is also evaluated on its own, as if the lists had answered 429 from the start (in production phase 1 is
+    the same ~30 s: about one probe run): the page must come from it alone too."""
+    for engine in ("promql", "metricsql"):
+        for alert, hold in (("KubeEtcdQuorumLost", 3), ("KubeAPIUnreachable", 2)):
+            steps = range(verdict.fault_step, verdict.last_step + 1)
+            on = [k for k in steps if alert in verdict.firing(engine, k)]
+            assert on, f"{engine}: {alert} never fired"
+            # fires within its `for` + 2 steps of the injection (the failing state shows within a probe run)
+            assert on[0] - verdict.fault_step <= hold * 60 // kube_alerts.STEP + 2, (engine, alert, on[0])
+            assert on == list(range(on[0], verdict.last_step + 1)), f"{engine}: {alert} reset: {on}"
+
+
+RECORDED = {"healthy-day": None, "one-node-nic": None, "two-nodes-down": quorum_page_holds,
+            "two-nodes-down-phase2": quorum_page_holds, "api-all-crashloop": None, "bad-image-rollout": None,
+            "metrics-server-down": None, "node-drain": None, "node-disk-pressure": None}
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_the_rules_deliver_what_the_incident_expects(replays: kube_alerts.Replays, name: str) -> None:
+    """Every scenario's recording through promtool, vmalert-tool and a real Alertmanager (all of them in one
+    run of each, at the first of these tests): exactly the notifications its incident in rules/incidents/
+    expects, at the time the scenario names, within its page budget."""
+    verdict = replays.verdict(name)
+    kube_alerts.assert_as_expected(verdict, f"{name} at {kube_alerts.suite.duration(verdict.at)}")
+    check = RECORDED[name]
+    if check is not None:
+        check(verdict)

@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from testbed.exporter import ExporterProcess
+from testbed.exporter import ExporterProcess, Metrics, value
 from testbed.faults import FaultProxy
 from testbed.kube.cluster import (
     EXPORTER_NAMESPACE,
@@ -33,7 +33,7 @@ from testbed.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
 
 from exporter.config import KubernetesConfig
 from tests.helpers import kube_alerts
-from tests.helpers.kube import Expect, Kube, Metrics, sample, select, start_exporter, wait_metrics
+from tests.helpers.kube import Expect, Kube, select, start_exporter, wait_metrics
 from tests.helpers.servers import free_port, require_binary, stop_process, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,13 +121,13 @@ def test_rbac_validates_and_grants_no_write(file: Path) -> None:
 def netcheck_denied(m: Metrics) -> bool:
     """netcheck cannot list the api Service's EndpointSlices: its discovery fails (permission denied),
     so no pod path is dialled."""
-    return (sample(m, "honeydue_probe_success", probe="netcheck_pods_api") == 0
-            and sample(m, "honeydue_probe_error_info", probe="netcheck_pods_api", reason="auth") == 1
+    return (value(m, "honeydue_probe_success", probe="netcheck_pods_api") == 0
+            and value(m, "honeydue_probe_error_info", probe="netcheck_pods_api", reason="auth") == 1
             and not select(m, "honeydue_tcp_up", role="pod"))
 
 
 def netcheck_discovers(m: Metrics) -> bool:
-    return sample(m, "honeydue_probe_success", probe="netcheck_pods_api") == 1 and len(
+    return value(m, "honeydue_probe_success", probe="netcheck_pods_api") == 1 and len(
         select(m, "honeydue_tcp_up", role="pod", backend="api")) == len(NODE_NAMES)
 
 
@@ -201,6 +201,12 @@ def test_the_exporter_asks_exactly_what_rbac_yaml_grants(kube: Kube) -> None:
     # cache ignore `limit` and send the whole collection).
     lists = [urllib.parse.parse_qs(urllib.parse.urlsplit(e["requestURI"]).query) for e in events if e["verb"] == "list"]
     assert lists and all(q.get("limit") == [str(PAGE)] and "resourceVersion" not in q for q in lists), lists
+    # Deployments are listed by name, only the watched ones (kube-system's local-path-provisioner is never read).
+    by_name = {(e["objectRef"]["namespace"], q) for e in events if e["verb"] == "list"
+               and e["objectRef"]["resource"] == "deployments"
+               for q in urllib.parse.parse_qs(urllib.parse.urlsplit(e["requestURI"]).query).get("fieldSelector", ["-"])}
+    watched = KubernetesConfig().deployments
+    assert by_name == {(ns, f"metadata.name={name}") for ns, names in watched.items() for name in names}, by_name
     # /readyz/etcd is asked of each server node's own API server.
     hosts = {e["requestURI"] for e in events if e["requestURI"].startswith("/readyz")}
     assert hosts == {"/readyz/etcd"}

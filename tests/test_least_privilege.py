@@ -44,10 +44,6 @@ VOLATILE = {"honeydue_redis_uptime_seconds", "honeydue_redis_memory_used_bytes",
             "honeydue_residence_ids_cache_oldest_stale_ttl_seconds", "honeydue_residence_ids_cache_oldest_stale_age_seconds"}
 
 
-def flatten(s: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {(x.name, frozenset(x.labels.items())): float(x.value) for f in s.families() for x in f.samples}
-
-
 def seed(r: redis.Redis, port: int) -> AsynqPeer:
     """The real Asynq (pending, active, scheduled tasks, a paused queue, a live worker and scheduler) and
     residence-ID cache entries (one stale). The caller stops the returned peer's processes."""
@@ -124,7 +120,7 @@ async def run_redis_side(cfg: Config) -> dict[str, Samples]:
 
 
 def assert_same(full: Samples, least: Samples) -> None:
-    a, b = flatten(full), flatten(least)
+    a, b = full.flat(), least.flat()
     assert a.keys() == b.keys()
     for key in a:
         if key[0] in VOLATILE:

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from testbed.exporter import ExporterProcess
+from testbed.exporter import ExporterProcess, Metrics
 from testbed.kube import workloads
 from testbed.kube.control_plane import NODE_NAMES
 
 from exporter.config import Config
 from exporter.probes import tcp
 from exporter.probes.deps import Dependencies
-from tests.helpers.kube import Expect, Kube, Metrics, select, wait_metrics
+from tests.helpers.kube import Expect, Kube, select, wait_metrics
 
 N1, N2, N3 = NODE_NAMES
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from testbed.exporter import ExporterProcess, value
+from testbed.exporter import ExporterProcess, Metrics, value
 from testbed.vm import VictoriaMetrics, Vmagent
 
 from exporter.config import Config, NoDataConfig, VmagentConfig
@@ -27,22 +26,12 @@ from exporter.probes.vmagent import VmagentProbe, summarize
 from exporter.promql import metric_names
 from tests.helpers.servers import free_port
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-
-@pytest.fixture
-def victoria() -> Iterator[VictoriaMetrics]:
-    vm = VictoriaMetrics()
-    vm.start()
-    yield vm
-    vm.cleanup()
-
-
-def poll(exporter: ExporterProcess, check: object, timeout: float, what: str) -> Samples:
+def poll(exporter: ExporterProcess, check: object, timeout: float, what: str) -> Metrics:
     """Scrape the exporter until `check(samples)` is true."""
     assert callable(check)
     deadline = time.monotonic() + timeout
-    samples: Samples = {}
+    samples: Metrics = {}
     while time.monotonic() < deadline:
         samples = exporter.metrics()
         if check(samples):
@@ -52,7 +41,7 @@ def poll(exporter: ExporterProcess, check: object, timeout: float, what: str) ->
                          f"{ {k[0]: v for k, v in samples.items() if 'vmagent' in k[0]} }")
 
 
-def vmagent_value(samples: Samples, name: str) -> float:
+def vmagent_value(samples: Metrics, name: str) -> float:
     found = value(samples, name)
     assert found is not None, f"{name} missing from the exposition"
     return found

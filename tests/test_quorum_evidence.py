@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
 
+from testbed.exporter import Metrics, parse_metrics, value
+from testbed.kubeconfig import write_kubeconfig
 from testbed.loop import bind_on_one_port
 
 from exporter.config import Config
 from exporter.engine import Engine
+from exporter.exposition import Exposition
 from exporter.probes import kubernetes
 from exporter.probes.deps import Dependencies
 from tests.helpers.servers import free_port
@@ -76,25 +78,15 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Cluster, Config, list[w
 
     server_port, server_sites = await bind_on_one_port(list(SERVERS.values()), server_site, stop)
     sites = [api_site, *server_sites]
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "t",
-        "clusters": [{"name": "t", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
-        "users": [{"name": "t", "user": {"token": "t"}}],
-        "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-    }))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{api_port}", token="t")
     config = Config(kubernetes={"source": "kubeconfig", "kubeconfig": kubeconfig, "apiserver_port": server_port,
                                 "readyz_timeout": 0.5, "deployments": {}, "apiservices": []})
     yield state, config, sites
     await runner.cleanup()
 
 
-def value(engine: Engine, name: str, **labels: str) -> float | None:
-    for samples in engine.samples():
-        found = samples.value(name, **labels)
-        if found is not None:
-            return found
-    return None
+def scrape(engine: Engine) -> Metrics:
+    return parse_metrics(Exposition(engine).render().decode())
 
 
 async def test_readyz_evidence_outlives_a_failing_node_list(cluster: tuple[Cluster, Config, list[web.TCPSite]]) -> None:
@@ -104,21 +96,22 @@ async def test_readyz_evidence_outlives_a_failing_node_list(cluster: tuple[Clust
     engine = Engine([nodes])
     try:
         await engine.run_once(nodes)
-        assert value(engine, "honeydue_kube_apiserver_etcd_ready", node="n1") == 1
+        assert value(scrape(engine), "honeydue_kube_apiserver_etcd_ready", node="n1") == 1
         # n2 and n3 go away, n1's etcd has no quorum, the lists fail.
         state.etcd |= {"127.0.0.2": "fail", "127.0.0.3": "dead", "127.0.0.4": "dead"}
         state.lists_fail = True
         await engine.run_once(nodes)
         assert engine.states["kubernetes_nodes"].status == "failing"
-        assert value(engine, "honeydue_kube_resource_up", resource="nodes", namespace="") == 0
-        assert value(engine, "honeydue_kube_resource_error_info", resource="nodes", namespace="",
+        m = scrape(engine)
+        assert value(m, "honeydue_kube_resource_up", resource="nodes", namespace="") == 0
+        assert value(m, "honeydue_kube_resource_error_info", resource="nodes", namespace="",
                      reason="server_error") == 1
         # The evidence KubeEtcdQuorumLost needs: n1 answers that etcd fails, n2 and n3 do not answer.
-        assert value(engine, "honeydue_kube_apiserver_readyz_up", node="n1") == 1
-        assert value(engine, "honeydue_kube_apiserver_etcd_ready", node="n1") == 0
-        assert value(engine, "honeydue_kube_apiserver_readyz_up", node="n2") == 0
-        assert value(engine, "honeydue_kube_etcd_quorum") == 2
+        assert value(m, "honeydue_kube_apiserver_readyz_up", node="n1") == 1
+        assert value(m, "honeydue_kube_apiserver_etcd_ready", node="n1") == 0
+        assert value(m, "honeydue_kube_apiserver_readyz_up", node="n2") == 0
+        assert value(m, "honeydue_kube_etcd_quorum") == 2
         # The node conditions are gone (not stale values): the list failed.
-        assert value(engine, "honeydue_kube_node_status_condition", node="n1", condition="Ready", status="true") is None
+        assert value(m, "honeydue_kube_node_status_condition", node="n1", condition="Ready", status="true") is None
     finally:
         await engine.stop()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ RULE_FILES = sorted((REPO / "rules").glob("*.rules.yml"))
 TEST_FILES = sorted((REPO / "rules" / "tests").glob("*.test.yml"))
 OUR_METRIC = re.compile(r"\b((?:honeydue|asynq)_[a-zA-Z0-9_]+)\b")
 DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+SHARD_GROUPS = 14  # test groups per promtool or vmalert-tool run
 
 
 def test_rule_files_exist() -> None:
@@ -33,30 +36,39 @@ def test_promtool_check_rules(promtool: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_promtool_unit_tests_pass_as_shipped(promtool: str) -> None:
-    """What a user runs: `cd rules/tests && promtool test rules *.test.yml`, on the files as committed."""
-    tests = REPO / "rules" / "tests"
-    out = subprocess.run([promtool, "test", "rules", *(p.name for p in TEST_FILES)], capture_output=True, text=True,
-                         timeout=120, cwd=tests)
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+def test_unit_tests_pass_on_promql_and_metricsql(promtool: str, tmp_path: Path) -> None:
+    """rules/tests/ as committed (dashboard_url included) with promtool (PromQL) and with vmalert-tool (MetricsQL,
+    what production runs). What a user runs is `cd rules/tests && promtool test rules *.test.yml`.
 
-
-def test_vmalert_tool_unit_tests_pass(tmp_path: Path) -> None:
-    """The same unit tests evaluated by vmalert with MetricsQL (production), not only by promtool's PromQL."""
-    binary = require_binary("vmalert-tool", str(REPO / "tests" / "peers" / "bin"))
-    files = []
+    Both tools evaluate one test group after another on one core, so every file's groups are cut into shards of
+    at most SHARD_GROUPS (the groups are independent: each has its own input series) and the shards of both tools
+    run side by side on as many workers as the machine has cores. Every shard is its own run, so every failing
+    group is shown (vmalert-tool stops at the first failing file). Shards name the shipped rule files by path."""
+    vmalert_tool = require_binary("vmalert-tool", str(REPO / "tests" / "peers" / "bin"))
+    runs: list[tuple[str, list[str]]] = []
     for path in TEST_FILES:
-        converted = suite.for_vmalert_tool(yaml.safe_load(path.read_text()), path.parent)
-        target = tmp_path / path.name
-        target.write_text(yaml.safe_dump(converted, sort_keys=False, width=100_000))
-        files.append(target)
-    failures = {}
-    for target in files:  # vmalert-tool stops at the first failing file: one run per file shows them all
-        out = subprocess.run([binary, "unittest", "--disableAlertgroupLabel", f"--files={target}"],
-                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
-        if out.returncode != 0:
-            failures[target.name] = (out.stdout + out.stderr)[-3000:]
-    assert not failures, failures
+        doc = yaml.safe_load(path.read_text())
+        doc["rule_files"] = [str((path.parent / f).resolve()) for f in doc.get("rule_files", [])]
+        converted = suite.for_vmalert_tool(doc, path.parent)
+        for i in range(0, len(doc["tests"]), SHARD_GROUPS):
+            part = {"tests": doc["tests"][i:i + SHARD_GROUPS]}
+            promql = tmp_path / f"{path.stem}.{i // SHARD_GROUPS}.promtool.yml"
+            promql.write_text(yaml.safe_dump(doc | part, sort_keys=False, width=100_000))
+            runs.append((promql.name, [promtool, "test", "rules", promql.name]))
+            metricsql = tmp_path / f"{path.stem}.{i // SHARD_GROUPS}.vmalert-tool.yml"
+            metricsql.write_text(yaml.safe_dump(converted | {"tests": converted["tests"][i:i + SHARD_GROUPS]},
+                                                sort_keys=False, width=100_000))
+            runs.append((metricsql.name, [vmalert_tool, "unittest", "--disableAlertgroupLabel",
+                                          f"--files={metricsql}"]))
+
+    def run(item: tuple[str, list[str]]) -> tuple[str, str | None]:
+        name, args = item
+        out = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        return name, None if out.returncode == 0 else (out.stdout + out.stderr)[-3000:]
+
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        failures = {name: output for name, output in pool.map(run, runs) if output is not None}
+    assert len(runs) >= 2 * len(TEST_FILES) and not failures, failures
 
 
 def test_vmalert_tool_clock_shift_moves_only_start_values() -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
-from testbed.edge import SelfSigned, raw_tcp_server, self_signed, smtp_server
+from testbed.edge import SelfSigned, raw_tcp_server, smtp_server
 
 from exporter.config import SmtpTarget
 from exporter.engine import Engine, ProbeState
@@ -26,24 +24,15 @@ async def run(port: int, **kw: Any) -> ProbeState:
     return state
 
 
-def val(state: ProbeState, name: str, **labels: str) -> float | None:
-    return state.snapshot.value(name, target="fastmail", **labels)
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
-    return self_signed(tmp_path_factory.mktemp("smtp-tls"))
-
-
 async def test_starttls_offered_and_handshake_completes(cert: SelfSigned) -> None:
     with smtp_server(cert) as port:
         state = await run(port, tls_verify=False)
     assert state.status == "ok", state.detail
-    assert val(state, "honeydue_smtp_up") == 1
-    assert val(state, "honeydue_smtp_banner_code") == 220
-    assert val(state, "honeydue_smtp_starttls_advertised") == 1
-    assert val(state, "honeydue_smtp_tls_handshake_success") == 1
-    phases = {p: val(state, "honeydue_smtp_phase_duration_seconds", phase=p)
+    assert state.snapshot.value("honeydue_smtp_up", target="fastmail") == 1
+    assert state.snapshot.value("honeydue_smtp_banner_code", target="fastmail") == 220
+    assert state.snapshot.value("honeydue_smtp_starttls_advertised", target="fastmail") == 1
+    assert state.snapshot.value("honeydue_smtp_tls_handshake_success", target="fastmail") == 1
+    phases = {p: state.snapshot.value("honeydue_smtp_phase_duration_seconds", target="fastmail", phase=p)
               for p in ("connect", "banner", "ehlo", "starttls", "total")}
     assert all(v is not None and 0 < v < 1.5 for v in phases.values()), phases
     assert sum(v for p, v in phases.items() if p != "total") <= phases["total"]  # type: ignore[misc,operator]
@@ -53,31 +42,31 @@ async def test_untrusted_certificate_fails_the_handshake_as_a_value(cert: SelfSi
     with smtp_server(cert) as port:
         state = await run(port, tls_verify=True)
     assert state.status == "ok"
-    assert val(state, "honeydue_smtp_starttls_advertised") == 1
-    assert val(state, "honeydue_smtp_tls_handshake_success") == 0
-    assert val(state, "honeydue_smtp_up") == 0
+    assert state.snapshot.value("honeydue_smtp_starttls_advertised", target="fastmail") == 1
+    assert state.snapshot.value("honeydue_smtp_tls_handshake_success", target="fastmail") == 0
+    assert state.snapshot.value("honeydue_smtp_up", target="fastmail") == 0
 
 
 async def test_no_starttls_offered() -> None:
     with smtp_server(None) as port:
         state = await run(port)
         lenient = await run(port, require_starttls=False, tls_handshake=False)
-    assert val(state, "honeydue_smtp_banner_code") == 220
-    assert val(state, "honeydue_smtp_starttls_advertised") == 0
-    assert val(state, "honeydue_smtp_tls_handshake_success") == 0
-    assert val(state, "honeydue_smtp_up") == 0
+    assert state.snapshot.value("honeydue_smtp_banner_code", target="fastmail") == 220
+    assert state.snapshot.value("honeydue_smtp_starttls_advertised", target="fastmail") == 0
+    assert state.snapshot.value("honeydue_smtp_tls_handshake_success", target="fastmail") == 0
+    assert state.snapshot.value("honeydue_smtp_up", target="fastmail") == 0
     # a relay configured not to need STARTTLS is fine without it, and no handshake series is published
-    assert val(lenient, "honeydue_smtp_up") == 1
-    assert val(lenient, "honeydue_smtp_tls_handshake_success") is None
-    assert val(lenient, "honeydue_smtp_phase_duration_seconds", phase="starttls") is None
+    assert lenient.snapshot.value("honeydue_smtp_up", target="fastmail") == 1
+    assert lenient.snapshot.value("honeydue_smtp_tls_handshake_success", target="fastmail") is None
+    assert lenient.snapshot.value("honeydue_smtp_phase_duration_seconds", target="fastmail", phase="starttls") is None
 
 
 async def test_greeting_refusing_service() -> None:
     async with raw_tcp_server(b"554 5.3.2 service not available\r\n") as port:
         state = await run(port)
     assert state.status == "ok"
-    assert val(state, "honeydue_smtp_banner_code") == 554
-    assert val(state, "honeydue_smtp_up") == 0
+    assert state.snapshot.value("honeydue_smtp_banner_code", target="fastmail") == 554
+    assert state.snapshot.value("honeydue_smtp_up", target="fastmail") == 0
 
 
 async def test_silent_server_ends_at_timeout() -> None:
@@ -86,8 +75,8 @@ async def test_silent_server_ends_at_timeout() -> None:
         state = await run(silent.port, timeout=0.8)
         elapsed = time.monotonic() - started
     assert state.status == "failing" and state.reason == "timeout"
-    assert val(state, "honeydue_smtp_up") == 0
-    assert val(state, "honeydue_smtp_banner_code") == 0
+    assert state.snapshot.value("honeydue_smtp_up", target="fastmail") == 0
+    assert state.snapshot.value("honeydue_smtp_banner_code", target="fastmail") == 0
     assert 0.8 <= elapsed < 0.8 + 0.5
 
 
@@ -96,4 +85,4 @@ async def test_refused() -> None:
         port = closed.port
     state = await run(port)
     assert state.status == "failing" and state.reason == "refused"
-    assert val(state, "honeydue_smtp_up") == 0
+    assert state.snapshot.value("honeydue_smtp_up", target="fastmail") == 0

@@ -152,14 +152,6 @@ def firing_nodes(vm: VictoriaMetrics, alert_name: str) -> set[str]:
     return {str(r["metric"].get("node")) for r in vm.query(expr)}
 
 
-@pytest.fixture
-def victoria() -> Iterator[VictoriaMetrics]:
-    vm = VictoriaMetrics()
-    vm.start()
-    yield vm
-    vm.cleanup()
-
-
 @pytest.mark.parametrize("broken", ["kube-proxy", "flannel"])
 async def test_netcheck_tells_flannel_from_kube_proxy(victoria: VictoriaMetrics, broken: str) -> None:
     with listener("127.0.0.2") as pod_port, blackhole() as dropped:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from testbed.drill.scenarios import SCENARIOS
+from testbed.kubeconfig import write_kubeconfig
 
 from exporter import catalog_report, probes
 from exporter.catalog import CATALOG, alerts
@@ -28,13 +29,7 @@ def _shipped_probes(tmp_path: Path) -> list[Probe]:
     """Every probe the shipped configs build (Kubernetes through a kubeconfig; nothing is contacted)."""
     for name in ("redis-password", "postgres-password", "obs-ingest-token", "obs-query-token", "api-readonly-token"):
         (tmp_path / name).write_text("x" * 16)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-    }))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1", token="t")
     found: list[Probe] = []
     for shipped in ("config.yml", "netcheck.yml"):
         text = (REPO / "deploy" / "base" / shipped).read_text().replace("/etc/honeydue-exporter/secrets", str(tmp_path))

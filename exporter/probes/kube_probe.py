@@ -6,8 +6,6 @@ Its own module so the probe modules import it without importing each other.
 
 from __future__ import annotations
 
-from typing import Any
-
 from exporter.engine import Probe
 from exporter.probes.kube_client import KubeClient, KubeRequestError
 from exporter.samples import Samples, gauge, info
@@ -72,7 +70,3 @@ class KubeProbe(Probe):
     async def close(self) -> None:
         self.kube.close()
 
-
-def object_name(obj: dict[str, Any]) -> str:
-    """metadata.name of an API object ("" when the reply lacks it)."""
-    return str((obj.get("metadata") or {}).get("name", ""))

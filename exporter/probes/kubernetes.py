@@ -17,11 +17,8 @@ cost nothing.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import logging
-import time
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import quote
 
 from exporter.config import Config, KubernetesConfig
@@ -36,123 +33,26 @@ from exporter.probes.kube_client import (
     resolve_source,
     status_reason,
 )
-from exporter.probes.kube_probe import KubeProbe, object_name
-from exporter.samples import Samples, counter, gauge, info
+from exporter.probes.kube_probe import KubeProbe
+from exporter.probes.kube_transforms import (
+    API_UP,
+    CONFIG_INFO,
+    ETCD_QUORUM,
+    JSON,
+    PodTally,
+    Readyz,
+    apiservice_samples,
+    deployment_samples,
+    nodes_samples,
+    object_name,
+    pod_totals,
+    pods_samples,
+    readyz_samples,
+    version_samples,
+)
+from exporter.samples import Samples
 
 log = logging.getLogger("exporter.probes.kubernetes")
-
-# --- metrics ---------------------------------------------------------------------------------
-CONFIG_INFO = info(
-    "honeydue_kube_config_info",
-    "Where the Kubernetes credentials come from: in-cluster, kubeconfig, or none (probes off).",
-    "source",
-)
-API_UP = gauge("honeydue_kube_api_up", "Whether the Kubernetes API server answered GET /version (1) or not (0).")
-APISERVER_VERSION = info("honeydue_kube_apiserver_version_info", "The API server's version.", "version")
-NODE_CONDITION = gauge(
-    "honeydue_kube_node_status_condition",
-    "Node condition (kube-state-metrics shape): 1 on the series whose status matches.",
-    "node", "condition", "status",
-)
-NODE_UNSCHEDULABLE = gauge(
-    "honeydue_kube_node_spec_unschedulable", "Whether the node is cordoned (1) or not (0).", "node"
-)
-NODE_INFO = info(
-    "honeydue_kube_node_info",
-    "Node versions and address (kube-state-metrics shape).",
-    "node", "kubelet_version", "container_runtime_version", "kernel_version", "os_image", "internal_ip",
-)
-NODE_ROLE = gauge("honeydue_kube_node_role", "1 per node role from node-role.kubernetes.io/* labels.", "node", "role")
-CP_NODES = gauge("honeydue_kube_control_plane_nodes", "Nodes carrying the control-plane label (k3s servers).")
-CP_READY = gauge("honeydue_kube_control_plane_nodes_ready", "Control-plane nodes whose Ready condition is True.")
-ETCD_QUORUM = gauge("honeydue_kube_etcd_quorum", "Server nodes etcd needs for quorum (a majority, or configured).")
-REDIS_NODES = gauge("honeydue_kube_redis_nodes", "Nodes carrying the Redis node label (must be exactly 1).")
-REDIS_NODE_READY = gauge("honeydue_kube_redis_node_ready", "Whether the node labelled for Redis is Ready.", "node")
-READYZ_UP = gauge(
-    "honeydue_kube_apiserver_readyz_up",
-    "Whether this server node's API server answered GET /readyz/etcd (with a verdict) (1) or not (0).",
-    "node",
-)
-ETCD_READY = gauge(
-    "honeydue_kube_apiserver_etcd_ready",
-    "Whether this server node's API server reports its etcd check ok (1) or not (0, also when unreachable).",
-    "node",
-)
-READYZ_ERROR = info(
-    "honeydue_kube_apiserver_readyz_error_info",
-    "Present while this server node's /readyz/etcd gives no verdict: the reason.",
-    "node", "reason",
-)
-POD_INFO = info(
-    "honeydue_kube_pod_info",
-    "Pod placement and owning workload (Deployment/DaemonSet/StatefulSet name).",
-    "namespace", "pod", "node", "workload_kind", "workload",
-)
-RESTARTS = counter(
-    "honeydue_kube_pod_container_status_restarts_total",
-    "Container restarts as counted by the kubelet (kube-state-metrics shape).",
-    "namespace", "pod", "container",
-)
-WAITING = gauge(
-    "honeydue_kube_pod_container_status_waiting_reason",
-    "1 while the container waits, labelled with why (CrashLoopBackOff, ImagePullBackOff, ...).",
-    "namespace", "pod", "container", "reason",
-)
-TERMINATED = gauge(
-    "honeydue_kube_pod_container_status_last_terminated_reason",
-    "1 for the reason the container last terminated (OOMKilled, Error, ...).",
-    "namespace", "pod", "container", "reason",
-)
-TERMINATED_AT = gauge(
-    "honeydue_kube_pod_container_status_last_terminated_timestamp_seconds",
-    "When the container last terminated (lastState.terminated.finishedAt), in Unix seconds.",
-    "namespace", "pod", "container",
-)
-POD_REASON = gauge(
-    "honeydue_kube_pod_status_reason",
-    "1 for a pod whose status carries a reason (Evicted, NodeLost, ...).",
-    "namespace", "pod", "reason",
-)
-EVICTED = gauge("honeydue_kube_evicted_pods", "Evicted pods still present, per node.", "namespace", "node")
-WORKLOAD_PODS = gauge(
-    "honeydue_kube_workload_pods",
-    "Pods of a per-node workload (api, traefik) on each node, by readiness.",
-    "namespace", "workload", "node", "ready",
-)
-DEPLOYMENT_EXISTS = gauge("honeydue_kube_deployment_exists", "Whether the configured deployment exists.",
-                          "namespace", "deployment")
-SPEC_REPLICAS = gauge("honeydue_kube_deployment_spec_replicas", "Desired replicas.", "namespace", "deployment")
-AVAILABLE = gauge(
-    "honeydue_kube_deployment_status_replicas_available", "Available replicas.", "namespace", "deployment"
-)
-UPDATED = gauge("honeydue_kube_deployment_status_replicas_updated", "Replicas at the current template.",
-                "namespace", "deployment")
-READY = gauge("honeydue_kube_deployment_status_replicas_ready", "Ready replicas.", "namespace", "deployment")
-LAST_ROLLOUT = gauge(
-    "honeydue_kube_deployment_last_rollout_timestamp_seconds",
-    "Unix time of the deployment's last rollout progress (Progressing condition lastUpdateTime).",
-    "namespace", "deployment",
-)
-RESOURCE_LIMITS = gauge(
-    "honeydue_kube_pod_container_resource_limits",
-    "A container's CPU (cores) and memory (bytes) limit from its pod spec (kube-state-metrics shape).",
-    "namespace", "pod", "container", "resource", "unit",
-)
-RESOURCE_REQUESTS = gauge(
-    "honeydue_kube_pod_container_resource_requests",
-    "A container's CPU (cores) and memory (bytes) request from its pod spec (kube-state-metrics shape).",
-    "namespace", "pod", "container", "resource", "unit",
-)
-APISERVICE_AVAILABLE = gauge(
-    "honeydue_kube_apiservice_available",
-    "Whether the APIService's Available condition is True (0 also when it is missing).",
-    "apiservice",
-)
-
-
-CONDITION_STATUSES = ("true", "false", "unknown")
-MAJOR_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
-
 
 # --- probes ----------------------------------------------------------------------------------
 class ApiProbe(KubeProbe):
@@ -161,12 +61,7 @@ class ApiProbe(KubeProbe):
     kind = "kubernetes_api"
 
     async def _collect(self) -> Samples:
-        body = await self.kube.read_json("version", "", "/version/")
-        s = Samples()
-        s.add(CONFIG_INFO, source=self.kube.source)
-        s.add(API_UP, 1)
-        s.add(APISERVER_VERSION, version=str(body.get("gitVersion", "unknown")))
-        return s
+        return version_samples(self.kube.source, await self.kube.read_json("version", "", "/version/"))
 
     def failed(self, reason: str) -> Samples:
         s = Samples()
@@ -204,65 +99,25 @@ class NodesProbe(KubeProbe):
             results = await self._settle(checks, cancelled=isinstance(exc, asyncio.CancelledError))
             if results is not None:
                 self._evidence.add(ETCD_QUORUM, quorum)
-                self._add_readyz(self._evidence, known, results)
+                self._evidence.extend(readyz_samples(known, results))
             raise
-        s = Samples()
-        redis_key, _, redis_value = cfg.redis_node_label.partition("=")
-        cp_total = cp_ready = 0
-        redis_nodes = 0
-        servers: list[tuple[str, str]] = []
-        for node in sorted(nodes, key=object_name):
-            name = object_name(node)
-            labels = node.get("metadata", {}).get("labels") or {}
-            status = node.get("status") or {}
-            conditions = {
-                c.get("type"): str(c.get("status", "Unknown")).lower() for c in status.get("conditions") or []
-            }
-            for condition in sorted(set(MAJOR_CONDITIONS) & set(conditions) | {"Ready"}):
-                current = conditions.get(condition, "unknown")
-                for st in CONDITION_STATUSES:
-                    s.add(NODE_CONDITION, 1 if current == st else 0, node=name, condition=condition, status=st)
-            ready = conditions.get("Ready") == "true"
-            s.add(NODE_UNSCHEDULABLE, 1 if (node.get("spec") or {}).get("unschedulable") else 0, node=name)
-            node_info = status.get("nodeInfo") or {}
-            internal_ip = next((a.get("address", "") for a in status.get("addresses") or []
-                                if a.get("type") == "InternalIP"), "")
-            s.add(NODE_INFO, node=name, kubelet_version=str(node_info.get("kubeletVersion", "")),
-                  container_runtime_version=str(node_info.get("containerRuntimeVersion", "")),
-                  kernel_version=str(node_info.get("kernelVersion", "")),
-                  os_image=str(node_info.get("osImage", "")), internal_ip=internal_ip)
-            for key in sorted(labels):
-                if key.startswith("node-role.kubernetes.io/"):
-                    s.add(NODE_ROLE, 1, node=name, role=key.removeprefix("node-role.kubernetes.io/"))
-            if cfg.control_plane_label in labels:
-                cp_total += 1
-                cp_ready += int(ready)
-                if internal_ip:
-                    servers.append((name, internal_ip))
-            if labels.get(redis_key) == redis_value:
-                redis_nodes += 1
-                s.add(REDIS_NODE_READY, 1 if ready else 0, node=name)
-        s.add(CP_NODES, cp_total)
-        s.add(CP_READY, cp_ready)
-        self._quorum = cfg.etcd_quorum or (cp_total // 2 + 1 if cp_total else 1)
-        self._servers = servers
-        s.add(ETCD_QUORUM, self._quorum)
-        s.add(REDIS_NODES, redis_nodes)
+        view = nodes_samples(nodes, cfg.control_plane_label, cfg.redis_node_label, cfg.etcd_quorum)
+        s, servers = view.samples, view.servers
+        self._quorum, self._servers = view.quorum, servers
         if checks is not None and servers == known:
             results = await checks
         else:  # the first run, or the servers changed: ask the servers of this list
             if checks is not None:
                 checks.cancel()
             results = await self._check_readyz(servers)
-        self._add_readyz(s, servers, results)
+        s.extend(readyz_samples(servers, results))
         return s
 
-    async def _check_readyz(self, servers: list[tuple[str, str]]) -> list[tuple[bool, bool, str]]:
+    async def _check_readyz(self, servers: list[tuple[str, str]]) -> list[Readyz]:
         return list(await asyncio.gather(*(self._readyz(ip) for _, ip in servers)))
 
     @staticmethod
-    async def _settle(checks: asyncio.Future[list[tuple[bool, bool, str]]] | None,
-                      cancelled: bool) -> list[tuple[bool, bool, str]] | None:
+    async def _settle(checks: asyncio.Future[list[Readyz]] | None, cancelled: bool) -> list[Readyz] | None:
         """The readyz answers to publish when the node list failed: awaited (each check ends by readyz_timeout),
         or, when the run itself is cancelled by its timeout, those already in (never waited for)."""
         if checks is None:
@@ -274,19 +129,12 @@ class NodesProbe(KubeProbe):
             return None
         return await checks
 
-    def _add_readyz(self, s: Samples, servers: list[tuple[str, str]], results: list[tuple[bool, bool, str]]) -> None:
-        for (name, _), (answered, ok, reason) in zip(servers, results, strict=True):
-            s.add(READYZ_UP, 1 if answered else 0, node=name)
-            s.add(ETCD_READY, 1 if ok else 0, node=name)
-            if reason:
-                s.add(READYZ_ERROR, node=name, reason=reason)
-
     def failed(self, reason: str) -> Samples:
         s = super().failed(reason)
         s.extend(self._evidence)
         return s
 
-    async def _readyz(self, ip: str) -> tuple[bool, bool, str]:
+    async def _readyz(self, ip: str) -> Readyz:
         """(answered with a verdict, etcd ok, reason when no verdict) for one server node."""
         scheme = self.kube.host.split("://", 1)[0]
         host = f"{scheme}://{_bracket(ip)}:{self.kube.cfg.apiserver_port}"
@@ -317,50 +165,14 @@ class PodsProbe(KubeProbe):
         )
 
     async def _collect(self) -> Samples:
-        ns = self.namespace
         s = Samples()
-        nodes: set[str] = set()
-        evicted: dict[str, int] = {}
-        workload_pods: dict[tuple[str, str, bool], int] = {}
-        async for pods in self.kube.list_pages("pods", ns, "/api/v1/namespaces/{namespace}/pods"):
-            for pod in pods:  # one page at a time: memory holds a page, not the namespace
-                name = object_name(pod)
-                meta = pod.get("metadata") or {}
-                status = pod.get("status") or {}
-                node = str((pod.get("spec") or {}).get("nodeName") or "")
-                if node:
-                    nodes.add(node)
-                kind, workload = _workload(meta)
-                s.add(POD_INFO, namespace=ns, pod=name, node=node, workload_kind=kind, workload=workload)
-                reason = status.get("reason")
-                if reason:
-                    s.add(POD_REASON, 1, namespace=ns, pod=name, reason=str(reason))
-                    if reason == "Evicted":
-                        evicted[node] = evicted.get(node, 0) + 1
-                for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-                    container = str(cs.get("name", ""))
-                    s.add(RESTARTS, float(cs.get("restartCount", 0)), namespace=ns, pod=name, container=container)
-                    waiting = (cs.get("state") or {}).get("waiting")
-                    if isinstance(waiting, dict) and waiting.get("reason"):
-                        s.add(WAITING, 1, namespace=ns, pod=name, container=container, reason=str(waiting["reason"]))
-                    terminated = (cs.get("lastState") or {}).get("terminated")
-                    if isinstance(terminated, dict) and terminated.get("reason"):
-                        s.add(TERMINATED, 1, namespace=ns, pod=name, container=container,
-                              reason=str(terminated["reason"]))
-                        finished = _timestamp(terminated.get("finishedAt"))
-                        if finished is not None:
-                            s.add(TERMINATED_AT, finished, namespace=ns, pod=name, container=container)
-                _add_resources(s, ns, name, pod.get("spec") or {})
-                label = (meta.get("labels") or {}).get(self.kube.cfg.workload_label)
-                if label in self.per_node and node and status.get("phase") in ("Running", "Pending"):
-                    key = (str(label), node, _pod_ready(status))
-                    workload_pods[key] = workload_pods.get(key, 0) + 1
-        for node in sorted(nodes):
-            s.add(EVICTED, evicted.get(node, 0), namespace=ns, node=node)
-            for wl in self.per_node:
-                for ready in (True, False):
-                    s.add(WORKLOAD_PODS, workload_pods.get((wl, node, ready), 0), namespace=ns, workload=wl,
-                          node=node, ready=str(ready).lower())
+        tally = PodTally()
+        async for page in self.kube.list_pages("pods", self.namespace, "/api/v1/namespaces/{namespace}/pods"):
+            # one page at a time: memory holds a page, not the namespace
+            samples, counted = pods_samples(self.namespace, page, self.kube.cfg.workload_label, self.per_node)
+            s.extend(samples)
+            tally.update(counted)
+        s.extend(pod_totals(self.namespace, tally, self.per_node))
         return s
 
 
@@ -383,21 +195,7 @@ class DeploymentsProbe(KubeProbe):
             found = [item async for page in self.kube.list_pages(
                 "deployments", ns, "/apis/apps/v1/namespaces/{namespace}/deployments",
                 [("fieldSelector", f"metadata.name={name}")]) for item in page]
-            deployment = next((d for d in found if object_name(d) == name), None)
-            s.add(DEPLOYMENT_EXISTS, 1 if deployment else 0, namespace=ns, deployment=name)
-            if deployment is None:
-                continue
-            spec = deployment.get("spec") or {}
-            status = deployment.get("status") or {}
-            labels = {"namespace": ns, "deployment": name}
-            s.add(SPEC_REPLICAS, float(spec.get("replicas", 1)), **labels)
-            s.add(AVAILABLE, float(status.get("availableReplicas", 0)), **labels)
-            s.add(UPDATED, float(status.get("updatedReplicas", 0)), **labels)
-            s.add(READY, float(status.get("readyReplicas", 0)), **labels)
-            progressing = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), None)
-            stamp = _timestamp((progressing or {}).get("lastUpdateTime"))
-            if stamp is not None:
-                s.add(LAST_ROLLOUT, stamp, **labels)
+            s.extend(deployment_samples(ns, name, next((d for d in found if object_name(d) == name), None)))
         return s
 
 
@@ -415,17 +213,13 @@ class ApiServicesProbe(KubeProbe):
         for name in self.kube.cfg.apiservices:
             try:
                 path = f"/apis/apiregistration.k8s.io/v1/apiservices/{quote(name, safe='')}"
-                body = await self.kube.read_json("apiservices", "", path)
+                body: JSON | None = await self.kube.read_json("apiservices", "", path)
             except KubeRequestError as exc:
                 if exc.reason != "not_found":
                     raise
-                s.add(APISERVICE_AVAILABLE, 0, apiservice=name)
-                continue
-            conditions = (body.get("status") or {}).get("conditions") or []
-            available = any(c.get("type") == "Available" and c.get("status") == "True" for c in conditions)
-            s.add(APISERVICE_AVAILABLE, 1 if available else 0, apiservice=name)
+                body = None
+            s.extend(apiservice_samples(name, body))
         return s
-
 
 
 class DisabledProbe(Probe):
@@ -442,9 +236,7 @@ class DisabledProbe(Probe):
         self.off = off_reason(cfg)
 
     async def collect(self) -> Samples:
-        s = Samples()
-        s.add(CONFIG_INFO, source="none")
-        return s
+        return Samples.of(CONFIG_INFO, source="none")
 
     def failed(self, reason: str) -> Samples:
         return Samples()
@@ -456,44 +248,6 @@ class DisabledProbe(Probe):
 # --- helpers ---------------------------------------------------------------------------------
 def _bracket(ip: str) -> str:
     return f"[{ip}]" if ":" in ip else ip
-
-
-def _workload(meta: dict[str, Any]) -> tuple[str, str]:
-    """The pod's owning workload: a ReplicaSet's Deployment by the pod-template-hash suffix."""
-    owners = meta.get("ownerReferences") or []
-    owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
-    if not owner:
-        return "Pod", str(meta.get("name", ""))
-    kind, name = str(owner.get("kind", "")), str(owner.get("name", ""))
-    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
-    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
-        return "Deployment", name.removesuffix(f"-{template_hash}")
-    return kind, name
-
-
-def _add_resources(s: Samples, ns: str, pod: str, spec: dict[str, Any]) -> None:
-    """CPU and memory limits and requests of the pod's containers (the CPU-bound ratio's denominator)."""
-    for c in spec.get("containers") or []:
-        resources = c.get("resources") or {}
-        for family, key in ((RESOURCE_LIMITS, "limits"), (RESOURCE_REQUESTS, "requests")):
-            values = resources.get(key) or {}
-            for resource, unit in (("cpu", "core"), ("memory", "byte")):
-                if resource in values:
-                    s.add(family, kube_metrics.parse_quantity(values[resource]), namespace=ns, pod=pod,
-                          container=str(c.get("name", "")), resource=resource, unit=unit)
-
-
-def _pod_ready(status: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
-def _timestamp(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")))
-    except ValueError:
-        return None
 
 
 def _probe_suffix(namespace: str) -> str:

@@ -61,7 +61,7 @@ class DashboardCheck:
     # defaults to 5m, which would still show an alert resolved minutes ago (vmalert 1.79 writes no
     # staleness marker when an ALERTS series ends).
     step: str = "15s"
-    # The drill's range window: its rules read `[30s]` and `offset 30s` for the chapter's `[10m]`, so a
+    # The drill's range window: its rules read `[20s]` and `offset 20s` for the chapter's `[10m]`, so a
     # panel is read the same way (production's `x - x offset 10m` has no data in a drill minutes long).
     window: str | None = None
 

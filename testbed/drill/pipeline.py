@@ -52,7 +52,9 @@ class Timing:
     """The pipeline's clocks. Alerts fire within for + 2 scrapes + 1 evaluation (+ VM's latency offset)."""
 
     alert_for: str = "10s"
-    range_window: str = "30s"
+    # Windowed alerts resolve one window after the fault ends; the shortest window still holding a transient
+    # fault (the obs box away 20 s: vmagent's errors) past the alert's `for` with margin (fired 11.7 s after).
+    range_window: str = "20s"
     scrape_interval: float = 2.0
     evaluation_interval: float = 2.0
     probe_interval: float = 1.0

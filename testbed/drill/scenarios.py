@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,11 @@ NEW_API_IMAGE = f"{workloads.REGISTRY}/api:1.4.3"
 # (toleration 10 s + start), which outlasts the drill's 10 s `for` on a loaded machine (production: 300 s
 # tolerations, for 15m).
 NODE_LOSS_CONSEQUENCES = ("WorkloadPodNotReadyOnNode", "HoneydueDeploymentReplicasMismatch")
+# What a Kubernetes scenario touches, so two share a wave only when they touch nothing in common: etcd, the
+# nodes, the api pods (their placement, readiness and containers), the api Deployment's rollout (its
+# template and replica counts), metrics-server's view. The quorum loss touches them all.
+KUBE_ETCD, KUBE_NODES, KUBE_API_PODS, KUBE_ROLLOUT, KUBE_METRICS = (
+    "kube-etcd", "kube-nodes", "kube-api-pods", "kube-api-rollout", "kube-metrics")
 # When quorum returns, no Lease was renewed during the outage: the node lifecycle controller may mark any
 # node, the Redis node included, NotReady until its kubelet's next status (10 s here). Production's 50 s
 # grace and 2m `for` keep that blip quiet; the drill's compressed clocks may not.
@@ -103,8 +109,11 @@ def _kube_reset(p: Pipeline) -> None:
 
 
 def _rollout_undo(p: Pipeline) -> None:
+    """`kubectl rollout undo`, then the registry serves the new image again; only the rollout is undone (a
+    whole reset would also end the CPU-bound scenario that shares the wave)."""
     p.kube.set_image("honeydue", "api", workloads.API_IMAGE)
-    p.kube.reset()
+    p.kube.runtime.registry_serves(NEW_API_IMAGE, True)
+    p.kube.wait_healthy(120)
 
 
 def _noeviction(p: Pipeline) -> None:
@@ -259,14 +268,14 @@ SCENARIOS: tuple[Scenario, ...] = (
              failure_mode="cf-global-outage"),
     Scenario("kube-nic-failure", "Kubernetes: a server node's NIC fails (kubelet, etcd member, API server silent)",
              ("HoneydueNodeNotReady",), _nic_down, _nic_up, tolerated=NODE_LOSS_CONSEQUENCES,
-             resources=frozenset({"kube"}), delay=8.0,
+             resources=frozenset({KUBE_ETCD, KUBE_NODES, KUBE_API_PODS, KUBE_ROLLOUT, KUBE_METRICS}), delay=8.0,
              note="NotReady comes from kube-controller-manager after --node-monitor-grace-period (8 s here, 50 s "
                   "by default)",
              failure_mode="one-node-nic-fails"),
     Scenario("kube-quorum-lost", "Kubernetes: two etcd members die (quorum lost)", ("KubeEtcdQuorumLost",),
              lambda p: p.kube.lose_quorum(), _quorum_back,
              tolerated=("KubeApiserverEtcdCheckFailing", "KubeAPIUnreachable", *QUORUM_RETURN_CONSEQUENCES),
-             resources=frozenset({"kube"}),
+             resources=frozenset({KUBE_ETCD, KUBE_NODES, KUBE_API_PODS, KUBE_ROLLOUT, KUBE_METRICS}),
              note="lists wait on etcd and time out from the first run (KubeAPIUnreachable, same runbook section, "
                   "inhibited once the quorum page fires); after about 30 s the watch caches answer 429 "
                   "storage_unavailable; the servers' failing etcd checks are the evidence throughout "
@@ -275,18 +284,21 @@ SCENARIOS: tuple[Scenario, ...] = (
              failure_mode="two-nodes-fail"),
     Scenario("kube-bad-rollout", "Kubernetes: api rolled out with an image the registry cannot serve",
              ("HoneydueRolloutStuck", "KubePodImagePullBackOff"), _bad_rollout, _rollout_undo,
-             tolerated=("WorkloadPodNotReadyOnNode", "HoneydueDeploymentReplicasMismatch"), resources=frozenset({"kube"}),
+             tolerated=("WorkloadPodNotReadyOnNode", "HoneydueDeploymentReplicasMismatch"),
+             resources=frozenset({KUBE_ROLLOUT}),  # maxUnavailable 0: the old api pods keep serving, untouched
              failure_mode="gitea-registry-unreachable"),
     Scenario("kube-api-crashloop", "Kubernetes: every api pod crash-looping",
              ("ApiAllReplicasCrashLooping", "ApiPodCrashLooping"),
              lambda p: p.kube.runtime.crash(workloads.API_IMAGE), _kube_reset,
-             tolerated=("WorkloadPodNotReadyOnNode", "HoneydueDeploymentReplicasMismatch"), resources=frozenset({"kube"}),
+             tolerated=("WorkloadPodNotReadyOnNode", "HoneydueDeploymentReplicasMismatch"),
+             resources=frozenset({KUBE_API_PODS, KUBE_ROLLOUT}),
              failure_mode="api-pod-panics"),
     Scenario("kube-api-cpu-bound", "Kubernetes: every api container burns 0.95 of its 1-core CPU limit",
              ("KubeContainerCpuBound",), lambda p: p.kube.use_cpu(workloads.API_IMAGE, 0.95),
-             lambda p: p.kube.use_cpu(workloads.API_IMAGE, None), resources=frozenset({"kube"}), delay=30.0,
+             lambda p: p.kube.use_cpu(workloads.API_IMAGE, None), resources=frozenset({KUBE_API_PODS, KUBE_METRICS}),
+             delay=20.0,
              note="seen through the real metrics-server, which averages each pod's CPU over 10 s scrapes of the "
-                  "kubelets: the rule's 30 s average needs ~30 s of busy samples before its `for` starts",
+                  "kubelets: the rule's 20 s average needs ~20 s of busy samples before its `for` starts",
              failure_mode="everything-is-slow"),
     Scenario("obs-unreachable", "victoria-metrics (obs box) unreachable for vmagent for 20 s",
              ("VmagentRemoteWriteErrors",), _vm_outage, _nothing,
@@ -327,6 +339,7 @@ class Runner:
         self.resolve_timeout = 3 * float(t.range_window.rstrip("s")) + 60
         self.dashboard = DashboardCheck(pipeline.vm.url, window=t.range_window)
         self.healthy_at: float | None = None
+        self.quiet_since: float | None = None  # wall-clock start of the quiet the warm-up waited for
 
     def _firing(self) -> set[str]:
         return {n.name for n in self.p.webhook.firing_now().values()}
@@ -338,18 +351,20 @@ class Runner:
         while time.monotonic() < deadline:
             firing = self._firing()
             if WATCHDOG in firing and firing == {WATCHDOG}:
-                quiet_since = quiet_since or time.monotonic()
+                if quiet_since is None:
+                    quiet_since, self.quiet_since = time.monotonic(), time.time()
                 if time.monotonic() - quiet_since >= self.p.timing.fire_bound:
                     return
             else:
-                quiet_since = None
+                quiet_since = self.quiet_since = None
             time.sleep(0.5)
         raise TimeoutError(f"pipeline not quiet after {timeout:g}s: firing {sorted(self._firing())}")
 
     def healthy_period(self, seconds: float) -> set[str]:
-        """Alerts other than the Watchdog that fired while nothing was broken (must be empty)."""
-        started = time.time()
-        time.sleep(seconds)
+        """Alerts other than the Watchdog that fired while nothing was broken (must be empty). The period starts
+        when the warm-up found the pipeline quiet (the quiet it waited for is part of it), else now."""
+        started = self.quiet_since or time.time()
+        time.sleep(max(0.0, started + seconds - time.time()))
         fired = {n.name for n in self.p.webhook.since(started) if n.status == "firing"}
         if WATCHDOG not in self._firing():
             fired.add("(Watchdog not firing)")
@@ -380,29 +395,48 @@ class Runner:
         allowed = {WATCHDOG}.union(*(set(s.expected) | set(s.tolerated) for s in wave))
         start = time.time()
         injected: dict[str, float] = {}
-        for s in wave:
+
+        def inject(s: Scenario) -> None:
             self.progress(f"inject   {s.id}: {s.failure}")
             s.inject(self.p)
             injected[s.id] = time.time()  # the failure is in place once inject returns
-        deadline = time.monotonic() + self.fire_timeout
-        while time.monotonic() < deadline:
-            for n in self.p.webhook.since(start):
-                if n.status != "firing":
-                    continue
-                for s in wave:
-                    r = results[s.id]
-                    if n.name in s.expected and n.name not in r.fired:
-                        r.fired[n.name] = n.received - injected[s.id]
-                        self._check(r, n)
-                        self.progress(f"fired    {n.name} after {r.fired[n.name]:.1f}s")
-            if all(len(results[s.id].fired) == len(s.expected) for s in wave):
-                break
-            time.sleep(0.5)
+
         recovered: dict[str, float] = {}
-        for s in wave:
+
+        def recover(s: Scenario) -> None:
             self.progress(f"recover  {s.id}")
             recovered[s.id] = time.time()
             s.recover(self.p)
+
+        # Side by side: their resources are disjoint, and a slow injection (the cron scenario waits for the
+        # scheduler's refusals) must not hold back the others'. Each scenario recovers as soon as all its alerts
+        # have fired, not when the wave's slowest has: an alert that ends on its own (RedisRestartedEmpty's
+        # hold) must be recovered from before it does.
+        with ThreadPoolExecutor(len(wave)) as pool:
+            list(pool.map(inject, wave))
+            recovering: dict[str, Future[None]] = {}
+            deadline = time.monotonic() + self.fire_timeout
+            while time.monotonic() < deadline:
+                for n in self.p.webhook.since(start):
+                    if n.status != "firing":
+                        continue
+                    for s in wave:
+                        r = results[s.id]
+                        if n.name in s.expected and n.name not in r.fired:
+                            r.fired[n.name] = n.received - injected[s.id]
+                            self._check(r, n)
+                            self.progress(f"fired    {n.name} after {r.fired[n.name]:.1f}s")
+                for s in wave:
+                    if s.id not in recovering and len(results[s.id].fired) == len(s.expected):
+                        recovering[s.id] = pool.submit(recover, s)
+                if len(recovering) == len(wave):
+                    break
+                time.sleep(0.5)
+            for s in wave:  # what did not fire in time is recovered from all the same
+                if s.id not in recovering:
+                    recovering[s.id] = pool.submit(recover, s)
+            for future in recovering.values():
+                future.result()
         deadline = time.monotonic() + self.resolve_timeout
         while time.monotonic() < deadline:
             for n in self.p.webhook.since(min(recovered.values())):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from testbed.kube.pki import CertFiles, CertificateAuthority
 from testbed.kube.rest import ApiError, Rest
+from testbed.kubeconfig import write_kubeconfig
 from testbed.paths import PEERS_BIN as REPO_BIN
 from testbed.procs import free_port, require_binary, stop_process
 
@@ -102,6 +103,13 @@ class Process:
             stop_process(self.proc, timeout=15)
             self.proc = None
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting (`stop` then waits)."""
+        if self.running:
+            assert self.proc is not None
+            self.thaw()
+            self.proc.terminate()
+
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
@@ -168,14 +176,9 @@ class ControlPlane:
         return self.ca.issue(name, user, groups, client=True)
 
     def kubeconfig(self, path: Path, cert: CertFiles, index: int = 0) -> Path:
-        path.write_text(
-            "apiVersion: v1\nkind: Config\n"
-            f"clusters: [{{name: drill, cluster: {{server: '{self.api_url(index)}', "
-            f"certificate-authority: '{self.ca.cert_path}'}}}}]\n"
-            f"users: [{{name: u, user: {{client-certificate: '{cert.cert}', client-key: '{cert.key}'}}}}]\n"
-            "contexts: [{name: drill, context: {cluster: drill, user: u}}]\ncurrent-context: drill\n"
-        )
-        return path
+        """A kubeconfig of node `index`'s API server for the client certificate `cert`."""
+        return write_kubeconfig(path, self.api_url(index), ca=self.ca.cert_path, client_cert=cert.cert,
+                                client_key=cert.key)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self, progress: Callable[[str], None] = lambda _: None) -> None:
@@ -192,10 +195,17 @@ class ControlPlane:
             raise
 
     def stop(self) -> None:
-        """Stop every process, newest first (never raises)."""
-        for proc in reversed(self._started):
-            with contextlib.suppress(Exception):
-                proc.stop()
+        """Stop every process (never raises): the controller manager and the API servers together, then the
+        etcd members together, each group signalled at once and then waited for (one by one, their graceful
+        shutdowns added up to seconds)."""
+        procs = list(dict.fromkeys(reversed(self._started)))
+        for group in ([p for p in procs if p not in self.etcd], [p for p in procs if p in self.etcd]):
+            for proc in group:
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            for proc in group:
+                with contextlib.suppress(Exception):
+                    proc.stop()
         self._started.clear()
 
     def cleanup(self) -> None:

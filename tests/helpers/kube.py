@@ -17,14 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed.exporter import ExporterProcess
+from testbed.exporter import ExporterProcess, Metrics
 from testbed.kube.cluster import NETCHECK_SERVICE_ACCOUNT, REPO, KubeCluster
 from testbed.kube.control_plane import NODE_NAMES, REPO_BIN, kube_binary
 from testbed.kube.incluster import in_pod, kubernetes_config, service_env
 
 from tests.helpers.servers import require_binary
 
-Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
 KUBE_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 NETCHECK_CONFIG = REPO / "deploy" / "base" / "netcheck.yml"
 
@@ -145,11 +144,6 @@ def select(m: Metrics, name: str, **labels: str) -> dict[frozenset[tuple[str, st
     return {lab: v for (n, lab), v in m.items() if n == name and want <= lab}
 
 
-def sample(m: Metrics, name: str, **labels: str) -> float | None:
-    """The sample with exactly these labels (None when absent)."""
-    return m.get((name, frozenset(labels.items())))
-
-
 @dataclass
 class Expect:
     """Exact exporter values, checked together against one scrape."""
@@ -159,7 +153,7 @@ class Expect:
     def value(self, name: str, expected: float | None, **labels: str) -> Expect:
         """The sample with exactly these labels has this value (None: no such sample)."""
         def check(m: Metrics) -> str | None:
-            got = sample(m, name, **labels)
+            got = m.get((name, frozenset(labels.items())))
             return None if got == expected else f"{name}{labels} = {got}, want {expected}"
         self.checks.append(check)
         return self

@@ -19,16 +19,14 @@ from __future__ import annotations
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from testbed.exporter import ExporterProcess
+from testbed.exporter import ExporterProcess, Metrics
 from testbed.kube.control_plane import NODE_NAMES
 
-from tests.helpers.kube import Metrics
 from tests.helpers.servers import require_binary
 from tests.incidents import cluster, faults, suite
 
@@ -194,11 +192,22 @@ class Verdict:
         return out
 
 
-def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe_every: str = "",
-             since: int | None = None) -> Verdict:
-    """Run the recording, on incident `incident_id`'s timeline up to its expectation time `at`, through both
-    engines and Alertmanager. With `since` (a `Recorder.mark()`), the fault is the scrapes from there on: a
-    later phase of the failure as if it had shown from the start."""
+@dataclass
+class Replay:
+    """A recording put on its incident's timeline, ready for the rules (`evaluate_all`)."""
+
+    name: str
+    case: suite.Variant  # the synthetic incident: the recording on the incident's timeline
+    source: suite.Incident
+    at: int
+    fault_step: int
+
+
+def replay(recorder: Recorder, incident_id: str, at: str, probe_every: str = "", since: int | None = None,
+           name: str = "") -> Replay:
+    """The recording on incident `incident_id`'s timeline up to its expectation time `at`. With `since` (a
+    `Recorder.mark()`), the fault is the scrapes from there on: a later phase of the failure as if it had shown
+    from the start. `name` (default: the incident's id) names it among the replays evaluated together."""
     source = suite.load(suite.INCIDENTS / f"{incident_id}.yml")
     assert source.step == STEP, f"{incident_id}: step {source.step}s, the recordings use {STEP}s"
     t_at = suite.seconds(at)
@@ -215,8 +224,9 @@ def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe
         kube = healthy if k < k0 else fault[taken - k0]
         values, scraped = _model_values(model[min(k, k_at)], k)
         per_step.append(values | kube_values(kube, taken * STEP) if scraped else values)
+    name = name or incident_id
     synthetic = suite.Incident(
-        id=f"real-{incident_id}", title=f"the real cluster's {incident_id}", failure_mode=source.failure_mode,
+        id=f"real-{name}", title=f"the real cluster's {name}", failure_mode=source.failure_mode,
         step=STEP, duration=(total - 1) * STEP, initial={}, timeline=[],
         expect={(total - 1) * STEP: source.expect[t_at]}, placement=source.placement,
         probe_every=suite.seconds(probe_every) if probe_every else 0,
@@ -224,17 +234,29 @@ def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe
     states = [model[min(k, k_at)] for k in range(total)]
     silent = [not cluster.vmagent_writes(s) for s in states]
     case = suite.Variant(synthetic, source.placement, suite.rows_of(per_step, silent), faults.pages_due(states, STEP))
+    return Replay(name, case, source, t_at, k0)
+
+
+def evaluate_all(replays: list[Replay], workdir: Path) -> dict[str, Verdict]:
+    """Every replay through both engines (one promtool and one vmalert-tool run for all) and one Alertmanager."""
     workdir.mkdir(parents=True, exist_ok=True)
     promtool = require_binary("promtool")
     vmalert_tool = require_binary("vmalert-tool", str(VMALERT_TOOL))
-    with ThreadPoolExecutor(1) as pool:
-        promql_run = pool.submit(suite.evaluate, "promtool", promtool, workdir, [case], RULE_FILES)
-        metricsql = suite.evaluate("vmalert-tool", vmalert_tool, workdir, [case], RULE_FILES)
-        promql = promql_run.result()
-    points = {engine: suite.checkpoints(case, firing, engine)
-              for engine, firing in (("promql", promql), ("metricsql", metricsql))}
+    cases = [r.case for r in replays]
+    by_tool = suite.evaluate_all({"promtool": promtool, "vmalert-tool": vmalert_tool}, workdir, cases, RULE_FILES)
+    promql, metricsql = by_tool["promtool"], by_tool["vmalert-tool"]
+    points = {(engine, r.name): suite.checkpoints(r.case, firing, engine)
+              for engine, firing in (("promql", promql), ("metricsql", metricsql)) for r in replays}
     suite.deliver(workdir, [p for ps in points.values() for p in ps], RULE_FILES)
-    return Verdict(case, source, t_at, promql, metricsql, points, k0)
+    return {r.name: Verdict(r.case, r.source, r.at, promql, metricsql,
+                            {engine: points[(engine, r.name)] for engine in ("promql", "metricsql")}, r.fault_step)
+            for r in replays}
+
+
+def evaluate(recorder: Recorder, incident_id: str, at: str, workdir: Path, probe_every: str = "",
+             since: int | None = None) -> Verdict:
+    """One recording through both engines and Alertmanager (see `replay`)."""
+    return evaluate_all([replay(recorder, incident_id, at, probe_every, since)], workdir)[incident_id]
 
 
 def record(exporter: ExporterProcess, every: float = 2.0) -> Recorder:
@@ -246,7 +268,34 @@ def alerts_as_expected(recording: Recorder, incident: str, at: str, tmp_path: Pa
     """The shipped rules over the recording deliver what rules/incidents/<incident>.yml expects at `at`."""
     workdir = tmp_path / ("alerts" if since is None else f"alerts-since-{since}")
     verdict = evaluate(recording, incident, at, workdir, probe_every, since)
-    problems = verdict.problems()
-    assert not problems, f"{incident} at {at}:\n  " + "\n  ".join(problems)
-    print(f"\n{incident} at {at}: {sorted(map(str, verdict.delivered('metricsql')))}")
+    assert_as_expected(verdict, f"{incident} at {at}")
     return verdict
+
+
+def assert_as_expected(verdict: Verdict, what: str) -> None:
+    problems = verdict.problems()
+    assert not problems, f"{what}:\n  " + "\n  ".join(problems)
+    print(f"\n{what}: {sorted(map(str, verdict.delivered('metricsql')))}")
+
+
+class Replays:
+    """The recordings of a module's scenarios, evaluated together once the scenarios have run: one promtool,
+    one vmalert-tool and one Alertmanager for all of them instead of one each (the incident suite's way)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.pending: dict[str, Replay] = {}
+        self._verdicts: dict[str, Verdict] | None = None
+
+    def add(self, recording: Recorder, incident: str, at: str, probe_every: str = "", since: int | None = None,
+            name: str = "") -> None:
+        """Keep the recording (as it is now) for evaluation against `incident` at `at`."""
+        r = replay(recording, incident, at, probe_every, since, name)
+        assert r.name not in self.pending, f"{r.name} recorded twice"
+        self.pending[r.name] = r
+
+    def verdict(self, name: str) -> Verdict:
+        if self._verdicts is None:
+            self._verdicts = evaluate_all(list(self.pending.values()), self.workdir) if self.pending else {}
+        assert name in self._verdicts, f"{name}: no recording (its scenario test failed before recording it)"
+        return self._verdicts[name]
