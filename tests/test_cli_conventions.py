@@ -49,8 +49,8 @@ def test_flags_after_the_subcommand_and_the_exposition_conventions(tmp_path: Pat
     proc = exporter(tmp_path, "--log.level", "info")
     env_port = free_port()  # the environment says another port: the flag wins
     proc.env = {"HONEYDUE_SERVER__PORT": str(env_port)}
-    proc.start()
     try:
+        proc.start()
         proc.wait_for("honeydue_probe_failures_total", 1.0, 20, probe="redis", reason="refused")
         m = proc.metrics()
         assert m[("process_resident_memory_bytes", frozenset())] > 10 * 1024 * 1024
@@ -81,8 +81,8 @@ def test_flags_after_the_subcommand_and_the_exposition_conventions(tmp_path: Pat
 
 def test_log_level_flag_and_text_timestamps(tmp_path: Path) -> None:
     proc = exporter(tmp_path, "--log.level", "warn", "--log.format", "text")
-    proc.start()
     try:
+        proc.start()
         proc.wait_for("honeydue_probe_success", 0.0, 20, probe="redis")
     finally:
         proc.stop()

@@ -91,8 +91,8 @@ def tls_exporter(tmp_path: Path, pki: Pki) -> Iterator[ExporterProcess]:
     exporter = ExporterProcess(config_path=exporter_config(tmp_path / "config.yml"), log_path=tmp_path / "exporter.log",
                                args=("--web.config.file", str(web)), ssl_context=pki.client_context(),
                                headers={"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()})
-    exporter.start()
     try:
+        exporter.start()
         yield exporter
     finally:
         exporter.stop()
@@ -148,8 +148,8 @@ def test_client_certificates_refused_in_the_handshake(tmp_path: Path, pki: Pki) 
     web = write_web_config(tmp_path / "web.yml", pki, client_auth="RequireAndVerifyClientCert", users=False)
     exporter = ExporterProcess(config_path=exporter_config(tmp_path / "config.yml", web_config=str(web)),
                                log_path=tmp_path / "exporter.log", ssl_context=pki.client_context(pki.client))
-    exporter.start()
     try:
+        exporter.start()
         url = exporter.url()
         ca = ("--cacert", str(pki.ca.cert_path))
 
