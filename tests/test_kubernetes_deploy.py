@@ -29,7 +29,8 @@ from testbed.kube.cluster import (
     RBAC,
     load_manifests,
 )
-from testbed.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
+from testbed.kube.control_plane import NODE_IPS, NODE_NAMES
+from testbed.manifests import BASE, OVERLAY, build
 
 from exporter.config import KubernetesConfig
 from tests.helpers import kube_alerts
@@ -258,16 +259,18 @@ def test_wrong_token_is_unauthorized(kube: Kube, tmp_path: Path) -> None:
         exporter.stop()
 
 
-# --- deploy/base through the real API server -------------------------------------------------------
-def test_kustomize_build_is_accepted_by_the_api_server(kube: Kube) -> None:
-    """`kustomize build deploy/base` (kustomize built from tests/peers/kube) applied server-side, dry run."""
-    kustomize = require_binary("kustomize", str(REPO_BIN))
-    out = subprocess.run([kustomize, "build", str(REPO / "deploy" / "base")], capture_output=True, text=True,
-                         timeout=60, check=True)
-    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+# --- deploy/ through the real API server -------------------------------------------------------------
+@pytest.mark.parametrize("path", [BASE, OVERLAY], ids=["base", "overlay"])
+def test_kustomize_build_is_accepted_by_the_api_server(kube: Kube, path: Path) -> None:
+    """`kustomize build` of the base and of the example overlay applied server-side (dry run) to the shared
+    cluster, where honeyDue's namespace and the exporter's RBAC exist already (the real apply from an empty
+    cluster: tests/test_kube_overlay.py)."""
+    docs = build(path)
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment",
-                     "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceAccount"], kinds
+    secret = ["Secret"] if path == OVERLAY else []
+    assert kinds == sorted(["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment", "Namespace",
+                            "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceAccount",
+                            *secret]), kinds
     for doc in docs:
         applied = kube.cluster.apply(doc, dry_run=True, field_manager="kubectl")
         assert (applied["kind"], applied["metadata"]["name"]) == (doc["kind"], doc["metadata"]["name"])

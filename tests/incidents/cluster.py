@@ -23,7 +23,7 @@ QUEUES = ("default", "email")
 EXPORTER = {"job": "honeydue-exporter", "instance": "honeydue-exporter", "kubernetes_namespace": "honeydue"}
 # Series named *_timestamp_seconds hold seconds since the tool's step 0; the runner adds the tool's own
 # clock (promtool starts at 1970-01-01, vmalert-tool at 2000-01-01).
-# DNS lookups of the production config (deploy/base/config.yml)
+# DNS lookups of the production config (deploy/overlays/example/config.yml)
 CLUSTER_NAMES = ("api.honeydue.svc.cluster.local", "redis.honeydue.svc.cluster.local")
 HTTP = {  # target -> role, resolved through CoreDNS (a name) or not (an IP literal)
     "www": ("public", True), "origin": ("origin", False), "api_health": ("api_shallow", True),
