@@ -1,4 +1,4 @@
-"""Generate the committed rules/, dashboards/, README tables and docs/configuration.md from the code."""
+"""Generate the committed rules/, dashboards/, deploy/ objects, README tables and docs/configuration.md from the code."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 from exporter.config import DEFAULT_GRAFANA_BASE_URL
 from exporter.render.configdoc import render_configuration
 from exporter.render.dashboards import render_dashboards
+from exporter.render.operators import render_deploy
 from exporter.render.readme import render_readme
-from exporter.render.rules import SHIPPED, RenderOptions, render_rules
+from exporter.render.rules import SHIPPED, RenderOptions, render_rules, rule_groups
 
 __all__ = ["RenderOptions", "render_all", "write_all"]
 
@@ -23,8 +24,12 @@ def render_all(
     files: dict[Path, str] = {}
     for name, text in render_rules(base_url, grafana_url, anchors, options).items():
         files[root / "rules" / name] = text
-    for name, text in render_dashboards(base_url, grafana_url).items():
+    dashboards = render_dashboards(base_url, grafana_url)
+    for name, text in dashboards.items():
         files[root / "dashboards" / name] = text
+    groups = {layer: data for layer, data in rule_groups(base_url, grafana_url, anchors, options).items()}
+    for name, text in render_deploy(groups, dashboards).items():
+        files[root / "deploy" / name] = text
     files[root / "docs" / "configuration.md"] = render_configuration()
     readme = root / "README.md"
     if readme.exists():
