@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from testbed.exporter import ExporterProcess
 from testbed.kube.pki import CertFiles, CertificateAuthority
+from testbed.webconfig import bcrypt_hash
 
 from exporter.config import ConfigError
 from exporter.webconfig import BasicAuthUsers, load_web_config
@@ -34,11 +35,6 @@ from tests.helpers.servers import require_binary
 
 PASSWORD = "Scrape-Pw-6d2e81"
 USER = "vmagent"
-
-
-def bcrypt_hash(password: str, cost: int = 4) -> str:
-    """As `htpasswd -nBC` writes it ($2y$); cost 4 keeps the tests fast (production files use 10 or more)."""
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(cost)).decode().replace("$2b$", "$2y$", 1)
 
 
 class Pki:
@@ -71,7 +67,7 @@ def write_web_config(path: Path, pki: Pki, client_auth: str | None = None, users
     doc: dict[str, Any] = {"tls_server_config": tls,
                            "http_server_config": {"headers": {"X-Content-Type-Options": "nosniff"}}}
     if users:
-        doc["basic_auth_users"] = {USER: bcrypt_hash(PASSWORD)}
+        doc["basic_auth_users"] = {USER: bcrypt_hash(PASSWORD, cost=4)}  # cost 4: fast tests
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -242,7 +238,7 @@ def test_check_config_loads_the_web_config(tmp_path: Path, pki: Pki) -> None:
 
 
 async def test_basic_auth_users_check_and_remember() -> None:
-    users = BasicAuthUsers({USER: SecretStr(bcrypt_hash(PASSWORD)),
+    users = BasicAuthUsers({USER: SecretStr(bcrypt_hash(PASSWORD, cost=4)),
                             "other": SecretStr(bcrypt.hashpw(b"x", bcrypt.gensalt(4)).decode())})  # $2b$ too
 
     def header(user: str, password: str) -> str:

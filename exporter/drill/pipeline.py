@@ -16,7 +16,6 @@ import json
 import logging
 import shutil
 import tempfile
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from testbed.receivers import SmtpSink, WebhookReceiver
 from testbed.residence import admin_dsn, create_residence_tables, database_dsn
 from testbed.standins import HTTP_TARGETS, HttpStandins
 from testbed.vm import VictoriaMetrics, Vmagent, Vmalert
+from testbed.webconfig import WebConfigFiles
 
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
 from exporter.drill.asynqapp import AsynqApp
@@ -89,15 +89,19 @@ class Pipeline:
             path.mkdir(exist_ok=True)
         self.vm = VictoriaMetrics(workdir=parts["vm"])
         self.exporter_port = free_port()
+        # The exporter serves TLS with basic auth from a web config file, as vmagent scrapes it in production.
+        self.web = WebConfigFiles(self.workdir / "web")
         self.vmagent = Vmagent(self.vm.write_url, [f"127.0.0.1:{self.exporter_port}"],
-                               scrape_interval=f"{self.timing.scrape_interval:g}s", workdir=parts["vmagent"])
+                               scrape_interval=f"{self.timing.scrape_interval:g}s", workdir=parts["vmagent"],
+                               tls_ca_file=self.web.ca_file, basic_auth=(self.web.user, self.web.password_file))
         self.alertmanager = Alertmanager(single_route(self.webhook.url), workdir=parts["alertmanager"])
         self.rules_dir = self.workdir / "rules"
         self.vmalert = Vmalert(self.rules_dir, self.vm.url, self.alertmanager.url,
                                evaluation_interval=f"{self.timing.evaluation_interval:g}s", workdir=parts["vmalert"])
         self.database = f"honeydue_drill_{uuid.uuid4().hex[:10]}"
         self.exporter = ExporterProcess(config_path=self.workdir / "exporter.yml", port=self.exporter_port,
-                                        log_path=self.workdir / "exporter.log", args=("--log-format", "text"))
+                                        log_path=self.workdir / "exporter.log", args=("--log-format", "text"),
+                                        ssl_context=self.web.client_context(), headers=self.web.auth_header())
         self.app: AsynqApp | None = None
         self._stops: list[Callable[[], None]] = []
 
@@ -207,7 +211,7 @@ class Pipeline:
                     "sslmode": "disable", "connect_timeout": 0.5, **fast}
 
         return {
-            "server": {"listen_address": "127.0.0.1", "port": self.exporter_port},
+            "server": {"listen_address": "127.0.0.1", "port": self.exporter_port, "web_config": str(self.web.path)},
             "log": {"format": "text", "level": "warning"},
             "redis": {"url": self.redis.url, "restart_hold": t.restart_hold, **fast},
             "postgres": {"pooler": endpoint(self.pooler.port), "direct": endpoint(self.direct.port)},
@@ -232,5 +236,6 @@ class Pipeline:
         self.exporter.config_path.write_text(yaml.safe_dump(self.exporter_config(), sort_keys=False))
 
     def exporter_metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.exporter_port}/metrics", timeout=5) as response:
-            return bytes(response.read()).decode()
+        status, body = self.exporter.get("/metrics")
+        assert status == 200, status
+        return body.decode()
