@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -101,28 +102,46 @@ def dashboard_configmap(dashboards: Mapping[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
 
 
+@dataclass(frozen=True)
+class Operator:
+    """One operator's component: its API, kinds, relabel field names and files."""
+
+    directory: str
+    api: str
+    rule_kind: str
+    service_kind: str
+    pod_kind: str
+    relabel_key: str
+    metric_key: str
+    rules_file: str
+    scrape_file: str
+    doc: str
+
+
+OPERATORS = (
+    Operator("victoria-metrics-operator", VM_API, "VMRule", "VMServiceScrape", "VMPodScrape", "relabelConfigs",
+             "metricRelabelConfigs", "vmrule.yaml", "vmscrape.yaml",
+             "# VictoriaMetrics operator: a VMRule per rules/ file for its VMAlert, a VMServiceScrape (the exporter's\n"
+             "# Service) and a VMPodScrape (the netcheck pods) for its VMAgent. Opt in from an overlay:\n"
+             "#   components: [../../components/victoria-metrics-operator]\n"),
+    Operator("prometheus-operator", PROM_API, "PrometheusRule", "ServiceMonitor", "PodMonitor", "relabelings",
+             "metricRelabelings", "prometheusrule.yaml", "monitors.yaml",
+             "# Prometheus operator: a PrometheusRule per rules/ file, a ServiceMonitor (the exporter's Service) and a\n"
+             "# PodMonitor (the netcheck pods). Your Prometheus' ruleSelector / serviceMonitorSelector /\n"
+             "# podMonitorSelector must match their labels (add yours in the overlay). Opt in from an overlay:\n"
+             "#   components: [../../components/prometheus-operator]\n"),
+)
+
+
 def render_deploy(rule_files: Mapping[str, dict[str, Any]], dashboards: Mapping[str, str]) -> dict[str, str]:
     """Path under deploy/ -> content."""
     files = {"vmagent/scrape-honeydue-exporter.yml": vmagent_scrape_config()}
-    vm = "components/victoria-metrics-operator"
-    files[f"{vm}/vmrule.yaml"] = _dump(_rule_objects(VM_API, "VMRule", rule_files))
-    files[f"{vm}/vmscrape.yaml"] = _dump(_scrape_objects(VM_API, "VMServiceScrape", "VMPodScrape", "relabelConfigs",
-                                                         "metricRelabelConfigs", "podMetricsEndpoints"))
-    files[f"{vm}/kustomization.yaml"] = _component(
-        ["vmrule.yaml", "vmscrape.yaml"],
-        "# VictoriaMetrics operator: a VMRule per rules/ file for its VMAlert, a VMServiceScrape (the exporter's\n"
-        "# Service) and a VMPodScrape (the netcheck pods) for its VMAgent. Opt in from an overlay:\n"
-        "#   components: [../../components/victoria-metrics-operator]\n")
-    prom = "components/prometheus-operator"
-    files[f"{prom}/prometheusrule.yaml"] = _dump(_rule_objects(PROM_API, "PrometheusRule", rule_files))
-    files[f"{prom}/monitors.yaml"] = _dump(_scrape_objects(PROM_API, "ServiceMonitor", "PodMonitor", "relabelings",
-                                                           "metricRelabelings", "podMetricsEndpoints"))
-    files[f"{prom}/kustomization.yaml"] = _component(
-        ["prometheusrule.yaml", "monitors.yaml"],
-        "# Prometheus operator: a PrometheusRule per rules/ file, a ServiceMonitor (the exporter's Service) and a\n"
-        "# PodMonitor (the netcheck pods). Your Prometheus' ruleSelector / serviceMonitorSelector /\n"
-        "# podMonitorSelector must match their labels (add yours in the overlay). Opt in from an overlay:\n"
-        "#   components: [../../components/prometheus-operator]\n")
+    for op in OPERATORS:
+        where = f"components/{op.directory}"
+        files[f"{where}/{op.rules_file}"] = _dump(_rule_objects(op.api, op.rule_kind, rule_files))
+        files[f"{where}/{op.scrape_file}"] = _dump(_scrape_objects(
+            op.api, op.service_kind, op.pod_kind, op.relabel_key, op.metric_key, "podMetricsEndpoints"))
+        files[f"{where}/kustomization.yaml"] = _component([op.rules_file, op.scrape_file], op.doc)
     grafana = "components/grafana-dashboard"
     files[f"{grafana}/configmap.yaml"] = _dump([dashboard_configmap(dashboards)])
     files[f"{grafana}/kustomization.yaml"] = _component(
