@@ -95,12 +95,13 @@ def pod_process(docs: list[JSON], kind: str, name: str, workdir: Path, *, config
         script += [f"mkdir -p {POD_SA_DIR.replace('/var/run', '/run')}",
                    f"mount --bind {shlex.quote(str(service_account_dir))} {POD_SA_DIR.replace('/var/run', '/run')}"]
     overlaid: set[str] = set()
+    empty_dirs: list[str] = []  # mounted last: an emptyDir on /tmp would hide the staged files (under /tmp here)
     for mount in container.get("volumeMounts") or []:
         volume, target = volumes[mount["name"]], mount["mountPath"]
         if "emptyDir" in volume:
             size = (volume["emptyDir"] or {}).get("sizeLimit")
-            script.append(f"mount -t tmpfs -o mode=1777{',size=' + _mebibytes(size) if size else ''} "
-                          f"pod-{mount['name']} {shlex.quote(target)}")
+            empty_dirs.append(f"mount -t tmpfs -o mode=1777{',size=' + _mebibytes(size) if size else ''} "
+                              f"pod-{mount['name']} {shlex.quote(target)}")
             continue
         if "configMap" in volume:
             files = {key: text.encode() for key, text in config_data.items()}
@@ -121,6 +122,7 @@ def pod_process(docs: list[JSON], kind: str, name: str, workdir: Path, *, config
         overlaid.add(Path(target).parts[1])
     for top in sorted(overlaid):  # the staged files over the machine's directory, read-only, as the volumes are
         script.append(f"mount -t overlay pod-{top} -o lowerdir={shlex.quote(str(stage / top))}:/{top} /{top}")
+    script += empty_dirs
     script += _python_reachable(user)
     if ctx.get("readOnlyRootFilesystem"):
         script.append("mount -o remount,bind,ro /")
