@@ -56,7 +56,7 @@ def _global_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
         help="YAML config file (default: $HONEYDUE_CONFIG; none = built-in defaults)",
     )
     parser.add_argument("--web.listen-address", dest="web_listen_address", metavar="[HOST]:PORT", default=default(None),
-                        help="address of /metrics, overriding server.listen_address and server.port (:9817 = every address)")
+                        help="address of /metrics, overriding server.listen_address and server.port (:9817 = 0.0.0.0:9817)")
     parser.add_argument("--web.config.file", dest="web_config_file", metavar="FILE", default=default(None),
                         help="exporter-toolkit web config: TLS and bcrypt basic auth (overrides server.web_config)")
     parser.add_argument("--log.level", dest="log_level", choices=("debug", "info", "warn", "warning", "error"),
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def listen_address(value: str) -> tuple[str, int]:
-    """`[host]:port` (Prometheus' --web.listen-address) -> (host, port); an empty host is every address."""
+    """`[host]:port` (Prometheus' --web.listen-address) -> (host, port); an empty host is 0.0.0.0 (every IPv4 address)."""
     host, sep, port_text = value.rpartition(":")
     if not sep or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ConfigError(f"--web.listen-address {value!r}: must be [host]:port, e.g. :9817 or 127.0.0.1:9817")
