@@ -363,6 +363,11 @@ def test_dockerfile_multistage_slim_non_root(tmp_path: Path) -> None:
     runs = [" ".join(c.value) for c in build if c.cmd == "RUN"]
     assert any("--require-hashes -r scripts/uv-requirements.txt" in r for r in runs), runs
     assert any("uv sync --locked" in r for r in runs), runs
+    # The dependencies' layer comes before the code's COPY, so a code change does not re-download them.
+    copies = [i for i, c in enumerate(build) if c.cmd == "COPY"]
+    deps = next(i for i, c in enumerate(build) if c.cmd == "RUN" and "--no-install-project" in " ".join(c.value))
+    code = next(i for i, c in enumerate(build) if c.cmd == "COPY" and c.value[0] == "exporter/")
+    assert copies[1] < deps < code
     # The build stage's install, run on that context: exactly uv.lock's versions (from uv's cache, offline: the
     # venv step of `make test` filled it), the project itself not editable, and its console script works.
     venv = tmp_path / "image-venv"

@@ -279,7 +279,7 @@ def test_the_in_cluster_processes_run_with_the_overlays_pod_spec(kube: Kube, kub
     ctx = pod["securityContext"]
     assert status["Uid"].split() == [str(ctx["runAsUser"])] * 4
     assert status["Gid"].split() == [str(ctx["runAsGroup"])] * 4
-    assert status["Groups"].split() == sorted({str(ctx["runAsGroup"]), str(ctx["fsGroup"])})
+    assert status["Groups"].split() == sorted({str(ctx["runAsGroup"]), str(ctx.get("fsGroup", ctx["runAsGroup"]))})
     assert status["NoNewPrivs"] == "1" and int(status["CapEff"], 16) == int(status["CapBnd"], 16) == 0
     root = Path(f"/proc/{process.proc.pid}/root")
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
