@@ -68,8 +68,9 @@ def blocked_modules() -> list[str]:
 
 
 def production_config_text(secrets_dir: Path) -> str:
-    """deploy/base/config.yml with its secrets under `secrets_dir`, each file it names written there."""
-    text = (Path(__file__).resolve().parent.parent / "deploy" / "base" / "config.yml").read_text()
+    """deploy/overlays/example/config.yml (the production shape) with its secrets under `secrets_dir`, each file
+    it names written there."""
+    text = (Path(__file__).resolve().parent.parent / "deploy" / "overlays" / "example" / "config.yml").read_text()
     text = text.replace("/etc/honeydue-exporter/secrets", str(secrets_dir))
     for name in sorted(set(re.findall(re.escape(str(secrets_dir)) + r"/([\w.-]+)", text))):
         (secrets_dir / name).write_text("bench-secret-value")

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench import_cost
 
 Step 1: a fresh interpreter does what `honeydue-exporter run` does before serving, on
-deploy/base/config.yml (every family on; secrets at temporary files; the Kubernetes client pointed at
+deploy/overlays/example/config.yml (every family on; secrets at temporary files; the Kubernetes client pointed at
 a kubeconfig of its own, nothing contacted): load the config, tune malloc, build every probe, build
 the engine and the HTTP app, import uvloop. `-X importtime` records every module it imports, in order.
 Step 2: a second fresh interpreter imports exactly those modules again, one at a time in the order
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, count[name], f"{self_us.get(name, 0) / 1000:.0f}", f"{deltas[name] / MiB:.1f}",
                      f"{alone[name] / MiB:.1f}" if name in alone else "", kind))
     stdlib_total = sum(v for n, v in deltas.items() if n in stdlib)
-    print(f"Start-up imports of `honeydue-exporter run` on deploy/base/config.yml (every family on), "
+    print(f"Start-up imports of `honeydue-exporter run` on deploy/overlays/example/config.yml (every family on), "
           f"runtime packages only: {len(deltas)} top-level packages, {sum(count.values())} modules; RSS "
           f"{python / MiB:.1f} MiB for the bare interpreter, {total / MiB:.1f} MiB after every import "
           f"(stdlib packages {stdlib_total / MiB:.1f} MiB of it).")

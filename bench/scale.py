@@ -525,13 +525,13 @@ def kube_sweeps(worker: Worker, cycles: int, quick: bool, backend: _kube.Backend
 
 # --- the whole exporter on the production-shaped config --------------------------------------------------
 def production_rss(blocked: str, backend: _kube.Backend, workdir: Path, seconds: float) -> dict[str, Any]:
-    """`honeydue-exporter run` on deploy/base/config.yml, every family on, as the image runs it.
+    """`honeydue-exporter run` on deploy/overlays/example/config.yml, every family on, as the image runs it.
 
     Secrets point at temporary files; Redis is a private server with Asynq state; both Postgres
     endpoints are the machine's server; Kubernetes is the back end at honeyDue's size (3 nodes);
     the other targets (public HTTPS, DNS resolvers, SMTP, vmagent, the obs box) are what the file
     names, unreachable from here, so they fail as values: the RSS of failing runs, not of TLS sessions.
-    Also the netcheck DaemonSet's config (deploy/base/netcheck.yml, TCP probes only) for a third of the time.
+    Also the netcheck DaemonSet's config (deploy/overlays/example/netcheck.yml, TCP probes only) for a third of the time.
     """
     text = production_config_text(workdir)
     data = yaml.safe_load(text)
@@ -555,7 +555,7 @@ def production_rss(blocked: str, backend: _kube.Backend, workdir: Path, seconds:
     finally:
         _seed.stop_peers()
         server.stop()
-    netcheck = yaml.safe_load((REPO / "deploy" / "base" / "netcheck.yml").read_text())
+    netcheck = yaml.safe_load((REPO / "deploy" / "overlays" / "example" / "netcheck.yml").read_text())
     return {"full": full, "netcheck": _run_exporter(blocked, netcheck, workdir / "netcheck.yml", seconds / 3)}
 
 
@@ -752,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
                              "see bench/_kube.py")
     parser.add_argument("--quick", action="store_true", help="the first three sizes of every sweep only")
     parser.add_argument("--rss-seconds", type=float, default=60.0,
-                        help="how long the whole exporter runs on deploy/base/config.yml for its steady RSS")
+                        help="how long the whole exporter runs on deploy/overlays/example/config.yml for its steady RSS")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--out", default=str(REPO / "docs"), help="where the PNGs go (default docs/)")
     args = parser.parse_args(argv)
@@ -835,15 +835,15 @@ def report(results: dict[str, list[Sweep]], limited: Point | None, kube_note: st
         for name, run in rss.items():
             last = run["samples"][-1]
             peak = max(x["VmHWM"] for x in run["samples"])
-            what = ("deploy/base/config.yml, every family on" if name == "full"
-                    else "deploy/base/netcheck.yml (the DaemonSet, TCP probes only)")
+            what = ("deploy/overlays/example/config.yml, every family on" if name == "full"
+                    else "deploy/overlays/example/netcheck.yml (the DaemonSet, TCP probes only)")
             print(f"\nWhole exporter on {what}, runtime imports only, image settings ({run['env']}), "
                   f"{run['seconds']:.0f} s: RSS per scrape (MiB) " + " ".join(f"{x['VmRSS'] / MiB:.1f}" for x in run["samples"])
                   + f"; last {last['VmRSS'] / MiB:.1f} (anon {last['RssAnon'] / MiB:.1f}, file-backed "
                   f"{last['RssFile'] / MiB:.1f}), peak {peak / MiB:.1f}; {run['probes']} probes, {run['ok']} ok"
                   + (" (the others' targets are unreachable from here)" if run["ok"] < run["probes"] else ""))
         last = rss["full"]["samples"][-1]
-        _bounds.record("steady RSS, deploy/base/config.yml, every family on", f"{last['VmRSS'] / MiB:.1f} MiB "
+        _bounds.record("steady RSS, deploy/overlays/example/config.yml, every family on", f"{last['VmRSS'] / MiB:.1f} MiB "
                        f"(anon {last['RssAnon'] / MiB:.1f} + file {last['RssFile'] / MiB:.1f})", "<= 64 MiB",
                        last["VmRSS"] <= RSS_BUDGET,
                        "imported code: `python -m bench import_cost`" if last["VmRSS"] > RSS_BUDGET else "")

@@ -704,6 +704,10 @@ class ServerConfig(_Strict):
     port: int = Field(9817, ge=1, le=65535, description="port of /metrics, the status page, /healthz and /readyz")
     shutdown_timeout: Duration = Field(4.0, gt=0, le=30, description="seconds in-flight requests get on shutdown")
     auth: ServerAuth | None = Field(None, description="require credentials on /metrics (default: open)")
+    web_config: Path | None = Field(
+        None,
+        description="path of an exporter-toolkit web config file (TLS, bcrypt basic_auth_users); --web.config.file wins",
+    )
 
 
 class LogConfig(_Strict):

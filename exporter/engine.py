@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exporter import __version__
-from exporter.errors import classify
+from exporter import build
+from exporter.errors import REASONS, classify
 from exporter.redact import redact
 from exporter.samples import Samples, counter, gauge, info
 
@@ -31,12 +31,15 @@ PROBE_LAST_SUCCESS = gauge(
 )
 PROBE_INTERVAL = gauge("honeydue_probe_interval_seconds", "Configured seconds between the probe's runs.", "probe")
 PROBE_FAILURES = counter(
-    "honeydue_probe_failures_total", "Probe runs that failed, by reason.", "probe", "reason"
+    "honeydue_probe_failures_total", "Probe runs that failed, by reason (every reason from 0).", "probe", "reason"
 )
 PROBE_ERROR = info(
     "honeydue_probe_error_info", "Present while the probe's last run failed: the reason.", "probe", "reason"
 )
-BUILD_INFO = info("honeydue_exporter_build_info", "Version of the running exporter.", "version")
+BUILD_INFO = info(
+    "honeydue_exporter_build_info", "The running exporter's version, git revision and Python version.",
+    "version", "revision", "python_version",
+)
 START_TIME = gauge(
     "honeydue_exporter_start_time_seconds", "Unix time the exporter process started (marks restarts on the dashboard)."
 )
@@ -230,10 +233,14 @@ class Engine:
     def samples(self) -> list[Samples]:
         """The engine's own series plus every probe's latest snapshot."""
         own = Samples()
-        own.add(BUILD_INFO, version=__version__)
+        own.add(BUILD_INFO, 1.0, **build.labels())
         own.add(START_TIME, _PROCESS_STARTED)
         for name, state in self.states.items():
             own.add(PROBE_INTERVAL, state.interval, probe=name)
+            # Every reason of every probe from the start, at 0 until it happens: increase() and rate() then
+            # see a probe's first failure of a kind as growth, not as a series appearing.
+            for reason in REASONS:
+                own.add(PROBE_FAILURES, state.failures.get(reason, 0), probe=name, reason=reason)
             if state.runs == 0:
                 continue
             own.add(PROBE_SUCCESS, 1.0 if state.status == "ok" else 0.0, probe=name)
@@ -243,8 +250,6 @@ class Engine:
             own.add(PROBE_SERIES_DROPPED, state.dropped, probe=name)
             if name in self.series_limits:
                 own.add(PROBE_SERIES_LIMIT, self.series_limits[name], probe=name)
-            for reason, count in sorted(state.failures.items()):
-                own.add(PROBE_FAILURES, count, probe=name, reason=reason)
             if state.status == "failing":
                 own.add(PROBE_ERROR, probe=name, reason=state.reason)
         return [own, *(s.snapshot for s in self.states.values())]

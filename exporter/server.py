@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from aiohttp import web
 
-from exporter.auth import Authenticator, middleware
+from exporter.auth import Authenticator, Checker, middleware
 from exporter.config import ServerAuth
 from exporter.engine import Engine
 from exporter.exposition import (
@@ -17,7 +18,9 @@ from exporter.exposition import (
     wants_openmetrics,
 )
 from exporter.families import Absence
+from exporter.refusals import RefusalLog
 from exporter.statuspage import StatusPage
+from exporter.webconfig import WebConfigSource
 
 ENGINE_KEY = web.AppKey("engine", Engine)
 EXPOSITION_KEY = web.AppKey("exposition", Exposition)
@@ -55,10 +58,28 @@ async def landing(request: web.Request) -> web.Response:
 
 
 def make_app(
-    engine: Engine, runbook_base: str, auth: ServerAuth | None = None, absences: Mapping[str, Absence] | None = None
+    engine: Engine, runbook_base: str, auth: ServerAuth | None = None, absences: Mapping[str, Absence] | None = None,
+    web_config: WebConfigSource | None = None,
 ) -> web.Application:
-    """`absences`: the probe families that do not run and why (exporter.probes.absences), for the status page."""
-    app = web.Application(middlewares=[middleware(Authenticator(auth))] if auth is not None else [])
+    """`absences`: the probe families that do not run and why (exporter.probes.absences), for the status page.
+    `web_config`: the --web.config.file in force (its basic_auth_users and response headers; the listener's TLS
+    is exporter.listener's). Credentials come from `auth` or from the web config's users, never both (cli)."""
+    fixed: Checker | None = Authenticator(auth) if auth is not None else None
+
+    def checker() -> Checker | None:
+        if fixed is not None or web_config is None:
+            return fixed
+        web_config.refresh()
+        return web_config.users
+
+    guarded = auth is not None or web_config is not None
+    refusals = RefusalLog(logging.getLogger("exporter.web"))
+    app = web.Application(middlewares=[middleware(checker, refusals)] if guarded else [])
+    if web_config is not None:
+        async def add_headers(_request: web.Request, response: web.StreamResponse) -> None:
+            response.headers.update(web_config.config.http_server_config.headers)
+
+        app.on_response_prepare.append(add_headers)
     app[ENGINE_KEY] = engine
     app[EXPOSITION_KEY] = Exposition(engine)
     app[STATUS_PAGE_KEY] = StatusPage(engine, runbook_base, absences)

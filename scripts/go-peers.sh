@@ -28,6 +28,10 @@ TARGETS=(
   "kustomize kube sigs.k8s.io/kustomize/kustomize/v5"
   # metrics-server serves metrics.k8s.io on the test control plane (own module: it pins k8s.io/* v0.33.2).
   "metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server"
+  # The Prometheus operator's API (own module: pkg/apis/monitoring v0.95): promdecode decodes the rendered
+  # PrometheusRule/ServiceMonitor/PodMonitor strictly with its Go types; controller-gen makes its CRDs (below).
+  "promdecode operators ./cmd/promdecode"
+  "controller-gen operators sigs.k8s.io/controller-tools/cmd/controller-gen"
 )
 
 # Keep $BIN/$1 in the cache under stamp $2, dropping that peer's older entries (best effort: a read-only
@@ -75,3 +79,20 @@ for target in "${TARGETS[@]}"; do
   awk -v n="$name" -v a="$start" -v b="$EPOCHREALTIME" -v s="$(du -m "$BIN/$name" | cut -f1)" \
     'BEGIN { printf "go-peers: built %s in %.1f s (%d MiB)\n", n, b - a, s }'
 done
+
+# The Prometheus operator's CRDs, generated from its Go types (the module's pinned version) by controller-gen,
+# for the test cluster's API server (tests/test_kube_overlay.py). Regenerated when the module or the binary changes.
+crds="$BIN/prometheus-operator-crds"
+stamp=$( { cat operators/go.sum "$BIN/.controller-gen.stamp"; } | sha256sum | cut -c1-64)
+if [ "$(cat "$crds/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  start=$EPOCHREALTIME
+  rm -rf "$crds.tmp"
+  (cd operators && "$BIN/controller-gen" crd:crdVersions=v1 \
+    paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$crds.tmp")
+  echo "$stamp" > "$crds.tmp/.stamp"
+  rm -rf "$crds"
+  mv "$crds.tmp" "$crds"
+  awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "go-peers: generated the Prometheus operator CRDs in %.1f s\n", b - a }'
+else
+  echo "go-peers: prometheus-operator-crds up to date"
+fi

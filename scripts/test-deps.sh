@@ -38,6 +38,11 @@ declare -A PACKAGES=(
   [chromium]=chromium
   [chromedriver]=chromium-driver
   [unshare]=util-linux  # the in-cluster exporter's private mount namespace (testbed/kube/incluster.py)
+  # The image test (tests/test_image.py): a base assembled from Debian packages (no registry can be pulled
+  # from), built and run with podman on the vfs driver and runc (crun refuses this machine's hybrid cgroups).
+  [podman]=podman
+  [mmdebstrap]=mmdebstrap
+  [runc]=runc
 )
 # `make bench` only (BENCH=1): the load generator. Tests never need it.
 if [ -n "${BENCH:-}" ]; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -40,6 +41,8 @@ class ExporterProcess(Daemon):
     args: tuple[str, ...] = ()  # extra `run` arguments, e.g. ("--mode", "netcheck")
     wrapper: tuple[str, ...] = ()  # a command the exporter runs under (e.g. a pod's mount namespace)
     proc: subprocess.Popen[bytes] | None = None
+    ssl_context: ssl.SSLContext | None = None  # https, trusting this context's CA (a web config with TLS)
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request (e.g. basic auth)
 
     def start(self, wait_ready: bool = True, timeout: float = 30.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HONEYDUE_")}
@@ -55,14 +58,15 @@ class ExporterProcess(Daemon):
             self.wait_ready(timeout)
 
     def url(self, path: str = "/metrics") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def get(
         self, path: str = "/metrics", timeout: float = 5.0, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.url(path), headers=headers or {})
+        request = urllib.request.Request(self.url(path), headers=self.headers | (headers or {}))
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout, context=self.ssl_context) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()

@@ -99,6 +99,10 @@ class Vmagent(_Daemon):
     proc: subprocess.Popen[bytes] | None = None
     extra_args: tuple[str, ...] = ()  # e.g. ("-httpAuth.username=u", "-httpAuth.password=p")
     jobs: dict[str, list[str]] = field(default_factory=dict)  # more scrape jobs: job name -> targets
+    # Scraping a listener with a web config (TLS, basic auth): the CA that signed its certificate, and the
+    # user and the file holding the password (vmagent reads it, as from a mounted Secret). The main job only.
+    tls_ca_file: Path | None = None
+    basic_auth: tuple[str, Path] | None = None
 
     @property
     def metrics_url(self) -> str:
@@ -107,12 +111,15 @@ class Vmagent(_Daemon):
     def start(self) -> None:
         binary = require_binary("vmagent", "/usr/bin")
         scrape = self.workdir / "scrape.yml"
-        scrape.write_text("scrape_configs:\n" + "".join(
-            f"  - job_name: {job}\n"
-            f"    scrape_interval: {self.scrape_interval}\n"
-            f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
-            for job, targets in {"honeydue-exporter": self.targets, **self.jobs}.items()
-        ))
+        job: dict[str, Any] = {"job_name": "honeydue-exporter", "scrape_interval": self.scrape_interval,
+                               "static_configs": [{"targets": self.targets}]}
+        if self.tls_ca_file is not None:
+            job |= {"scheme": "https", "tls_config": {"ca_file": str(self.tls_ca_file)}}
+        if self.basic_auth is not None:
+            job["basic_auth"] = {"username": self.basic_auth[0], "password_file": str(self.basic_auth[1])}
+        others = [{"job_name": name, "scrape_interval": self.scrape_interval, "static_configs": [{"targets": targets}]}
+                  for name, targets in self.jobs.items()]
+        scrape.write_text(json.dumps({"scrape_configs": [job, *others]}))  # JSON is YAML
         self._start(
             [binary, f"-httpListenAddr=127.0.0.1:{self.port}", f"-remoteWrite.url={self.remote_write_url}",
              f"-promscrape.config={scrape}", f"-remoteWrite.tmpDataPath={self.workdir / 'queue'}",

@@ -29,6 +29,9 @@ from packaging.requirements import Requirement
 
 from testbed.alertmanager import Alertmanager, local_config
 from testbed.exporter import ExporterProcess
+from testbed.manifests import BASE, OVERLAY
+from testbed.manifests import build as kustomize_build
+from testbed.manifests import one as manifests_one
 from testbed.receivers import SmtpSink, WebhookReceiver
 from testbed.vm import VictoriaMetrics
 
@@ -38,7 +41,6 @@ from tests.helpers.servers import free_port, require_binary, stop_process, wait_
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
-BASE = DEPLOY / "base"
 SECRETS_DIR = "/etc/honeydue-exporter/secrets"
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
 HTTP_ROLES = {"public", "origin", "api_shallow", "api_deep", "admin", "b2", "registry", "obs_ingest"}
@@ -52,53 +54,30 @@ CLOUDFLARE_RANGES = {
 }
 
 
-# --- kustomize: the subset deploy/base uses, rendered the way `kubectl kustomize` does ---------------
-def render_kustomization(root: Path) -> list[dict[str, Any]]:
-    """resources + configMapGenerator + namespace + labels + images (without the generator's hash suffix)."""
-    kust = yaml.safe_load((root / "kustomization.yaml").read_text())
-    known = {"apiVersion", "kind", "namespace", "labels", "resources", "configMapGenerator", "images"}
-    assert set(kust) <= known, f"kustomization uses fields this renderer does not: {set(kust) - known}"
-    docs = [d for r in kust["resources"] for d in yaml.safe_load_all((root / r).read_text()) if d]
-    for gen in kust.get("configMapGenerator", []):
-        data = {Path(f).name: (root / f).read_text() for f in gen["files"]}
-        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": gen["name"]}, "data": data})
-    images = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in kust.get("images", [])}
-    for doc in docs:
-        meta = doc["metadata"]
-        if doc["kind"] not in CLUSTER_SCOPED:
-            meta["namespace"] = kust["namespace"]
-        for subject in doc.get("subjects", []):
-            if subject.get("kind") == "ServiceAccount":
-                subject["namespace"] = kust["namespace"]
-        for group in kust.get("labels", []):
-            meta.setdefault("labels", {}).update(group["pairs"])
-        for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
-            container["image"] = images.get(container["image"], container["image"])
-    return docs
-
-
-@pytest.fixture(scope="module")
-def manifests() -> list[dict[str, Any]]:
-    return render_kustomization(BASE)
+# --- the manifests as `kustomize build` renders them (kustomize from tests/peers/kube) -----------------
+@pytest.fixture(scope="module", params=["base", "overlay"])
+def manifests(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    """The base as it is, and the example overlay (its config, Secret and image) on top of it."""
+    return kustomize_build(BASE if request.param == "base" else OVERLAY)
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-    assert len(found) == 1, (kind, name, len(found))
-    return found[0]
+    return manifests_one(docs, kind, name)
 
 
 def test_every_manifest_validates_against_kubernetes_1_35(manifests: list[dict[str, Any]]) -> None:
     kinds = sorted(d["kind"] for d in manifests)
+    secret = ["Secret"] if any(d["kind"] == "Secret" for d in manifests) else []  # the overlay's secretGenerator
     assert kinds == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "DaemonSet",
-         "ServiceAccount", "Role", "RoleBinding",
-         "PodDisruptionBudget", "ConfigMap"]
+        ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "DaemonSet",
+         "ServiceAccount", "Role", "RoleBinding", "PodDisruptionBudget", "ConfigMap", *secret]
     )
+    assert manifests[0]["kind"] == "Namespace" and manifests[0]["metadata"]["name"] == "honeydue"
     for doc in manifests:
         kubernetes_validate.validate(doc, "1.35", strict=True)
         if doc["kind"] not in CLUSTER_SCOPED:
             assert doc["metadata"]["namespace"] == "honeydue"
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "honeydue-exporter", doc["kind"]
     # The validator is strict: a misspelt securityContext field is rejected.
     broken = copy.deepcopy(one(manifests, "Deployment"))
     broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFS"] = True
@@ -159,12 +138,20 @@ def test_deployment_security_and_wiring(manifests: list[dict[str, Any]]) -> None
     assert env["HONEYDUE_CONFIG"] == config_mount["mountPath"]
     configmap = one(manifests, "ConfigMap", volumes["config"]["configMap"]["name"])
     assert config_mount["subPath"] in configmap["data"]
-    # Secrets: a Secret volume, read-only, where every *_file of the config points.
-    assert volumes["secrets"]["secret"]["secretName"] == "honeydue-exporter-secrets"
+    # Secrets: a Secret volume, read-only, where every *_file of the config points; the overlay's secretGenerator
+    # makes that Secret (its name with a content hash, which kustomize writes into the pod spec) with every key.
     assert volumes["secrets"]["secret"]["defaultMode"] == 0o440
     assert mounts["secrets"] == {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True}
     files = _secret_files(yaml.safe_load(configmap["data"][config_mount["subPath"]]))
     assert files and all(str(Path(f).parent) == SECRETS_DIR for f in files)
+    secrets = [d for d in manifests if d["kind"] == "Secret"]
+    if secrets:
+        [secret] = secrets
+        assert volumes["secrets"]["secret"]["secretName"] == secret["metadata"]["name"]
+        assert re.fullmatch(r"honeydue-exporter-secrets-[a-z0-9]{10}", secret["metadata"]["name"])
+        assert {Path(f).name for f in files} == set(secret["data"])
+    else:
+        assert volumes["secrets"]["secret"]["secretName"] == "honeydue-exporter-secrets"
     assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]  # group-readable secrets
     # Service selects exactly these pods on the named port.
     service = one(manifests, "Service")
@@ -237,8 +224,25 @@ def check_config(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_sample_config_passes_check_config(tmp_path: Path) -> None:
+def test_base_config_needs_no_site_value(tmp_path: Path) -> None:
+    """deploy/base's config serves as it is: no SITE marker, only the Redis password among the secrets (the
+    overlay's Secret has it), and it passes check-config."""
     text = (BASE / "config.yml").read_text()
+    assert "SITE" not in text and "PLACEHOLDER" not in text
+    assert [Path(f).name for f in _secret_files(yaml.safe_load(text))] == ["redis-password"]
+    (tmp_path / "redis-password").write_text("s3cret\n")
+    local = tmp_path / "config.yml"
+    local.write_text(text.replace(SECRETS_DIR, str(tmp_path)))
+    out = check_config(local)
+    assert out.returncode == 0, out.stderr
+    assert yaml.safe_load(out.stdout)["kubernetes"]["source"] == "in-cluster"
+    for name in ("config.yml", "netcheck.yml"):
+        assert "PLACEHOLDER" not in (OVERLAY / name).read_text()
+
+
+def test_sample_config_passes_check_config(tmp_path: Path) -> None:
+    """The example overlay's config: honeyDue's production shape."""
+    text = (OVERLAY / "config.yml").read_text()
     raw = yaml.safe_load(text)
     names = sorted({Path(f).name for f in _secret_files(raw)})
     assert names == ["api-readonly-token", "obs-ingest-token", "obs-query-token", "postgres-password", "redis-password"]
@@ -283,18 +287,22 @@ def test_sample_config_passes_check_config(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "redis.password_file" in missing.stderr
 
 
-def test_netcheck_config_passes_check_config() -> None:
-    out = check_config(BASE / "netcheck.yml")
+@pytest.mark.parametrize("where", ["base", "overlay"])
+def test_netcheck_config_passes_check_config(where: str) -> None:
+    path = (BASE if where == "base" else OVERLAY) / "netcheck.yml"
+    out = check_config(path)
     assert out.returncode == 0, out.stderr
     effective = yaml.safe_load(out.stdout)
     assert effective["mode"] == "netcheck"
-    assert not _secret_files(yaml.safe_load((BASE / "netcheck.yml").read_text()))
+    assert not _secret_files(yaml.safe_load(path.read_text()))
     roles = {t["role"] for t in effective["tcp"]["targets"]}
-    assert roles == {"essential", "service"}  # pod targets are discovered, never listed (defect 4)
+    # pod targets are discovered, never listed (defect 4); the api Service's ClusterIP is the site's
+    assert roles == ({"essential"} if where == "base" else {"essential", "service"})
     assert effective["tcp"]["discover"] == [{"backend": "api", "namespace": "honeydue", "service": "api", "port": 8000}]
     assert effective["kubernetes"]["source"] == "in-cluster"
     essentials = {t["name"] for t in effective["tcp"]["targets"] if t["role"] == "essential"}
-    assert {"postgres-pooler", "redis", "kube-apiserver"} <= essentials
+    assert {"redis", "kube-apiserver"} <= essentials
+    assert ("postgres-pooler" in essentials) == (where == "overlay")
     assert not effective["redis"]["enabled"]
 
 
@@ -326,20 +334,30 @@ def test_obs_probe_config_and_scrape_job() -> None:
 
 
 # --- Dockerfile (parsed with BuildKit's parser; never built here) ----------------------------------
-def _stages(path: Path) -> list[list[Any]]:
+def _stages(path: Path) -> tuple[dict[str, str], list[list[Any]]]:
+    """The ARGs before the first FROM (name -> default) and the stages' commands."""
+    args: dict[str, str] = {}
     stages: list[list[Any]] = []
     for command in dockerfile.parse_file(str(path)):
         if command.cmd == "FROM":
             stages.append([])
+        if not stages:
+            assert command.cmd == "ARG", command.original
+            name, _, default = command.value[0].partition("=")
+            args[name] = default
+            continue
         stages[-1].append(command)
-    return stages
+    return args, stages
 
 
 def test_dockerfile_multistage_slim_non_root(tmp_path: Path) -> None:
-    stages = _stages(DEPLOY / "Dockerfile")
+    args, stages = _stages(DEPLOY / "Dockerfile")
     assert len(stages) == 2
+    # Both stages on the upstream slim image by default; tests/test_image.py builds on a local one (the ARG).
+    assert args == {"PYTHON_IMAGE": "python:3.11-slim-bookworm"}
     for stage in stages:
-        assert re.fullmatch(r"python:3\.11-slim(-\w+)?", stage[0].value[0]), stage[0].value
+        assert stage[0].value[0] == "${PYTHON_IMAGE}", stage[0].value
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
     build, final = stages
     assert build[0].value[1:] == ("AS", "build")
     by_cmd: dict[str, list[Any]] = {}
@@ -379,6 +397,11 @@ def test_dockerfile_multistage_slim_non_root(tmp_path: Path) -> None:
     runs = [" ".join(c.value) for c in build if c.cmd == "RUN"]
     assert any("--require-hashes -r scripts/uv-requirements.txt" in r for r in runs), runs
     assert any("uv sync --locked" in r for r in runs), runs
+    # The dependencies' layer comes before the code's COPY, so a code change does not re-download them.
+    copies = [i for i, c in enumerate(build) if c.cmd == "COPY"]
+    deps = next(i for i, c in enumerate(build) if c.cmd == "RUN" and "--no-install-project" in " ".join(c.value))
+    code = next(i for i, c in enumerate(build) if c.cmd == "COPY" and c.value[0] == "exporter/")
+    assert copies[1] < deps < code
     # The build stage's install, run on that context: exactly uv.lock's versions (from uv's cache, offline: the
     # venv step of `make test` filled it), the project itself not editable, and its console script works.
     venv = tmp_path / "image-venv"

@@ -14,7 +14,10 @@ carries a `dashboard_url` opening that panel.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +73,24 @@ def test_healthy_period_only_watchdog(healthy: set[str], pipeline: Pipeline) -> 
     assert healthy == set()
     firing = {n.name for n in pipeline.webhook.firing_now().values()}
     assert WATCHDOG in firing
+
+
+def test_vmagent_scrapes_the_exporter_over_tls_with_basic_auth(pipeline: Pipeline, healthy: set[str]) -> None:
+    """The pipeline's exporter serves TLS with a bcrypt user (a web config file, --web.config.file's format);
+    vmagent scrapes it with `scheme: https`, the CA and basic auth, and every series of the run came that way."""
+    job = json.loads((pipeline.vmagent.workdir / "scrape.yml").read_text())["scrape_configs"][0]
+    assert job["scheme"] == "https" and job["basic_auth"]["username"] == pipeline.web.user
+    assert Path(job["basic_auth"]["password_file"]).read_text() == pipeline.web.password
+    [up] = pipeline.vm.query('up{job="honeydue-exporter"}')
+    assert up["value"][1] == "1"
+    assert pipeline.vm.query("honeydue_exporter_build_info")
+    # The listener refuses what vmagent does not do: no credentials, plain HTTP.
+    assert pipeline.exporter.get("/metrics", headers={"Authorization": ""})[0] == 401
+    plain = subprocess.run([require_binary("curl"), "-sS", "--max-time", "5",
+                            f"http://127.0.0.1:{pipeline.exporter_port}/metrics"], capture_output=True, text=True,
+                           timeout=30)
+    assert plain.returncode != 0 and "honeydue_" not in plain.stdout
+    assert "Traceback" not in pipeline.exporter.logs()
 
 
 def test_scenarios_cover_the_issue() -> None:

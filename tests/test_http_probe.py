@@ -83,7 +83,7 @@ async def test_5xx_is_a_value_not_a_failed_run() -> None:
 
 
 async def test_an_origin_probed_per_node_carries_its_node() -> None:
-    """One origin target per node (deploy/base/config.yml, deploy/obs/obs-probe.yml): `node` says which node's
+    """One origin target per node (deploy/overlays/example/config.yml, deploy/obs/obs-probe.yml): `node` says which node's
     Traefik answered, so OriginFailingOnNode can name it and the cordon and NotReady inhibitions scope by it."""
     async with http_target() as server:
         state = await run(target(server.url("/error"), role="origin", node="n2"))

@@ -63,9 +63,9 @@ async def test_unloadable_credentials_fail_every_read_as_unauthorized(
 
 
 def test_the_shipped_netcheck_config_outside_a_pod_serves_its_tcp_paths(exporter_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """deploy/base/netcheck.yml as the DaemonSet runs it, but with no service account: TCP paths served,
+    """deploy/overlays/example/netcheck.yml as the DaemonSet runs it, but with no service account: TCP paths served,
     the EndpointSlice discovery failing as a value."""
-    config = yaml.safe_load((REPO / "deploy" / "base" / "netcheck.yml").read_text())
+    config = yaml.safe_load((REPO / "deploy" / "overlays" / "example" / "netcheck.yml").read_text())
     config["tcp"]["timeout"] = 1  # its PLACEHOLDER addresses do not resolve here: failing values, quickly
     config["tcp"]["interval"] = 2
     path = tmp_path / "netcheck.yml"

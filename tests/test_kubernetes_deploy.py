@@ -29,7 +29,8 @@ from testbed.kube.cluster import (
     RBAC,
     load_manifests,
 )
-from testbed.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN
+from testbed.kube.control_plane import NODE_IPS, NODE_NAMES
+from testbed.manifests import BASE, OVERLAY, build, one
 
 from exporter.config import KubernetesConfig
 from tests.helpers import kube_alerts
@@ -264,16 +265,57 @@ def test_wrong_token_is_unauthorized(kube: Kube, tmp_path: Path) -> None:
         exporter.stop()
 
 
-# --- deploy/base through the real API server -------------------------------------------------------
-def test_kustomize_build_is_accepted_by_the_api_server(kube: Kube) -> None:
-    """`kustomize build deploy/base` (kustomize built from tests/peers/kube) applied server-side, dry run."""
-    kustomize = require_binary("kustomize", str(REPO_BIN))
-    out = subprocess.run([kustomize, "build", str(REPO / "deploy" / "base")], capture_output=True, text=True,
-                         timeout=60, check=True)
-    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+# --- the in-cluster processes run as the overlay's pod specs say ----------------------------------
+def _process(pid: int) -> dict[str, str]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {k: v.strip() for k, v in fields.items()}
+
+
+@pytest.mark.parametrize(("kind", "name", "key"), [("Deployment", "honeydue-exporter", "config.yml"),
+                                                   ("DaemonSet", "honeydue-netcheck", "netcheck.yml")])
+def test_the_in_cluster_processes_run_with_the_overlays_pod_spec(kube: Kube, kube_netcheck: ExporterProcess,
+                                                                  kind: str, name: str, key: str) -> None:
+    """The session's exporter and netcheck (tests/helpers/kube.py) seen from /proc: the user, groups,
+    privileges and mounts the rendered overlay's pod spec asks for (testbed/kube/pod.py)."""
+    pod = one(build(OVERLAY), kind, name)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    process = kube.exporter if kind == "Deployment" else kube_netcheck
+    assert process.proc is not None
+    status = _process(process.proc.pid)
+    ctx = pod["securityContext"]
+    assert status["Uid"].split() == [str(ctx["runAsUser"])] * 4
+    assert status["Gid"].split() == [str(ctx["runAsGroup"])] * 4
+    assert status["Groups"].split() == sorted({str(ctx["runAsGroup"]), str(ctx.get("fsGroup", ctx["runAsGroup"]))})
+    assert status["NoNewPrivs"] == "1" and int(status["CapEff"], 16) == int(status["CapBnd"], 16) == 0
+    root = Path(f"/proc/{process.proc.pid}/root")
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    config_path = next(path for path, m in mounts.items() if m.get("subPath") == key)
+    assert yaml.safe_load((root / config_path.lstrip("/")).read_text())["kubernetes"]["source"] == "in-cluster"
+    env = dict(item.split("=", 1) for item in Path(f"/proc/{process.proc.pid}/environ").read_text().split("\0") if item)
+    assert env["HONEYDUE_CONFIG"] == config_path
+    options = {line.split()[4]: line.split()[5] for line in Path(f"/proc/{process.proc.pid}/mountinfo").read_text()
+               .splitlines()}
+    assert options["/"].split(",")[0] == "ro"  # readOnlyRootFilesystem
+    if kind == "DaemonSet":
+        assert env["NODE_NAME"] == NODE_NAMES[0]
+    else:
+        secrets = root / next(path for path, m in mounts.items() if m["name"] == "secrets").lstrip("/")
+        files = sorted(secrets.iterdir())
+        assert files and all(f.stat().st_mode & 0o777 == 0o440 and f.stat().st_gid == ctx["fsGroup"] for f in files)
+
+
+# --- deploy/ through the real API server -------------------------------------------------------------
+@pytest.mark.parametrize("path", [BASE, OVERLAY], ids=["base", "overlay"])
+def test_kustomize_build_is_accepted_by_the_api_server(kube: Kube, path: Path) -> None:
+    """`kustomize build` of the base and of the example overlay applied server-side (dry run) to the shared
+    cluster, where honeyDue's namespace and the exporter's RBAC exist already (the real apply from an empty
+    cluster: tests/test_kube_overlay.py)."""
+    docs = build(path)
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment",
-                     "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceAccount"], kinds
+    secret = ["Secret"] if path == OVERLAY else []
+    assert kinds == sorted(["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment", "Namespace",
+                            "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceAccount",
+                            *secret]), kinds
     for doc in docs:
         applied = kube.cluster.apply(doc, dry_run=True, field_manager="kubectl")
         assert (applied["kind"], applied["metadata"]["name"]) == (doc["kind"], doc["metadata"]["name"])

@@ -124,7 +124,7 @@ def _config_without_kube(path: Path, tmp_path: Path) -> Config:
 
 @pytest.mark.parametrize("shipped", ["config.yml", "netcheck.yml"])
 def test_family_predicates_agree_with_each_build(shipped: str, tmp_path: Path) -> None:
-    configs = [Config(), _config_without_kube(REPO / "deploy" / "base" / shipped, tmp_path),
+    configs = [Config(), _config_without_kube(REPO / "deploy" / "overlays" / "example" / shipped, tmp_path),
                Config(redis={"enabled": False}, postgres={"pooler": {"enabled": False}},  # type: ignore[arg-type]
                       asynq={"enabled": True}, residence_cache={"enabled": True})]
     for config in configs:
@@ -139,7 +139,7 @@ def test_family_predicates_agree_with_each_build(shipped: str, tmp_path: Path) -
 def test_netcheck_imports_no_other_family(tmp_path: Path) -> None:
     """The netcheck DaemonSet builds its TCP probes without importing another family's client library; the
     Kubernetes client comes only for `tcp.discover` (the api pods from the Service's EndpointSlices)."""
-    config = _config_without_kube(REPO / "deploy" / "base" / "netcheck.yml", tmp_path)
+    config = _config_without_kube(REPO / "deploy" / "overlays" / "example" / "netcheck.yml", tmp_path)
     assert probes.enabled_families(config) == ["tcp"]
     code = (
         "import sys\n"

@@ -32,7 +32,8 @@ def _shipped_probes(tmp_path: Path) -> list[Probe]:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1", token="t")
     found: list[Probe] = []
     for shipped in ("config.yml", "netcheck.yml"):
-        text = (REPO / "deploy" / "base" / shipped).read_text().replace("/etc/honeydue-exporter/secrets", str(tmp_path))
+        text = (REPO / "deploy" / "overlays" / "example" / shipped).read_text()
+        text = text.replace("/etc/honeydue-exporter/secrets", str(tmp_path))
         data = yaml.safe_load(text)
         data["kubernetes"] = {**data.get("kubernetes", {}), "source": "kubeconfig", "kubeconfig": str(kubeconfig)}
         if shipped == "config.yml":  # shipped off until honeyDue's schema is known; the family still exists

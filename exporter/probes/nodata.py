@@ -31,10 +31,9 @@ MISSING = gauge(
 MISSING_COUNT = gauge("honeydue_nodata_missing_metrics", "How many checked metrics have no series in the obs TSDB.")
 CHECKED = gauge("honeydue_nodata_checked_metrics", "How many metric names the no-data check asks about.")
 
-# Series that exist only while something is wrong (or after the first failure): absence is normal.
+# Series that exist only while something is wrong: absence is normal.
 SPARSE = frozenset({
     "honeydue_probe_error_info",
-    "honeydue_probe_failures_total",
     "honeydue_tcp_failure_info",
     "ALERTS",
     "ALERTS_FOR_STATE",

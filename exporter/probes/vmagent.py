@@ -76,6 +76,7 @@ MAPPED: dict[str, MetricSpec] = {
     ),
 }
 _STATUS_CLASS = re.compile(r"^[1-5]XX$")
+KNOWN_CLASSES = ("2XX", "4XX", "5XX")  # what a remote-write endpoint answers (vmagent's status_code values)
 
 
 class BodyTooLarge(MalformedReply):
@@ -117,6 +118,8 @@ def _summarize(text: str) -> Samples:
     s.add(UP, 1)
     for source, value in sums.items():
         s.add(MAPPED[source], value)
+    for klass in KNOWN_CLASSES:  # from 0 before vmagent's first answer of the class: rate() sees the first one
+        requests.setdefault(klass, 0.0)
     for klass, value in sorted(requests.items()):
         s.add(REQUESTS, value, status_class=klass)
     return s

@@ -1,4 +1,5 @@
-"""Generate the committed rules/, dashboards/ and the reference pages under docs/ from the code."""
+"""Generate the committed rules/, dashboards/, deploy/ operator objects and the reference pages under docs/ from
+the code."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 from exporter.config import DEFAULT_GRAFANA_BASE_URL
 from exporter.render.configdoc import render_configuration
 from exporter.render.dashboards import render_dashboards
+from exporter.render.operators import render_deploy
 from exporter.render.reference import render_alerts_doc, render_metrics_doc
-from exporter.render.rules import SHIPPED, RenderOptions, render_rules
+from exporter.render.rules import SHIPPED, RenderOptions, render_rules, rule_groups
 from exporter.render.timing import render_time_to_page
 
 __all__ = ["RenderOptions", "render_all", "write_all"]
@@ -24,8 +26,12 @@ def render_all(
     files: dict[Path, str] = {}
     for name, text in render_rules(base_url, grafana_url, anchors, options).items():
         files[root / "rules" / name] = text
-    for name, text in render_dashboards(base_url, grafana_url).items():
+    dashboards = render_dashboards(base_url, grafana_url)
+    for name, text in dashboards.items():
         files[root / "dashboards" / name] = text
+    groups = {layer: data for layer, data in rule_groups(base_url, grafana_url, anchors, options).items()}
+    for name, text in render_deploy(groups, dashboards).items():
+        files[root / "deploy" / name] = text
     files[root / "docs" / "configuration.md"] = render_configuration()
     files[root / "docs" / "time-to-page.md"] = render_time_to_page()  # from this repository's deploy/
     files[root / "docs" / "metrics.md"] = render_metrics_doc()

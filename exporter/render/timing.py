@@ -8,7 +8,7 @@
   + evaluation interval                 vmalert (deploy/vmalert) evaluates this often
   + group_wait                          Alertmanager (deploy/alertmanager) waits this long before the first notification
 
-Probe intervals and timeouts come from the shipped configs (deploy/base/config.yml for the exporter,
+Probe intervals and timeouts come from the shipped configs (deploy/overlays/example/config.yml for the exporter,
 deploy/base/netcheck.yml for the netcheck DaemonSet, deploy/obs/obs-probe.yml for the obs box's probe), for
 the slowest probe whose metric the expression reads. Budgets by severity: a user-facing outage is paged
 within 5 minutes, any other page within 10, a ticket within 30; an alert over its budget must say why
@@ -75,8 +75,8 @@ def _http(doc: dict[str, Any]) -> float:
 
 @cache
 def settings(root: Path = REPO) -> Settings:
-    exporter = _yaml(root / "deploy" / "base" / "config.yml")
-    netcheck = _yaml(root / "deploy" / "base" / "netcheck.yml")
+    exporter = _yaml(root / "deploy" / "overlays" / "example" / "config.yml")
+    netcheck = _yaml(root / "deploy" / "overlays" / "example" / "netcheck.yml")
     obs = _yaml(root / "deploy" / "obs" / "obs-probe.yml")
 
     def section(name: str, interval: float, timeout: float) -> float:

@@ -37,6 +37,7 @@ from testbed.receivers import SmtpSink, WebhookReceiver
 from testbed.residence import admin_dsn, create_residence_tables, database_dsn
 from testbed.standins import HTTP_TARGETS, HttpStandins
 from testbed.vm import VictoriaMetrics, Vmagent, Vmalert
+from testbed.webconfig import WebConfigFiles
 
 from exporter.config import DEFAULT_RUNBOOK_BASE_URL
 
@@ -93,16 +94,20 @@ class Pipeline:
         # the origin, scraped as job honeydue-obs-probe (on the obs box its scraper is VictoriaMetrics').
         self.obs_probe = ExporterProcess(config_path=self.workdir / "obs-probe.yml",
                                          log_path=self.workdir / "obs-probe.log", args=("--log-format", "text"))
+        # The exporter serves TLS with basic auth from a web config file, as vmagent scrapes it in production.
+        self.web = WebConfigFiles(self.workdir / "web")
         self.vmagent = Vmagent(self.vm.write_url, [f"127.0.0.1:{self.exporter_port}"],
                                scrape_interval=f"{self.timing.scrape_interval:g}s", workdir=parts["vmagent"],
-                               jobs={"honeydue-obs-probe": [f"127.0.0.1:{self.obs_probe.port}"]})
+                               jobs={"honeydue-obs-probe": [f"127.0.0.1:{self.obs_probe.port}"]},
+                               tls_ca_file=self.web.ca_file, basic_auth=(self.web.user, self.web.password_file))
         self.alertmanager = Alertmanager(single_route(self.webhook.url), workdir=parts["alertmanager"])
         self.rules_dir = self.workdir / "rules"
         self.vmalert = Vmalert(self.rules_dir, self.vm.url, self.alertmanager.url,
                                evaluation_interval=f"{self.timing.evaluation_interval:g}s", workdir=parts["vmalert"])
         self.database = f"honeydue_drill_{uuid.uuid4().hex[:10]}"
         self.exporter = ExporterProcess(config_path=self.workdir / "exporter.yml", port=self.exporter_port,
-                                        log_path=self.workdir / "exporter.log", args=("--log-format", "text"))
+                                        log_path=self.workdir / "exporter.log", args=("--log-format", "text"),
+                                        ssl_context=self.web.client_context(), headers=self.web.auth_header())
         self.app: AsynqApp | None = None
         self._stops: list[Callable[[], None]] = []
 
@@ -216,7 +221,7 @@ class Pipeline:
                     "sslmode": "disable", "connect_timeout": 0.5, **fast}
 
         return {
-            "server": {"listen_address": "127.0.0.1", "port": self.exporter_port},
+            "server": {"listen_address": "127.0.0.1", "port": self.exporter_port, "web_config": str(self.web.path)},
             "log": {"format": "text", "level": "warning"},
             "redis": {"url": self.redis.url, **fast},
             "postgres": {"pooler": endpoint(self.pooler.port), "direct": endpoint(self.direct.port)},
@@ -254,3 +259,8 @@ class Pipeline:
     def _write_exporter_config(self) -> None:
         assert self.exporter.config_path is not None
         self.exporter.config_path.write_text(yaml.safe_dump(self.exporter_config(), sort_keys=False))
+
+    def exporter_metrics(self) -> str:
+        status, body = self.exporter.get("/metrics")
+        assert status == 200, status
+        return body.decode()

@@ -75,7 +75,11 @@ def load_manifests(path: Path) -> list[JSON]:
 class KubeCluster:
     """Start with `start()`, inject failures through the methods, `stop()` in a finally."""
 
-    def __init__(self, workdir: Path | None = None, timing: ClusterTiming | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, timing: ClusterTiming | None = None,
+                 honeydue: bool = True) -> None:
+        """`honeydue=False`: an empty cluster (nodes only, no honeydue namespace, workloads or RBAC), for applying
+        the deploy overlay to it from nothing (tests/test_kube_overlay.py)."""
+        self.honeydue = honeydue
         self.timing = timing or ClusterTiming()
         self.dir = workdir or Path(tempfile.mkdtemp(prefix="honeydue-kube-"))
         self._own_dir = workdir is None
@@ -123,6 +127,11 @@ class KubeCluster:
             self._label_servers()
             self.binder = Binder(self.control_plane.admin())
             self.binder.start()
+            if not self.honeydue:
+                wait_until(lambda: all(self.node_condition(i) == "True" for i in range(len(NODE_NAMES))), 180,
+                           "nodes Ready")
+                self.started_in = time.monotonic() - started
+                return
             progress("honeyDue's workloads and the exporter's RBAC")
             for obj in workloads.honeydue(self.timing.progress_deadline):
                 self.apply(obj)

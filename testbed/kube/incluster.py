@@ -38,7 +38,7 @@ def service_env(host: str = NODE_IPS[0], port: int = 6443) -> dict[str, str]:
 
 
 def kubernetes_config(cluster: KubeCluster, interval: float = 2.0) -> dict[str, Any]:
-    """The exporter's `kubernetes:` section for this cluster: deploy/base/config.yml's, with test clocks.
+    """The exporter's `kubernetes:` section for this cluster: deploy/overlays/example/config.yml's, with test clocks.
 
     As in production, readyz_timeout outlasts the API servers' etcd readiness check (3 s > 2 s there, 0.75 x
     interval > 0.5 s here: ControlPlaneTiming), so an API server without etcd answers its 500 in time; the

@@ -69,12 +69,14 @@ class CertificateAuthority:
 
     def issue(self, name: str, common_name: str, organizations: tuple[str, ...] = (),
               ips: tuple[str, ...] = (), dns: tuple[str, ...] = (), server: bool = False,
-              client: bool = False) -> CertFiles:
-        """A leaf certificate `<name>.crt`/`<name>.key` for a server (SANs) and/or a client (CN, O = groups)."""
+              client: bool = False, expired: bool = False) -> CertFiles:
+        """A leaf certificate `<name>.crt`/`<name>.key` for a server (SANs) and/or a client (CN, O = groups);
+        `expired`: its validity ended an hour ago."""
         key = ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
         attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-        now = datetime.datetime.now(datetime.UTC)
+        now = datetime.datetime.now(datetime.UTC) - (VALIDITY + datetime.timedelta(hours=1) if expired else
+                                                     datetime.timedelta(0))
         usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
             [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
         builder = (

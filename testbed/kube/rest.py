@@ -83,11 +83,15 @@ class Rest:
     def delete(self, path: str, **options: Any) -> JSON:
         return self.request("DELETE", path, {"kind": "DeleteOptions", "apiVersion": "v1", **options})
 
-    def apply(self, path: str, manifest: JSON, field_manager: str, dry_run: bool = False) -> JSON:
-        """Server-side apply of one object (PATCH application/apply-patch+yaml; JSON is valid YAML)."""
+    def apply(self, path: str, manifest: JSON, field_manager: str, dry_run: bool = False,
+              strict: bool = False) -> JSON:
+        """Server-side apply of one object (PATCH application/apply-patch+yaml; JSON is valid YAML). `strict`: a
+        field the object's schema does not know is an error (fieldValidation=Strict), not a warning."""
         params = {"fieldManager": field_manager, "force": "true"}
         if dry_run:
             params["dryRun"] = "All"
+        if strict:
+            params["fieldValidation"] = "Strict"
         return self.request("PATCH", path, manifest, params=params, content_type=APPLY)
 
     def close(self) -> None:
@@ -108,4 +112,5 @@ def object_path(manifest: JSON, namespace: str | None = None, plural: str | None
 
 PLURALS = {"Endpoints": "endpoints", "PodDisruptionBudget": "poddisruptionbudgets", "APIService": "apiservices",
            "EndpointSlice": "endpointslices"}
-CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "APIService", "PriorityClass"}
+CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "APIService", "PriorityClass",
+                  "CustomResourceDefinition"}

@@ -20,12 +20,14 @@ import yaml
 from testbed.exporter import ExporterProcess, Metrics
 from testbed.kube.cluster import NETCHECK_SERVICE_ACCOUNT, REPO, KubeCluster
 from testbed.kube.control_plane import NODE_NAMES, REPO_BIN, kube_binary
-from testbed.kube.incluster import in_pod, kubernetes_config, service_env
+from testbed.kube.incluster import kubernetes_config, service_env
+from testbed.kube.pod import pod_process
+from testbed.manifests import OVERLAY, build
 
 from tests.helpers.servers import require_binary
 
 KUBE_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
-NETCHECK_CONFIG = REPO / "deploy" / "base" / "netcheck.yml"
+NETCHECK_CONFIG = REPO / "deploy" / "overlays" / "example" / "netcheck.yml"
 
 
 def require_kube() -> None:
@@ -38,44 +40,47 @@ def require_kube() -> None:
 
 def start_exporter(cluster: KubeCluster, workdir: Path, host: str | None = None, port: int | None = None,
                    interval: float = 2.0, token: str | None = None, **kube: Any) -> ExporterProcess:
-    """The real exporter with the in-cluster credential path of the exporter's ServiceAccount (or `token`)."""
+    """The real exporter as the example overlay's Deployment runs it (testbed/kube/pod.py: its pod spec from
+    `kustomize build deploy/overlays/example`), with the in-cluster credentials of its ServiceAccount (or `token`)
+    and the test's config in place of the ConfigMap's."""
     workdir.mkdir(parents=True, exist_ok=True)
     sa_dir = cluster.service_account_dir(workdir / "serviceaccount")
     if token is not None:
         (sa_dir / "token").write_text(token)
-    config = workdir / "exporter.yml"
-    config.write_text(yaml.safe_dump({
+    config = {
         "log": {"format": "text", "level": "info"},
         "redis": {"enabled": False},
         "postgres": {"pooler": {"enabled": False}, "direct": {"enabled": False}},
         "kubernetes": kubernetes_config(cluster, interval) | kube,
-    }))
+    }
+    pod = pod_process(build(OVERLAY), "Deployment", "honeydue-exporter", workdir,
+                      config_data={"config.yml": yaml.safe_dump(config)}, service_account_dir=sa_dir,
+                      node=NODE_NAMES[0])
     env = service_env(host or cluster.control_plane.api_url(0).split("//")[1].split(":")[0],
-                      port or cluster.api_port)
-    exporter = ExporterProcess(env=env, config_path=config, log_path=workdir / "exporter.log",
-                               wrapper=tuple(in_pod(sa_dir, [])))
+                      port or cluster.api_port) | pod.env
+    exporter = ExporterProcess(env=env, log_path=workdir / "exporter.log", args=pod.run_args, wrapper=pod.wrapper)
     exporter.start()
     return exporter
 
 
 def start_netcheck(cluster: KubeCluster, workdir: Path, node: str = NODE_NAMES[0],
                    interval: float = 2.0) -> ExporterProcess:
-    """The netcheck DaemonSet's pod on `node`: `mode: netcheck`, deploy/base/netcheck.yml's discovery of the
-    api pods, in-cluster with the token of ServiceAccount honeydue-netcheck (deploy/base/netcheck-rbac.yaml)."""
+    """The example overlay's netcheck DaemonSet pod on `node` (its pod spec, as start_exporter's): `mode:
+    netcheck`, deploy/overlays/example/netcheck.yml's discovery of the api pods, in-cluster with the token of
+    ServiceAccount honeydue-netcheck (deploy/base/netcheck-rbac.yaml), NODE_NAME from the downward API."""
     workdir.mkdir(parents=True, exist_ok=True)
     sa_dir = cluster.service_account_dir(workdir / "serviceaccount", NETCHECK_SERVICE_ACCOUNT)
     shipped = yaml.safe_load(NETCHECK_CONFIG.read_text())
-    config = workdir / "netcheck.yml"
-    config.write_text(yaml.safe_dump({
+    config = {
         "mode": "netcheck", "log": {"format": "text", "level": "info"},
         "redis": {"enabled": False}, "postgres": {"pooler": {"enabled": False}, "direct": {"enabled": False}},
         "kubernetes": kubernetes_config(cluster, interval),
-        "tcp": {"interval": interval, "timeout": 0.75 * interval, "node_name": node,
-                "discover": shipped["tcp"]["discover"]},
-    }))
-    env = service_env(cluster.control_plane.api_url(0).split("//")[1].split(":")[0], cluster.api_port)
-    netcheck = ExporterProcess(env=env, config_path=config, log_path=workdir / "netcheck.log",
-                               wrapper=tuple(in_pod(sa_dir, [])))
+        "tcp": {"interval": interval, "timeout": 0.75 * interval, "discover": shipped["tcp"]["discover"]},
+    }
+    pod = pod_process(build(OVERLAY), "DaemonSet", "honeydue-netcheck", workdir,
+                      config_data={"netcheck.yml": yaml.safe_dump(config)}, service_account_dir=sa_dir, node=node)
+    env = service_env(cluster.control_plane.api_url(0).split("//")[1].split(":")[0], cluster.api_port) | pod.env
+    netcheck = ExporterProcess(env=env, log_path=workdir / "netcheck.log", args=pod.run_args, wrapper=pod.wrapper)
     netcheck.start()
     return netcheck
 

@@ -44,6 +44,7 @@ GRACE = 40
 EXPORTER_TOLERATION = 30
 DEFAULT_TOLERATION = 300
 # *_timestamp_seconds series hold seconds since step 0; the runner adds each engine's own clock.
+# DNS lookups of the production config (deploy/overlays/example/config.yml)
 CLUSTER_NAMES = ("api.honeydue.svc.cluster.local", "redis.honeydue.svc.cluster.local")
 UPSTREAM_NAMES = ("smtp.fastmail.com", "myhoneydue.com")  # outside names asked of CoreDNS
 DEPLOYMENTS = {("honeydue", "api"): 3, ("honeydue", "admin"): 1, ("honeydue", "worker"): 1,
