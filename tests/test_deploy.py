@@ -320,7 +320,7 @@ def test_obs_probe_config_and_scrape_job() -> None:
     assert sorted(t["node"] for t in origins) == ["n1", "n2", "n3"]
     assert not effective["redis"]["enabled"] and effective["kubernetes"]["source"] == "off"
     # the exporter's own config probes the same origins, node by node
-    exporter = [t for t in yaml.safe_load((BASE / "config.yml").read_text())["http"]["targets"] if t["role"] == "origin"]
+    exporter = [t for t in yaml.safe_load((OVERLAY / "config.yml").read_text())["http"]["targets"] if t["role"] == "origin"]
     assert [(t["node"], t["url"]) for t in exporter] == [(t["node"], t["url"]) for t in origins]
     scrape = obs / "scrape-obs-probe.yml"
     [job] = yaml.safe_load(scrape.read_text())["scrape_configs"]
