@@ -6,7 +6,7 @@ from exporter.catalog.gates import (
     REDIS_NODE_IN_MAINTENANCE,
     blocked_somewhere,
     grew,
-    unless_network_fault,
+    token_refused,
     unless_not_theirs,
 )
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
@@ -146,8 +146,7 @@ ENTRIES = (
                     '(honeydue_http_up{role="api_deep"} == 0) '
                     f'and on ({BY}) (max by ({BY}) (honeydue_http_up{{role="api_shallow"}}) == 1) '
                     f'unless on ({BY}) (honeydue_postgres_up{{endpoint="pooler"}} == 0) '
-                    'unless (honeydue_http_status_code{role="api_deep"} == 401 '
-                    'or honeydue_http_status_code{role="api_deep"} == 403)', "http_api_deep|postgres_pooler"),
+                    f'unless {token_refused("api_deep")}', "http_api_deep|postgres_pooler"),
                 for_="150s",
                 summary="The api's shallow health check passes while a real request fails or hangs.",
                 description="The deep request {{ $labels.target }} has failed or timed out for 3 minutes while "
@@ -419,7 +418,7 @@ ENTRIES = (
             Alert(
                 name="RedisDown",
                 severity="critical",
-                expr=unless_network_fault(unless_not_theirs("honeydue_redis_up == 0", "redis"))
+                expr=unless_not_theirs("honeydue_redis_up == 0", "redis")
                 + f" unless on ({BY}) {REDIS_NODE_IN_MAINTENANCE} unless on ({BY}) ({QUORUM_LOST})"
                 + f" unless on () {blocked_somewhere('redis')}",
                 for_="2m",

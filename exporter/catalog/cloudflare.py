@@ -14,6 +14,18 @@ OBS_PUBLIC_DOWN = (
     'or absent(up{job="honeydue-obs-probe"} == 1))'
 )
 
+# The exporter is not being scraped (crash loop, not running): its vantage point is gone, the obs box's remains.
+EXPORTER_UNSCRAPED = (
+    '((max(avg_over_time(up{job="honeydue-exporter"}[3m])) < 0.5) or absent(up{job="honeydue-exporter"} == 1))'
+)
+# The obs box alone: its public URL fails while every node's origin answers it (one vantage point, used only
+# while the exporter's is gone).
+OBS_ALONE = (
+    'max by (job, instance) (honeydue_http_up{job="honeydue-obs-probe",role="public"}) == 0 '
+    'and on (job, instance) (min by (job, instance) (honeydue_http_up{job="honeydue-obs-probe",role="origin"}) == 1) '
+    f"and on () {EXPORTER_UNSCRAPED}"
+)
+
 ENTRIES = (
     FailureMode(
         id="cf-edge-pop-outage",
@@ -62,14 +74,15 @@ ENTRIES = (
                 severity="critical",
                 expr=unless_not_theirs(
                     f'max by ({BY}) (honeydue_http_up{{job="honeydue-exporter",role="public"}}) == 0 and {ORIGIN_UP} '
-                    f"and {OBS_PUBLIC_DOWN}", "http_www"),
+                    f"and {OBS_PUBLIC_DOWN}", "http_www") + f" or ({OBS_ALONE})",
                 for_="2m",
                 summary="The public URL fails through Cloudflare from inside and outside the cluster while the origin "
                 "answers directly.",
-                description="For 2 minutes the public URL has failed through Cloudflare from {{ $labels.instance }} and "
-                "from the obs box (two vantage points, usually two POPs; the exporter's alone while the obs-probe "
-                "is down) while every node's origin answers when probed directly. If cloudflarestatus.com confirms "
-                "a global outage, turn the proxy off (grey cloud) on each A record so users reach the nodes directly.",
+                description="For 2 minutes the public URL has failed through Cloudflare as {{ $labels.job }} sees it (the "
+                "exporter in the cluster and the obs box are two vantage points, usually two POPs, and both fail; one "
+                "pages alone while the other is down) while every node's origin answers when probed directly. If "
+                "cloudflarestatus.com confirms a global outage, turn the proxy off (grey cloud) on each A record so "
+                "users reach the nodes directly.",
                 user_facing=True,
             ),
             Alert(

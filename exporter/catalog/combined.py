@@ -33,13 +33,14 @@ SITE_DOWN = (
     f"unless on () ({API_ALL_CRASHLOOPING}) unless on () ({CLUSTER_SILENT}) unless on () {NODES_LOST}"
 )
 # One node's origin fails from outside while another's answers: the users Cloudflare sends there get errors.
-# Only while vmagent reaches that node's netcheck pod: a node off the network is not this (Cloudflare retries
-# another origin on a failed connection), and with nothing from the cluster arriving it cannot be told. Not
-# while Flannel or kube-proxy is broken on it (its Traefik cannot reach the api: their page names the node).
+# Only while the node itself is up: it answers HTTP at all (any status: its Traefik answers with an error), or
+# vmagent reaches its netcheck pod. A node off the network is not this (Cloudflare retries another origin on
+# a failed connection; the node's own alerts speak). Not while Flannel or kube-proxy is broken on it (its
+# Traefik cannot reach the api: their page names the node).
 ORIGIN_FAILING_ON_NODE = (
     f'(honeydue_http_up{{{OBS},role="origin"}} == 0) and on () (max(honeydue_http_up{{{OBS},role="origin"}}) == 1) '
-    'and on (node) label_replace(' + fresh('up{job="honeydue-netcheck"} == 1', 'up{job="honeydue-netcheck"}')
-    + ', "node", "$1", "instance", "netcheck-(.+)") '
+    'and on (node) (label_replace(' + fresh('up{job="honeydue-netcheck"} == 1', 'up{job="honeydue-netcheck"}')
+    + f', "node", "$1", "instance", "netcheck-(.+)") or honeydue_http_status_code{{{OBS},role="origin"}} > 0) '
     f"unless on (node) ({FLANNEL_BROKEN} or {KUBEPROXY_BROKEN})"
 )
 # A rollout in progress: its new pods are not Ready yet and not in the Service either (no 502 from them).

@@ -34,8 +34,17 @@ def failed_because(probes: str, reasons: str = "dns|auth") -> str:
 
 
 def unless_not_theirs(expr: str, probes: str, reasons: str = "dns|auth") -> str:
-    """`expr` about a dependency, quiet while its probes fail because of a name lookup or our credentials."""
-    return f"({expr}) unless on ({BY}) {failed_because(probes, reasons)}"
+    """`expr` about a dependency, quiet while its probes fail because of a name lookup or our credentials, while
+    the same exporter cannot resolve Service names (CoreDNS unreachable from its node: its lookups of outside
+    names time out, reason `timeout`, not `dns`), and while a network fault that explains it has its own page."""
+    return (f"(({expr}) unless on ({BY}) {failed_because(probes, reasons)} unless on ({BY}) {CLUSTER_DNS_FAILING})"
+            f" unless on () {NETWORK_FAULT}")
+
+
+def token_refused(role: str) -> str:
+    """The target of `role` (one the exporter authenticates to) answers 401 or 403: our token, not the target."""
+    selector = f'honeydue_http_status_code{{role="{role}"}}'
+    return f"({selector} == 401 or {selector} == 403)"
 
 
 def unless_cluster_dns(expr: str) -> str:

@@ -14,6 +14,7 @@ from exporter.catalog.gates import (
     OBS_PUBLIC_UP,
     QUORUM_LOST,
     grew,
+    token_refused,
     unless_network_fault,
     unless_not_theirs,
 )
@@ -40,6 +41,8 @@ PROBE_FAILING = (
     f' or ((honeydue_probe_success{{probe=~"kubernetes_pod_metrics_.+"}} == 0) unless on ({BY}) '
     f"({NODE_LIST_FAILING} or {METRICS_API_DOWN})))"
     f' unless on ({BY}, probe) honeydue_probe_error_info{{reason="auth"}}'
+    # lost quorum or a network fault fails probes everywhere (the netcheck pods' lists too): their pages speak
+    f" unless on () ({QUORUM_LOST}) unless on () {NETWORK_FAULT}"
 )
 # vmagent lists the exporter but mostly cannot scrape it (a crash loop at its 300 s back-off answers about one
 # scrape in 11), or no longer lists it (its pod is not Running: Pending, evicted) while netcheck's targets
@@ -210,7 +213,7 @@ ENTRIES = (
                 name="ObsIngestUnhealthy",
                 severity="warning",
                 expr=unless_not_theirs('honeydue_http_up{role="obs_ingest"} == 0 '
-                                       'unless honeydue_http_status_code{role="obs_ingest"} == 401', "http_obs_ingest"),
+                                       f'unless {token_refused("obs_ingest")}', "http_obs_ingest"),
                 for_="10m",
                 summary="The obs box's ingest /health endpoint does not answer 200 to our bearer token.",
                 description="{{ $labels.target }} has failed for 10 minutes (honeydue_http_status_code 0 means no "
@@ -266,7 +269,7 @@ ENTRIES = (
             Alert(
                 name="VmagentMetricsUnreadable",
                 severity="warning",
-                expr=unless_network_fault(unless_not_theirs("honeydue_vmagent_up == 0", "vmagent")),
+                expr=unless_not_theirs("honeydue_vmagent_up == 0", "vmagent"),
                 for_="10m",
                 summary="The exporter cannot read vmagent's own metrics.",
                 description="GET of vmagent's /metrics from {{ $labels.instance }} has failed for 10 minutes, so "

@@ -48,6 +48,20 @@ ENTRIES = (
                 "server node while its established API connection works: a firewall drops new pod -> node:6443 "
                 "connections (sudo ufw status numbered on the nodes). Pods that open new API connections fail.",
             ),
+            Alert(
+                name="KubeApiserverUnansweredOnNode",
+                severity="warning",
+                expr=unless_network_fault(
+                    "(honeydue_kube_apiserver_readyz_up == 0) "
+                    f'and on ({BY}, node) (honeydue_kube_node_status_condition{{condition="Ready",status="true"}} == 1) '
+                    f"and on ({BY}) (max by ({BY}) (honeydue_kube_apiserver_readyz_up) == 1)"),
+                for_="10m",
+                summary="One server node's :6443 does not answer from pods while the node is Ready and the others answer.",
+                description="For 10 minutes {{ $labels.instance }} has had no answer to /readyz/etcd from "
+                "{{ $labels.node }}:6443 while that node is Ready and another server's :6443 answers: a firewall "
+                "on {{ $labels.node }} drops pod -> node:6443 connections (sudo ufw status numbered there; "
+                "kubectl through that node times out).",
+            ),
         ),
         panels=(
             Panel(
@@ -77,7 +91,8 @@ ENTRIES = (
                 summary="Pods on one node cannot reach pods on other nodes over the overlay network.",
                 description="From node {{ $labels.node }} no pod IP on another node has answered TCP connects "
                 "for 3 minutes, while other nodes still reach remote pods: Flannel is broken on "
-                "{{ $labels.node }}. Restart k3s on that node.",
+                "{{ $labels.node }}, or a firewall drops its VXLAN traffic: check sudo ufw status numbered there for "
+                "8472/udp first, else restart k3s on that node.",
                 user_facing=True,
             ),
         ),

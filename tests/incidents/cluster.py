@@ -98,6 +98,7 @@ class State:
     kubeproxy_broken: str = ""
     ufw_block: dict[str, list[str]] = field(default_factory=dict)  # node -> essential targets blocked
     ufw_6443: bool = False                                 # new pod -> node:6443 connections dropped
+    ufw_6443_on: str = ""                                  # ...by one node's firewall only (its :6443)
     redis: bool = True                                     # the Redis process serves
     redis_oom_errors: int = 0
     worker: bool = True
@@ -708,7 +709,9 @@ def _readyz(out: Series, s: State, sc: dict[str, str]) -> None:
     out.add("honeydue_kube_etcd_quorum", 2, sc)
     lost = quorum_lost(s)
     for node in NODES:
-        answered = up(s, node) and not s.ufw_6443
+        # One node's rule drops the exporter's connects to that node's :6443 only; netcheck lists from its own
+        # node's API server over the host's loopback path, and the `kubernetes` ClusterIP still reaches the others.
+        answered = up(s, node) and not s.ufw_6443 and node != s.ufw_6443_on
         out.add("honeydue_kube_apiserver_readyz_up", 1 if answered else 0, sc, node=node)
         out.add("honeydue_kube_apiserver_etcd_ready", 1 if answered and not lost else 0, sc, node=node)
 
