@@ -134,9 +134,18 @@ def _strip_modifier(expr: str) -> str:
     return expr[_MODIFIER.match(expr).end():].strip()  # type: ignore[union-attr]  # the pattern matches ""
 
 
+_LABEL_FUNCTION = re.compile(r"^label_(?:replace|join)\s*\(")
+
+
 def comparisons(expr: str) -> list[Comparison]:
-    """The top-level comparisons that must hold for the alert to fire (`unless` parts excluded)."""
+    """The top-level comparisons that must hold for the alert to fire (`unless` parts excluded); a
+    label_replace/label_join around the whole expression only renames labels, so its first argument's."""
     expr = strip_parens(expr)
+    relabel = _LABEL_FUNCTION.match(expr)
+    if relabel and _closing(expr, relabel.end() - 1) == len(expr) - 1:
+        inner = expr[relabel.end():-1]
+        commas = [i for i in _depth_zero(inner) if inner[i] == ","]
+        return comparisons(inner[:commas[0]]) if commas else []
     zero = set(_depth_zero(expr))
     cuts = [m for m in _SET_OP.finditer(expr) if m.start() in zero]
     if cuts:

@@ -282,6 +282,9 @@ def test_comparisons_of_an_alert() -> None:
     [ratio] = comparisons("used / (max > 0) > 0.9")
     assert (ratio.lhs, ratio.value) == ("used / (max > 0)", 0.9)
     assert comparisons("absent_over_time(x[3m])") == [] and comparisons("vector(1)") == []
+    # a label_replace around the whole alert only adds a label: its threshold is the inner comparison's
+    [renamed] = comparisons('label_replace(updated < spec, "workload", "$1", "deployment", "(.+)")')
+    assert (renamed.lhs, renamed.op, renamed.rhs) == ("updated", "<", "spec")
 
 
 def test_which_query_shows_a_signal() -> None:

@@ -193,8 +193,9 @@ async def test_nodata_reports_exactly_the_missing_metrics(victoria: VictoriaMetr
 
 async def test_nodata_checks_every_catalog_metric_against_the_tsdb(victoria: VictoriaMetrics) -> None:
     checked = catalog_metrics()
-    assert {"honeydue_tcp_up", "honeydue_vmagent_remotewrite_pending_bytes", "honeydue_exporter_build_info",
-            "honeydue_postgres_up", "honeydue_nodata_metric_missing"} <= set(checked)
+    assert {"honeydue_tcp_up", "honeydue_vmagent_remotewrite_pending_bytes", "honeydue_postgres_up",
+            "honeydue_kube_pod_container_status_last_terminated_timestamp_seconds",
+            "honeydue_nodata_metric_missing"} <= set(checked)
     assert not {"rate", "increase", "max", "by", "node", "role", "absent_over_time"} & set(checked)
     victoria.import_prometheus("honeydue_postgres_up{endpoint=\"pooler\"} 1\n")
     victoria.wait_for_series("honeydue_postgres_up")

@@ -36,11 +36,12 @@ def crashlooping(namespace: str, workload: str) -> str:
 # Redis started within the hour and Asynq's data did not survive it: the queue registry emptied after having
 # members, or the processed counters started again from zero. Read from the TSDB, so an exporter restart
 # in between changes nothing (the exporter keeps no memory of Redis' past).
+# The loss first (the dashboard draws the first comparison: the emptied registry), then the young Redis.
 REDIS_RESTARTED_EMPTY = (
-    f"(honeydue_redis_uptime_seconds < 3600) and on ({BY}) ("
-    f"(max by ({BY}) (max_over_time(honeydue_redis_asynq_queues[2h])) > 0 "
-    f"and max by ({BY}) (min_over_time(honeydue_redis_asynq_queues[1h])) == 0) "
-    f"or (sum by ({BY}) (resets(asynq_tasks_processed_total[1h])) > 0))"
+    f"((max by ({BY}) (min_over_time(honeydue_redis_asynq_queues[1h])) == 0 "
+    f"and max by ({BY}) (max_over_time(honeydue_redis_asynq_queues[2h])) > 0) "
+    f"or (sum by ({BY}) (resets(asynq_tasks_processed_total[1h])) > 0)) "
+    f"and on ({BY}) (honeydue_redis_uptime_seconds < 3600)"
 )
 API_CRASHLOOPING_PODS = (
     f'max by (job, instance, namespace, pod) (max_over_time({WAITING}{{namespace="honeydue",reason="CrashLoopBackOff"}}[5m])) '
@@ -437,10 +438,10 @@ ENTRIES = (
                 expr=REDIS_RESTARTED_EMPTY,
                 for_="1m",
                 summary="Redis restarted without its data: Asynq queue state was lost.",
-                description="Redis started {{ $value | humanizeDuration }} ago and Asynq's data went with the "
-                "restart (its queue registry emptied, or its processed counters started again from zero). In-flight "
-                "jobs were lost; cron re-schedules on its next tick. Make sure the honeydue/redis=true label is on "
-                "a healthy node.",
+                description="Redis, as {{ $labels.instance }} reads it, restarted within the last hour and Asynq's data "
+                "went with the restart (its queue registry emptied, or its processed counters started again from "
+                "zero). In-flight jobs were lost; cron re-schedules on its next tick. Make sure the "
+                "honeydue/redis=true label is on a healthy node.",
             ),
         ),
         panels=(

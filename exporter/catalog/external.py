@@ -1,6 +1,6 @@
 """External service failures: Neon Postgres, Backblaze B2, Fastmail SMTP, Gitea, Cloudflare DNS."""
 
-from exporter.catalog.gates import BY, blocked_somewhere, grew, unless_not_theirs
+from exporter.catalog.gates import BY, OBS_PUBLIC_UP, blocked_somewhere, grew, unless_not_theirs
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
 RETRY = 'asynq_tasks{state="retry"}'
@@ -223,12 +223,15 @@ ENTRIES = (
             Alert(
                 name="PublicDnsResolutionDown",
                 severity="critical",
-                expr=f'max by ({BY}, domain) (honeydue_dns_up{{role="public"}}) == 0',
+                # Quiet while the obs box reaches the site by its name: then the exporter's node cannot reach
+                # the resolvers (its DNS egress), and users can (ClusterDnsUpstreamFailing pages that).
+                expr=f'(max by ({BY}, domain) (honeydue_dns_up{{role="public"}}) == 0) unless on () {OBS_PUBLIC_UP}',
                 for_="3m",
                 summary="No configured resolver resolves a public name.",
                 description="{{ $labels.domain }} has not resolved through any configured resolver for 3 minutes "
-                "(SERVFAIL, NXDOMAIN or timeout: see honeydue_dns_result). Users cannot reach the site; check "
-                "cloudflarestatus.com and the zone in the Cloudflare dashboard.",
+                "(SERVFAIL, NXDOMAIN or timeout: see honeydue_dns_result), and the obs box does not reach the site "
+                "either. Users cannot reach the site; check cloudflarestatus.com and the zone in the Cloudflare "
+                "dashboard.",
                 user_facing=True,
             ),
             Alert(

@@ -54,10 +54,17 @@ def unless_cluster_dns(expr: str) -> str:
 
 # --- the network, as the netcheck pods see it (host network: they survive the faults they watch) ---------
 REMOTE_PODS = 'honeydue_tcp_up{role="pod",path="remote"}'
-# From node X no pod IP on another node answers while other nodes still reach remote pods.
+# From node X no pod IP on another node answers while other nodes still reach remote pods, and no other node
+# reaches a pod on X (discovered targets are named <backend>-pod-<its node>). The second half keeps a healthy
+# node quiet whose only remote pods sit on the broken node (api pods piled on two nodes after a drain).
+PODS_ON_NODE_REACHED = (
+    'label_replace(max by (pod_node) (label_replace('
+    f'{REMOTE_PODS}, "pod_node", "$1", "target", ".+-pod-(.+)")) == 1, "node", "$1", "pod_node", "(.+)")'
+)
 FLANNEL_BROKEN = (
-    f"(max by ({BY}, node) ({REMOTE_PODS}) == 0 "
-    f"and on (job) (max by (job) ({REMOTE_PODS}) == 1))"
+    f"((max by ({BY}, node) ({REMOTE_PODS}) == 0 "
+    f"and on (job) (max by (job) ({REMOTE_PODS}) == 1)) "
+    f"unless on (node) {PODS_ON_NODE_REACHED})"
 )
 # From node X a Service ClusterIP fails while the pod IPs of the same backend answer from there.
 KUBEPROXY_BROKEN = (
@@ -93,16 +100,27 @@ def unless_network_fault(expr: str) -> str:
     return f"({expr}) unless on () {NETWORK_FAULT}"
 
 
-# A path that fails from one node while another node's netcheck pod reaches the same target: that node's path
-# is blocked (a UFW rule), the target is up. An alert about the target (Neon, Redis) stays quiet while this
-# holds anywhere for it: the exporter's own node may be the one blocked, and EssentialTcpPathUnreachable pages.
+# A path that fails from fewer nodes than reach the same target: those nodes' paths are blocked (a UFW rule),
+# the target is up. An alert about the target (Neon, Redis) stays quiet while this holds for it: the exporter's
+# own node may be the one blocked, and EssentialTcpPathUnreachable pages. When most nodes fail, the target (or
+# a firewall on its own node) is the cause, and the target's alert pages.
 ESSENTIAL = 'honeydue_tcp_up{role="essential"}'
 
 
+def minority_failing(failing: str, reaching: str) -> str:
+    """The `failing` series (one per node and target) whose target fewer nodes fail than reach (`reaching`)."""
+    return (f"(({failing}) and on (target) "
+            f"(count by (target) ({reaching}) > on (target) count by (target) ({failing})))")
+
+
 def blocked_somewhere(targets: str) -> str:
-    """Some node cannot connect to one of `targets` (a regex of netcheck target names) while another can."""
+    """Some node has failed to connect to one of `targets` (a regex of netcheck target names) for the last minute
+    while more nodes have reached it throughout: a blocked path, not the target. Steady on both sides, so one
+    node's blip does not mute a real outage of the target (every blip would reset its `for`)."""
     selector = f'honeydue_tcp_up{{role="essential",{match("target", targets)}}}'
-    return f"(count(({selector} == 0) and on (target) (max by (target) ({selector}) == 1)) > 0)"
+    failing = f"max_over_time({selector}[1m]) == 0"
+    reaching = f"min_over_time({selector}[1m]) == 1"
+    return f"(count({minority_failing(failing, reaching)}) > 0)"
 
 
 # The exporter's view of a dependency disagrees with every node's: the nodes reach it, only the exporter does

@@ -5,15 +5,23 @@ node answers (while other nodes reach theirs); kube-proxy broken on X = from X a
 does not answer while the remote pod IPs of the same backend do.
 """
 
-from exporter.catalog.gates import BY, ESSENTIAL, FLANNEL_BROKEN, KUBEPROXY_BROKEN, unless_network_fault
+from exporter.catalog.gates import (
+    BY,
+    ESSENTIAL,
+    FLANNEL_BROKEN,
+    KUBEPROXY_BROKEN,
+    minority_failing,
+    unless_network_fault,
+)
 from exporter.catalog.model import Alert, FailureMode, Panel, Query
 
-# A UFW rule blocks a path on a node: the connect fails from that node while another node's netcheck pod
-# reaches the same target. A dependency that is down for everyone (SMTP, Neon) is its own alert's, at its
-# own severity and runbook; a name that does not resolve from that node (reason dns) is the DNS path's, not
-# a firewall's; Flannel or kube-proxy broken anywhere explains paths that cross them (their own pages).
+# A UFW rule blocks a path on a node: the connect fails from that node while more nodes' netcheck pods reach
+# the same target (when most nodes fail, the target or a firewall on its own node is the cause: its alert). A
+# dependency that is down for everyone (SMTP, Neon) is its own alert's, at its own severity and runbook; a
+# name that does not resolve from that node (reason dns) is the DNS path's, not a firewall's; Flannel or
+# kube-proxy broken anywhere explains paths that cross them (their own pages).
 BLOCKED_ON_NODE = unless_network_fault(
-    f"(({ESSENTIAL} == 0) and on (target) (max by (target) ({ESSENTIAL}) == 1)) "
+    f"{minority_failing(f'{ESSENTIAL} == 0', f'{ESSENTIAL} == 1')} "
     f'unless on ({BY}, target, node) honeydue_tcp_failure_info{{role="essential",reason="dns"}}'
 )
 
@@ -31,9 +39,9 @@ ENTRIES = (
                 severity="critical",
                 expr=BLOCKED_ON_NODE,
                 for_="3m",
-                summary="An essential network path fails from one node while other nodes reach the same target.",
+                summary="An essential network path fails from one node while more nodes reach the same target.",
                 description="TCP connects to {{ $labels.target }} from node {{ $labels.node }} have failed for "
-                "3 minutes while other nodes still connect, so the dependency is up and this node's path is "
+                "3 minutes while more nodes still connect, so the dependency is up and this node's path is "
                 "blocked: sudo ufw status numbered on {{ $labels.node }}.",
                 user_facing=True,
             ),

@@ -9,7 +9,7 @@
   + group_wait                          Alertmanager (deploy/alertmanager) waits this long before the first notification
 
 Probe intervals and timeouts come from the shipped configs (deploy/overlays/example/config.yml for the exporter,
-deploy/base/netcheck.yml for the netcheck DaemonSet, deploy/obs/obs-probe.yml for the obs box's probe), for
+deploy/overlays/example/netcheck.yml for the netcheck DaemonSet, deploy/obs/obs-probe.yml for the obs box's probe), for
 the slowest probe whose metric the expression reads. Budgets by severity: a user-facing outage is paged
 within 5 minutes, any other page within 10, a ticket within 30; an alert over its budget must say why
 (Alert.slow_reason, a chapter fact such as "skew is normal for hours"). docs/time-to-page.md is generated

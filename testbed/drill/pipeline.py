@@ -259,8 +259,3 @@ class Pipeline:
     def _write_exporter_config(self) -> None:
         assert self.exporter.config_path is not None
         self.exporter.config_path.write_text(yaml.safe_dump(self.exporter_config(), sort_keys=False))
-
-    def exporter_metrics(self) -> str:
-        status, body = self.exporter.get("/metrics")
-        assert status == 200, status
-        return body.decode()

@@ -73,9 +73,10 @@ def _stage(path: Path, data: bytes, mode: int, group: int | None) -> None:
 
 
 def pod_process(docs: list[JSON], kind: str, name: str, workdir: Path, *, config_data: Mapping[str, str],
-                service_account_dir: Path | None, node: str) -> PodProcess:
+                service_account_dir: Path | None, node: str, host_ip: str | None = None) -> PodProcess:
     """The `kind`/`name` workload of the rendered `docs` as a process: its one container, its volumes staged in
-    `workdir`, its ConfigMap's data replaced by `config_data` (key -> file text)."""
+    `workdir`, its ConfigMap's data replaced by `config_data` (key -> file text). `node` and `host_ip` are what
+    the downward API gives it (spec.nodeName, status.hostIP)."""
     workload = one(docs, kind, name)
     pod = workload["spec"]["template"]["spec"]
     [container] = pod["containers"]
@@ -139,19 +140,22 @@ def pod_process(docs: list[JSON], kind: str, name: str, workdir: Path, *, config
     wrapper = (unshare, "--mount", "--propagation", "private", "--", "sh", "-c", "\n".join(script), "pod")
     args = list(container.get("args") or [])
     assert not container.get("command") and args[:1] == ["run"], (container.get("command"), args)
-    return PodProcess(wrapper, _env(container, node), tuple(args[1:]), user, groups)
+    return PodProcess(wrapper, _env(container, node, host_ip), tuple(args[1:]), user, groups)
 
 
-def _env(container: JSON, node: str) -> dict[str, str]:
+def _env(container: JSON, node: str, host_ip: str | None) -> dict[str, str]:
     env: dict[str, str] = {}
+    downward = {"spec.nodeName": node, "status.hostIP": host_ip}
     for item in container.get("env") or []:
         if "value" in item:
             env[item["name"]] = str(item["value"])
             continue
         field = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
-        if field != "spec.nodeName":
-            raise NotImplementedError(f"env {item['name']}: only values and spec.nodeName are emulated")
-        env[item["name"]] = node
+        value = downward.get(str(field))
+        if value is None:
+            raise NotImplementedError(f"env {item['name']}: only values, spec.nodeName and status.hostIP (when "
+                                      "given) are emulated")
+        env[item["name"]] = value
     return env
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from testbed.exporter import ExporterProcess, Metrics
 from testbed.kube.cluster import NETCHECK_SERVICE_ACCOUNT, REPO, KubeCluster
-from testbed.kube.control_plane import NODE_NAMES, REPO_BIN, kube_binary
+from testbed.kube.control_plane import NODE_IPS, NODE_NAMES, REPO_BIN, kube_binary
 from testbed.kube.incluster import kubernetes_config, service_env
 from testbed.kube.pod import pod_process
 from testbed.manifests import OVERLAY, build
@@ -77,9 +77,15 @@ def start_netcheck(cluster: KubeCluster, workdir: Path, node: str = NODE_NAMES[0
         "kubernetes": kubernetes_config(cluster, interval),
         "tcp": {"interval": interval, "timeout": 0.75 * interval, "discover": shipped["tcp"]["discover"]},
     }
+    host_ip = NODE_IPS[NODE_NAMES.index(node)]
     pod = pod_process(build(OVERLAY), "DaemonSet", "honeydue-netcheck", workdir,
-                      config_data={"netcheck.yml": yaml.safe_dump(config)}, service_account_dir=sa_dir, node=node)
+                      config_data={"netcheck.yml": yaml.safe_dump(config)}, service_account_dir=sa_dir, node=node,
+                      host_ip=host_ip)
     env = service_env(cluster.control_plane.api_url(0).split("//")[1].split(":")[0], cluster.api_port) | pod.env
+    # The pod spec points it at its own node's API server (status.hostIP, port 6443); the test bed's API servers
+    # listen on one free port on every node IP instead of 6443.
+    assert env["KUBERNETES_SERVICE_HOST"] == host_ip and env["KUBERNETES_SERVICE_PORT"] == "6443", env
+    env["KUBERNETES_SERVICE_PORT"] = env["KUBERNETES_SERVICE_PORT_HTTPS"] = str(cluster.api_port)
     netcheck = ExporterProcess(env=env, log_path=workdir / "netcheck.log", args=pod.run_args, wrapper=pod.wrapper)
     netcheck.start()
     return netcheck
