@@ -33,7 +33,7 @@ from pathlib import Path
 from testbed.kube.incluster import POD_SA_DIR
 from testbed.kube.rest import JSON
 from testbed.manifests import one
-from testbed.paths import DEPLOY
+from testbed.paths import DEPLOY, REPO
 from testbed.procs import require_binary
 
 CONFIG_MAP_MODE, SECRET_MODE = 0o644, 0o644  # Kubernetes' defaultMode when a volume names none
@@ -101,8 +101,9 @@ def pod_process(docs: list[JSON], kind: str, name: str, workdir: Path, *, config
         volume, target = volumes[mount["name"]], mount["mountPath"]
         if "emptyDir" in volume:
             size = (volume["emptyDir"] or {}).get("sizeLimit")
-            empty_dirs.append(f"mount -t tmpfs -o mode=1777{',size=' + _mebibytes(size) if size else ''} "
-                              f"pod-{mount['name']} {shlex.quote(target)}")
+            empty_dirs += _keep_under(target, len(empty_dirs), [
+                f"mount -t tmpfs -o mode=1777{',size=' + _mebibytes(size) if size else ''} "
+                f"pod-{mount['name']} {shlex.quote(target)}"])
             continue
         if "configMap" in volume:
             files = {key: text.encode() for key, text in config_data.items()}
@@ -157,6 +158,18 @@ def _env(container: JSON, node: str, host_ip: str | None) -> dict[str, str]:
                                       "given) are emulated")
         env[item["name"]] = value
     return env
+
+
+def _keep_under(target: str, index: int, mount: list[str]) -> list[str]:
+    """`mount` (an emptyDir's tmpfs on `target`) without hiding what the process runs from: a checkout or a
+    virtualenv under /tmp (CI's clone, test-latest's venv) is held aside first and put back on top."""
+    needed = sorted({p for p in (REPO, Path(sys.prefix).resolve()) if p.is_relative_to(target)})
+    needed = [p for p in needed if not any(p != q and p.is_relative_to(q) for q in needed)]
+    holds = [f"/run/pod-keep-{index}-{i}" for i in range(len(needed))]
+    before = [f"mkdir -p {h} && mount --bind {shlex.quote(str(p))} {h}" for p, h in zip(needed, holds, strict=True)]
+    after = [f"mkdir -p {shlex.quote(str(p))} && mount --move {h} {shlex.quote(str(p))}"
+             for p, h in zip(needed, holds, strict=True)]
+    return before + mount + after
 
 
 def _python_reachable(user: int) -> list[str]:
