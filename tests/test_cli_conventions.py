@@ -8,6 +8,8 @@ every probe's failure counter from 0 for every reason.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import platform
 import re
 import socket
@@ -109,12 +111,18 @@ def test_global_flags_before_the_subcommand_too(tmp_path: Path) -> None:
 
 
 def test_closed_pipe_ends_quietly() -> None:
-    """`honeydue-exporter catalog | head -1`: the reader leaves after one line; no traceback, the SIGPIPE status."""
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "catalog"], stdout=subprocess.PIPE,
+    """`honeydue-exporter catalog | head -c 100`: the reader leaves early; no traceback, the SIGPIPE status.
+
+    The pipe holds 4 KiB (F_SETPIPE_SZ), far less than the table (about 20 KB), so the writer is still writing
+    when the reader leaves, whatever the timing (with the default 64 KiB pipe it could finish first)."""
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", "catalog"], stdout=write_end,
                             stderr=subprocess.PIPE, cwd=REPO)
-    assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline()
-    proc.stdout.close()
+    os.close(write_end)
+    assert proc.stderr is not None
+    assert os.read(read_end, 100)
+    os.close(read_end)
     stderr = proc.stderr.read().decode()
     assert proc.wait(60) == 141, stderr
     assert stderr == ""

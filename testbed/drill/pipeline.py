@@ -54,7 +54,8 @@ class Timing:
 
     alert_for: str = "10s"
     # Windowed alerts resolve one window after the fault ends; the shortest window still holding a transient
-    # fault (the obs box away 20 s: vmagent's errors) past the alert's `for` with margin (fired 11.7 s after).
+    # fault (the obs box away 12 s: vmagent's errors, replayed with its retry back-off) past the alert's `for`
+    # (fired 15 s after the obs box returned).
     range_window: str = "20s"
     scrape_interval: float = 2.0
     evaluation_interval: float = 2.0
